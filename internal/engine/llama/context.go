@@ -1,0 +1,267 @@
+package llama
+
+/*
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// SeqID identifies a sequence (a slot) inside a Context.
+type SeqID int32
+
+// ContextParams configure NewContext. Zero fields take the defaults noted.
+type ContextParams struct {
+	// Size is the KV cache size in tokens, shared by all sequences
+	// (default: the model's training context).
+	Size int
+	// BatchSize is the most tokens one Decode may carry (default 512).
+	BatchSize int
+	// UBatchSize is the physical micro-batch (default BatchSize).
+	UBatchSize int
+	// MaxSeqs is the number of sequences decoded together (default 1).
+	MaxSeqs int
+	// Threads used for decode and prompt processing (default: CPUs).
+	Threads int
+	// NoFlashAttention turns flash attention off. It is on by default:
+	// besides being faster it makes a sequence's results independent of
+	// where its cells sit in the shared cache, so a sequence decodes to
+	// the same tokens alone or batched with others.
+	NoFlashAttention bool
+}
+
+// Context is an inference context: a KV cache holding up to MaxSeqs
+// sequences, decoded together in batches. It must be used from one
+// goroutine at a time (the scheduler's), and closed before its Model.
+type Context struct {
+	c       *C.struct_llama_context
+	mem     C.llama_memory_t
+	model   *Model
+	size    int
+	batch   int
+	maxSeqs int
+}
+
+// NewContext creates a context for m.
+func NewContext(m *Model, p ContextParams) (*Context, error) {
+	if m.c == nil {
+		return nil, ErrClosed
+	}
+	cp := C.llama_context_default_params()
+	if p.Size <= 0 {
+		p.Size = m.meta.ContextTrain
+	}
+	if p.BatchSize <= 0 {
+		p.BatchSize = 512
+	}
+	if p.UBatchSize <= 0 || p.UBatchSize > p.BatchSize {
+		p.UBatchSize = p.BatchSize
+	}
+	if p.MaxSeqs <= 0 {
+		p.MaxSeqs = 1
+	}
+	if max := int(C.llama_max_parallel_sequences()); p.MaxSeqs > max {
+		return nil, fmt.Errorf("llama: %d sequences requested, llama.cpp supports %d: %w", p.MaxSeqs, max, ErrContext)
+	}
+	if p.Threads <= 0 {
+		p.Threads = runtime.NumCPU()
+	}
+	cp.n_ctx = C.uint32_t(p.Size)
+	cp.n_batch = C.uint32_t(p.BatchSize)
+	cp.n_ubatch = C.uint32_t(p.UBatchSize)
+	cp.n_seq_max = C.uint32_t(p.MaxSeqs)
+	cp.n_threads = C.int32_t(p.Threads)
+	cp.n_threads_batch = C.int32_t(p.Threads)
+	// One cache shared by all sequences: a batch may then mix any
+	// sequences with any token counts (prefill chunks beside decode
+	// tokens), and prefixes can be shared between sequences.
+	cp.kv_unified = true
+	cp.no_perf = true
+	if p.NoFlashAttention {
+		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+	} else {
+		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+	}
+	cc := C.llama_init_from_model(m.c, cp)
+	if cc == nil {
+		return nil, fmt.Errorf("llama: context of %d tokens, %d sequences: %w", p.Size, p.MaxSeqs, ErrContext)
+	}
+	return &Context{
+		c:       cc,
+		mem:     C.llama_get_memory(cc),
+		model:   m,
+		size:    int(C.llama_n_ctx(cc)),
+		batch:   int(C.llama_n_batch(cc)),
+		maxSeqs: int(C.llama_n_seq_max(cc)),
+	}, nil
+}
+
+// Size is the KV cache size in tokens.
+func (c *Context) Size() int { return c.size }
+
+// BatchSize is the most tokens one Decode accepts.
+func (c *Context) BatchSize() int { return c.batch }
+
+// MaxSeqs is the number of sequences the context holds.
+func (c *Context) MaxSeqs() int { return c.maxSeqs }
+
+// Model is the model this context runs.
+func (c *Context) Model() *Model { return c.model }
+
+// Device is where the model's layers run (CPU or a GPU index).
+func (c *Context) Device() Device { return c.model.device }
+
+// Decode runs the model over every token in b. Afterwards, logits are
+// available for the batch positions added with logits requested.
+func (c *Context) Decode(b *Batch) error {
+	if c.c == nil {
+		return ErrClosed
+	}
+	if b.n == 0 {
+		return nil
+	}
+	rc := C.llama_decode(c.c, b.c)
+	switch {
+	case rc == 0:
+		return nil
+	case rc == 1:
+		return fmt.Errorf("llama: decode %d tokens: %w", b.n, ErrNoKVSlot)
+	case rc == 2:
+		return fmt.Errorf("llama: decode %d tokens: %w", b.n, ErrDecodeAborted)
+	default:
+		return fmt.Errorf("llama: decode %d tokens: code %d: %w", b.n, int(rc), ErrDecode)
+	}
+}
+
+// Logits copies out the logits for batch position i of the last Decode.
+func (c *Context) Logits(i int) []float32 {
+	p := C.llama_get_logits_ith(c.c, C.int32_t(i))
+	if p == nil {
+		return nil
+	}
+	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(p)), c.model.nVocab)...)
+}
+
+func (c *Context) checkSeq(seq SeqID) error {
+	if seq < 0 || int(seq) >= c.maxSeqs {
+		return fmt.Errorf("llama: sequence %d of %d: %w", seq, c.maxSeqs, ErrSeq)
+	}
+	return nil
+}
+
+// RemoveSeq drops the cells of seq at positions [from, to); to < 0 means
+// to the end. RemoveSeq(seq, 0, -1) frees the whole sequence.
+func (c *Context) RemoveSeq(seq SeqID, from, to int) error {
+	if err := c.checkSeq(seq); err != nil {
+		return err
+	}
+	if !C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), C.llama_pos(from), C.llama_pos(to)) {
+		return fmt.Errorf("llama: remove sequence %d [%d,%d): %w", seq, from, to, ErrSeq)
+	}
+	return nil
+}
+
+// CopySeq makes dst share src's cells at positions [from, to) (to < 0:
+// to the end), so a common prompt prefix is computed once.
+func (c *Context) CopySeq(src, dst SeqID, from, to int) error {
+	if err := c.checkSeq(src); err != nil {
+		return err
+	}
+	if err := c.checkSeq(dst); err != nil {
+		return err
+	}
+	C.llama_memory_seq_cp(c.mem, C.llama_seq_id(src), C.llama_seq_id(dst), C.llama_pos(from), C.llama_pos(to))
+	return nil
+}
+
+// SeqLen is the number of positions seq holds (max position + 1), 0 when
+// empty.
+func (c *Context) SeqLen(seq SeqID) int {
+	if c.checkSeq(seq) != nil {
+		return 0
+	}
+	maxPos := int(C.llama_memory_seq_pos_max(c.mem, C.llama_seq_id(seq)))
+	return maxPos + 1
+}
+
+// KVUsed is the number of cache cells in use, summed over sequences
+// (cells shared through CopySeq count once per sequence).
+func (c *Context) KVUsed() int {
+	used := 0
+	for s := range c.maxSeqs {
+		lo := int(C.llama_memory_seq_pos_min(c.mem, C.llama_seq_id(s)))
+		hi := int(C.llama_memory_seq_pos_max(c.mem, C.llama_seq_id(s)))
+		if lo >= 0 && hi >= lo {
+			used += hi - lo + 1
+		}
+	}
+	return used
+}
+
+// ClearKV empties the whole cache.
+func (c *Context) ClearKV() { C.llama_memory_clear(c.mem, C.bool(true)) }
+
+// Close frees the context.
+func (c *Context) Close() error {
+	if c.c == nil {
+		return ErrClosed
+	}
+	C.llama_free(c.c)
+	c.c = nil
+	return nil
+}
+
+// Batch is a reusable buffer of tokens for Decode, each tagged with its
+// sequence, position and whether its logits are wanted.
+type Batch struct {
+	c   C.struct_llama_batch
+	cap int
+	n   int
+}
+
+// NewBatch allocates a batch for up to capacity tokens.
+func NewBatch(capacity int) *Batch {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Batch{c: C.llama_batch_init(C.int32_t(capacity), 0, 1), cap: capacity}
+}
+
+// Add appends a token of seq at position pos, returning its index in the
+// batch (the index to sample from when logits is true).
+func (b *Batch) Add(tok Token, pos int, seq SeqID, logits bool) (int, error) {
+	if b.n >= b.cap {
+		return -1, fmt.Errorf("llama: batch of %d: %w", b.cap, ErrBatchFull)
+	}
+	i := b.n
+	C.lumen_batch_set(&b.c, C.int32_t(i), C.llama_token(tok), C.llama_pos(pos), C.llama_seq_id(seq), C.bool(logits))
+	b.n++
+	b.c.n_tokens = C.int32_t(b.n)
+	return i, nil
+}
+
+// Len is the number of tokens in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// Cap is the batch capacity.
+func (b *Batch) Cap() int { return b.cap }
+
+// Clear empties the batch for reuse.
+func (b *Batch) Clear() {
+	b.n = 0
+	b.c.n_tokens = 0
+}
+
+// Close frees the batch.
+func (b *Batch) Close() error {
+	if b.cap == 0 {
+		return ErrClosed
+	}
+	C.llama_batch_free(b.c)
+	b.cap, b.n = 0, 0
+	return nil
+}

@@ -1,0 +1,109 @@
+package llama
+
+/*
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// Token is a vocabulary token id.
+type Token int32
+
+// TokenizeOptions control Tokenize.
+type TokenizeOptions struct {
+	// AddSpecial adds BOS/EOS where the model's tokenizer asks for them.
+	AddSpecial bool
+	// ParseSpecial lets special-token text (such as "<s>") in the input
+	// become special tokens instead of plain text.
+	ParseSpecial bool
+}
+
+// Tokenize converts text into tokens.
+func (m *Model) Tokenize(text string, opts TokenizeOptions) ([]Token, error) {
+	if len(text) > math.MaxInt32/2 {
+		return nil, fmt.Errorf("llama: text of %d bytes: %w", len(text), ErrTokenize)
+	}
+	// A token covers at least one byte, plus room for BOS/EOS.
+	out := make([]Token, len(text)+2)
+	var ctext *C.char
+	if len(text) > 0 {
+		ctext = (*C.char)(unsafe.Pointer(unsafe.StringData(text)))
+	}
+	n := C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)),
+		(*C.llama_token)(unsafe.Pointer(unsafe.SliceData(out))), C.int32_t(len(out)),
+		C.bool(opts.AddSpecial), C.bool(opts.ParseSpecial))
+	if n < 0 {
+		if n == math.MinInt32 {
+			return nil, fmt.Errorf("llama: tokenize overflow: %w", ErrTokenize)
+		}
+		out = make([]Token, -n)
+		n = C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)),
+			(*C.llama_token)(unsafe.Pointer(unsafe.SliceData(out))), C.int32_t(len(out)),
+			C.bool(opts.AddSpecial), C.bool(opts.ParseSpecial))
+		if n < 0 {
+			return nil, fmt.Errorf("llama: tokenize: %w", ErrTokenize)
+		}
+	}
+	return out[:n:n], nil
+}
+
+// Piece returns the bytes of one token. A piece may be a fragment of a
+// multi-byte UTF-8 character; package detok assembles text. Special
+// (control) tokens render as their text only when special is true.
+func (m *Model) Piece(tok Token, special bool) ([]byte, error) {
+	if int(tok) < 0 || int(tok) >= m.nVocab {
+		return nil, fmt.Errorf("llama: token %d of %d: %w", tok, m.nVocab, ErrBadToken)
+	}
+	var buf [64]byte
+	n := C.llama_token_to_piece(m.vocab, C.llama_token(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, C.bool(special))
+	if n >= 0 {
+		return append([]byte(nil), buf[:n]...), nil
+	}
+	big := make([]byte, -n)
+	n = C.llama_token_to_piece(m.vocab, C.llama_token(tok), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, C.bool(special))
+	if n < 0 {
+		return nil, fmt.Errorf("llama: piece of token %d: %w", tok, ErrBadToken)
+	}
+	return big[:n], nil
+}
+
+// Detokenize converts a whole token sequence back to text, as the
+// tokenizer's inverse: a leading BOS is dropped and the space the
+// tokenizer inserted before the first word is removed. Bytes that do not
+// form valid UTF-8 are kept as they are.
+func (m *Model) Detokenize(tokens []Token, special bool) (string, error) {
+	for _, t := range tokens {
+		if int(t) < 0 || int(t) >= m.nVocab {
+			return "", fmt.Errorf("llama: token %d of %d: %w", t, m.nVocab, ErrBadToken)
+		}
+	}
+	// llama.cpp only strips the tokenizer's leading space when no BOS
+	// precedes it, so drop the BOS here rather than have it removed there.
+	if !special && len(tokens) > 0 && tokens[0] == m.meta.BOS && m.meta.AddBOS {
+		tokens = tokens[1:]
+	}
+	if len(tokens) == 0 {
+		return "", nil
+	}
+	buf := make([]byte, 8*len(tokens)+16)
+	call := func() C.int32_t {
+		return C.llama_detokenize(m.vocab,
+			(*C.llama_token)(unsafe.Pointer(unsafe.SliceData(tokens))), C.int32_t(len(tokens)),
+			(*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)),
+			C.bool(!special), C.bool(special))
+	}
+	n := call()
+	if n < 0 {
+		buf = make([]byte, -n)
+		n = call()
+		if n < 0 {
+			return "", fmt.Errorf("llama: detokenize: %w", ErrBadToken)
+		}
+	}
+	return string(buf[:n]), nil
+}
