@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/lumenllm/lumen/internal/engine/llama"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// Batcher adapts a llama.Context to scheduler.Engine: it owns the pending
+// batch and the per-sequence samplers' access to the context. Like the
+// context, it belongs to the scheduler's goroutine.
+type Batcher struct {
+	ctx   *llama.Context
+	model *llama.Model
+	batch *llama.Batch
+}
+
+var _ scheduler.Engine = (*Batcher)(nil)
+
+// NewBatcher wraps c; Close frees the batch (not the context).
+func NewBatcher(c *llama.Context) *Batcher {
+	return &Batcher{ctx: c, model: c.Model(), batch: llama.NewBatch(c.BatchSize())}
+}
+
+// Close frees the batch buffer.
+func (b *Batcher) Close() error { return b.batch.Close() }
+
+func (b *Batcher) Slots() int       { return b.ctx.MaxSeqs() }
+func (b *Batcher) ContextSize() int { return b.ctx.Size() }
+func (b *Batcher) BatchSize() int   { return b.ctx.BatchSize() }
+func (b *Batcher) Device() string   { return b.ctx.Device().ID() }
+func (b *Batcher) KVUsed() int      { return b.ctx.KVUsed() }
+
+func (b *Batcher) Add(tok int32, pos, slot int, logits bool) (int, error) {
+	return b.batch.Add(llama.Token(tok), pos, llama.SeqID(slot), logits)
+}
+
+func (b *Batcher) Decode() error {
+	defer b.batch.Clear()
+	return b.ctx.Decode(b.batch)
+}
+
+func (b *Batcher) RemoveSeq(slot, from, to int) error {
+	return b.ctx.RemoveSeq(llama.SeqID(slot), from, to)
+}
+
+func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
+
+func (b *Batcher) Piece(tok int32) ([]byte, error) { return b.model.Piece(llama.Token(tok), false) }
+
+func (b *Batcher) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, error) {
+	s, err := llama.NewSampler(llama.SamplerParams{
+		Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, MinP: p.MinP,
+		RepeatPenalty: p.RepeatPenalty, FrequencyPenalty: p.FrequencyPenalty, PresencePenalty: p.PresencePenalty,
+		Seed: p.Seed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return &sampler{s: s, ctx: b.ctx}, nil
+}
+
+type sampler struct {
+	s   *llama.Sampler
+	ctx *llama.Context
+}
+
+func (s *sampler) Sample(idx int) int32 { return int32(s.s.Sample(s.ctx, idx)) }
+func (s *sampler) Accept(tok int32)     { s.s.Accept(llama.Token(tok)) }
+func (s *sampler) Close() error         { return s.s.Close() }
+
+// Tokenizer adapts a llama.Model to inference.Tokenizer.
+type Tokenizer struct{ Model *llama.Model }
+
+// Tokenize converts text to token ids.
+func (t Tokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error) {
+	toks, err := t.Model.Tokenize(text, llama.TokenizeOptions{AddSpecial: addSpecial, ParseSpecial: parseSpecial})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int32, len(toks))
+	for i, tk := range toks {
+		out[i] = int32(tk)
+	}
+	return out, nil
+}

@@ -1,0 +1,278 @@
+// Package inference is the API-neutral front of the server: it turns a
+// generation request (prompt or chat messages, sampling options) into
+// tokens, validates it, and submits it to the scheduler. The gRPC and HTTP
+// transports call it and only translate formats and errors.
+package inference
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// ErrUnknownModel: the request names a model this server does not serve.
+var ErrUnknownModel = errors.New("unknown model")
+
+// Tokenizer converts text to tokens; it must be safe for concurrent use.
+type Tokenizer interface {
+	Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error)
+}
+
+// ChatRenderer turns chat messages into a prompt (the model's template).
+type ChatRenderer interface {
+	Render(messages []Message, addGenerationPrompt bool) (string, error)
+}
+
+// Submitter is the scheduler as seen from here.
+type Submitter interface {
+	Submit(ctx context.Context, r scheduler.Request) (<-chan scheduler.Event, error)
+	Validate(r scheduler.Request) error
+	SlotContext() int
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Model describes the served model.
+type Model struct {
+	ID          string
+	ContextSize int // tokens per request
+	Created     time.Time
+	OwnedBy     string
+}
+
+// Limits bound requests before they cost anything.
+type Limits struct {
+	// MaxPromptBytes caps prompt and message text (default 1 MiB).
+	MaxPromptBytes int
+	// MaxMessages caps chat messages (default 256).
+	MaxMessages int
+	// DefaultMaxTokens applies when a request gives none (default 256,
+	// capped at the context).
+	DefaultMaxTokens int
+}
+
+// Config builds a Service.
+type Config struct {
+	Model     Model
+	Tokenizer Tokenizer
+	Chat      ChatRenderer
+	Scheduler Submitter
+	Limits    Limits
+}
+
+// Service validates, tokenizes and submits requests.
+type Service struct {
+	cfg Config
+}
+
+// New creates a Service.
+func New(cfg Config) *Service {
+	if cfg.Limits.MaxPromptBytes <= 0 {
+		cfg.Limits.MaxPromptBytes = 1 << 20
+	}
+	if cfg.Limits.MaxMessages <= 0 {
+		cfg.Limits.MaxMessages = 256
+	}
+	if cfg.Limits.DefaultMaxTokens <= 0 {
+		cfg.Limits.DefaultMaxTokens = 256
+	}
+	return &Service{cfg: cfg}
+}
+
+// GenerateRequest is a transport-neutral generation request.
+type GenerateRequest struct {
+	// ID is the response id; one is made when empty.
+	ID    string
+	Model string // empty: the served model
+	// Exactly one of Prompt and Messages.
+	Prompt   string
+	Messages []Message
+	// MaxTokens: 0 takes the default.
+	MaxTokens int
+	Sampling  scheduler.SamplingParams
+	Stop      []string
+}
+
+// Stream is an accepted request.
+type Stream struct {
+	ID           string
+	Model        string
+	PromptTokens int
+	Events       <-chan scheduler.Event
+}
+
+// Models lists the served models.
+func (s *Service) Models() []Model { return []Model{s.cfg.Model} }
+
+func (s *Service) checkModel(name string) error {
+	if name != "" && name != s.cfg.Model.ID {
+		return fmt.Errorf("model %q (this server serves %q): %w", name, s.cfg.Model.ID, ErrUnknownModel)
+	}
+	return nil
+}
+
+func invalid(field, format string, args ...any) error {
+	return &scheduler.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+func checkText(field, text string, maxBytes int) error {
+	if len(text) > maxBytes {
+		return invalid(field, "is %d bytes; at most %d are allowed", len(text), maxBytes)
+	}
+	if !utf8.ValidString(text) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+// ValidateSampling checks sampling options against their ranges.
+func ValidateSampling(p scheduler.SamplingParams) error {
+	finite := func(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
+	switch {
+	case !finite(p.Temperature) || p.Temperature < 0 || p.Temperature > 2:
+		return invalid("temperature", "must be between 0 and 2, got %v", p.Temperature)
+	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
+		return invalid("top_p", "must be between 0 and 1, got %v", p.TopP)
+	case !finite(p.MinP) || p.MinP < 0 || p.MinP > 1:
+		return invalid("min_p", "must be between 0 and 1, got %v", p.MinP)
+	case p.TopK < 0:
+		return invalid("top_k", "must not be negative, got %d", p.TopK)
+	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0 || p.RepeatPenalty > 10:
+		return invalid("repetition_penalty", "must be between 0 and 10, got %v", p.RepeatPenalty)
+	case !finite(p.FrequencyPenalty) || p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
+		return invalid("frequency_penalty", "must be between -2 and 2, got %v", p.FrequencyPenalty)
+	case !finite(p.PresencePenalty) || p.PresencePenalty < -2 || p.PresencePenalty > 2:
+		return invalid("presence_penalty", "must be between -2 and 2, got %v", p.PresencePenalty)
+	}
+	return nil
+}
+
+// prompt renders and tokenizes the request's input.
+func (s *Service) prompt(req GenerateRequest) ([]int32, error) {
+	lim := s.cfg.Limits
+	var text string
+	parseSpecial := false
+	switch {
+	case req.Prompt != "" && len(req.Messages) > 0:
+		return nil, invalid("prompt", "give either a prompt or messages, not both")
+	case len(req.Messages) > 0:
+		if len(req.Messages) > lim.MaxMessages {
+			return nil, invalid("messages", "has %d messages; at most %d are allowed", len(req.Messages), lim.MaxMessages)
+		}
+		total := 0
+		for i, m := range req.Messages {
+			switch m.Role {
+			case "system", "user", "assistant", "developer", "tool":
+			default:
+				return nil, invalid(fmt.Sprintf("messages[%d].role", i), "%q is not one of system, user, assistant, developer, tool", m.Role)
+			}
+			if err := checkText(fmt.Sprintf("messages[%d].content", i), m.Content, lim.MaxPromptBytes); err != nil {
+				return nil, err
+			}
+			total += len(m.Content)
+		}
+		if total > lim.MaxPromptBytes {
+			return nil, invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
+		}
+		rendered, err := s.cfg.Chat.Render(req.Messages, true)
+		if err != nil {
+			return nil, invalid("messages", "chat template: %v", err)
+		}
+		// The template writes the model's control tokens as text.
+		text, parseSpecial = rendered, true
+	case req.Prompt != "":
+		if err := checkText("prompt", req.Prompt, lim.MaxPromptBytes); err != nil {
+			return nil, err
+		}
+		text = req.Prompt
+	default:
+		return nil, invalid("prompt", "is empty")
+	}
+	toks, err := s.cfg.Tokenizer.Tokenize(text, true, parseSpecial)
+	if err != nil {
+		return nil, invalid("prompt", "cannot be tokenized: %v", err)
+	}
+	return toks, nil
+}
+
+// Generate validates req and submits it. Errors are *scheduler.InvalidError
+// (bad input), ErrUnknownModel, scheduler.ErrQueueFull or
+// scheduler.ErrDraining.
+func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, error) {
+	if err := s.checkModel(req.Model); err != nil {
+		return nil, err
+	}
+	if err := ValidateSampling(req.Sampling); err != nil {
+		return nil, err
+	}
+	for i, st := range req.Stop {
+		if err := checkText(fmt.Sprintf("stop[%d]", i), st, 1024); err != nil {
+			return nil, err
+		}
+	}
+	toks, err := s.prompt(req)
+	if err != nil {
+		return nil, err
+	}
+	maxTokens := req.MaxTokens
+	if maxTokens == 0 {
+		maxTokens = min(s.cfg.Limits.DefaultMaxTokens, s.cfg.Scheduler.SlotContext()-len(toks))
+		maxTokens = max(maxTokens, 1)
+	}
+	id := req.ID
+	if id == "" {
+		id = NewID()
+	}
+	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{
+		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events}, nil
+}
+
+// Tokenize returns the tokens of text as the model sees a prompt.
+func (s *Service) Tokenize(model, text string) ([]int32, error) {
+	if err := s.checkModel(model); err != nil {
+		return nil, err
+	}
+	if err := checkText("text", text, s.cfg.Limits.MaxPromptBytes); err != nil {
+		return nil, err
+	}
+	return s.cfg.Tokenizer.Tokenize(text, true, false)
+}
+
+// NewID makes a random request id.
+func NewID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// API is what the transports call; *Service implements it and transport
+// tests substitute fakes.
+type API interface {
+	Generate(ctx context.Context, req GenerateRequest) (*Stream, error)
+	Tokenize(model, text string) ([]int32, error)
+	Models() []Model
+}
+
+var _ API = (*Service)(nil)
+
+// Readiness reports whether the server should take traffic: false while
+// the model loads and once draining starts.
+type Readiness interface {
+	Ready() bool
+}

@@ -1,0 +1,52 @@
+package scheduler
+
+// Engine is what the batch loop needs from a model runtime. All methods
+// are called from the scheduler's goroutine only.
+type Engine interface {
+	// Slots is the number of sequences decoded together.
+	Slots() int
+	// ContextSize is the KV cache size in tokens, shared by all slots.
+	ContextSize() int
+	// BatchSize is the most tokens one Decode accepts.
+	BatchSize() int
+	// Add appends a token of slot at position pos to the pending batch and
+	// returns its index in the batch (where its logits are when asked).
+	Add(tok int32, pos, slot int, logits bool) (int, error)
+	// Decode runs the pending batch and empties it.
+	Decode() error
+	// NewSampler creates per-sequence sampling state.
+	NewSampler(p SamplingParams) (Sampler, error)
+	// RemoveSeq frees slot's cells at positions [from, to); to < 0 means
+	// to the end.
+	RemoveSeq(slot, from, to int) error
+	// KVUsed is the number of cache cells in use.
+	KVUsed() int
+	// IsEOG reports whether tok ends generation.
+	IsEOG(tok int32) bool
+	// Piece returns the bytes of a token.
+	Piece(tok int32) ([]byte, error)
+	// Device names where the model runs ("cpu", "gpu:0").
+	Device() string
+}
+
+// Sampler picks tokens for one sequence.
+type Sampler interface {
+	// Sample picks the next token from the logits at batch index idx of
+	// the last Decode and records it in the sampler's history.
+	Sample(idx int) int32
+	// Accept records a token in the history without sampling it.
+	Accept(tok int32)
+	Close() error
+}
+
+// SamplingParams choose how a sequence's tokens are picked. The zero
+// value is greedy decoding.
+type SamplingParams struct {
+	Temperature      float32
+	TopK             int
+	TopP, MinP       float32
+	RepeatPenalty    float32
+	FrequencyPenalty float32
+	PresencePenalty  float32
+	Seed             uint32
+}

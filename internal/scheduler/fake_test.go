@@ -1,0 +1,170 @@
+package scheduler
+
+import (
+	"fmt"
+	"sync"
+)
+
+// fakeEngine is a deterministic stand-in for a model. Tokens are bytes
+// (piece of token t is the single byte t) plus eogToken. The "logits" of a
+// position pick a printable byte from a hash of every token the sequence
+// holds, so any mistake in positions, cache reuse or cell removal changes
+// the output.
+type fakeEngine struct {
+	slots, ctxSize, batchSize int
+
+	// gate, when set, makes every Decode wait for a value first, so tests
+	// can hold the loop at a known point.
+	gate chan struct{}
+	// eogAfter, when > 0, makes a sequence emit eogToken once it holds
+	// that many tokens.
+	eogAfter int
+	// failDecode makes the next Decode fail.
+	failDecode bool
+
+	mu      sync.Mutex // guards the fields below, read by tests
+	kv      [][]int32
+	pending []fakeTok
+	next    map[int]int32 // batch index → sampled token of the last Decode
+	steps   [][]fakeTok
+}
+
+type fakeTok struct {
+	tok       int32
+	pos, slot int
+	logits    bool
+}
+
+const eogToken = 256
+
+func newFakeEngine(slots, ctxSize, batchSize int) *fakeEngine {
+	return &fakeEngine{slots: slots, ctxSize: ctxSize, batchSize: batchSize, kv: make([][]int32, slots)}
+}
+
+func (f *fakeEngine) Slots() int       { return f.slots }
+func (f *fakeEngine) ContextSize() int { return f.ctxSize }
+func (f *fakeEngine) BatchSize() int   { return f.batchSize }
+func (f *fakeEngine) Device() string   { return "cpu" }
+func (f *fakeEngine) IsEOG(t int32) bool {
+	return t == eogToken
+}
+
+func (f *fakeEngine) Piece(t int32) ([]byte, error) {
+	if t < 0 || t >= eogToken {
+		return nil, fmt.Errorf("fake: no piece for %d", t)
+	}
+	return []byte{byte(t)}, nil
+}
+
+func (f *fakeEngine) Add(tok int32, pos, slot int, logits bool) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.pending) >= f.batchSize {
+		return -1, fmt.Errorf("fake: batch full")
+	}
+	f.pending = append(f.pending, fakeTok{tok, pos, slot, logits})
+	return len(f.pending) - 1, nil
+}
+
+func (f *fakeEngine) Decode() error {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	batch := f.pending
+	f.pending = nil
+	f.steps = append(f.steps, batch)
+	if f.failDecode {
+		f.failDecode = false
+		return fmt.Errorf("fake: decode failed")
+	}
+	f.next = map[int]int32{}
+	for i, t := range batch {
+		if t.pos != len(f.kv[t.slot]) {
+			return fmt.Errorf("fake: slot %d token at position %d, but it holds %d", t.slot, t.pos, len(f.kv[t.slot]))
+		}
+		if len(f.kv[t.slot]) >= f.ctxSize/f.slots {
+			return fmt.Errorf("fake: slot %d over its context", t.slot)
+		}
+		f.kv[t.slot] = append(f.kv[t.slot], t.tok)
+		if t.logits {
+			f.next[i] = f.predict(f.kv[t.slot])
+		}
+	}
+	return nil
+}
+
+// predict is the fake model: a printable byte from a hash of the history,
+// or EOG once the history is long enough.
+func (f *fakeEngine) predict(hist []int32) int32 {
+	if f.eogAfter > 0 && len(hist) >= f.eogAfter {
+		return eogToken
+	}
+	return fakeNext(hist)
+}
+
+func fakeNext(hist []int32) int32 {
+	h := uint32(2166136261)
+	for _, t := range hist {
+		h = (h ^ uint32(t)) * 16777619
+	}
+	return int32('a' + h%26)
+}
+
+func (f *fakeEngine) RemoveSeq(slot, from, to int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slot < 0 || slot >= f.slots {
+		return fmt.Errorf("fake: slot %d", slot)
+	}
+	if to >= 0 && to < len(f.kv[slot]) {
+		return fmt.Errorf("fake: only suffix removal is modelled")
+	}
+	if from < len(f.kv[slot]) {
+		f.kv[slot] = f.kv[slot][:from]
+	}
+	return nil
+}
+
+func (f *fakeEngine) KVUsed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.kv {
+		n += len(s)
+	}
+	return n
+}
+
+func (f *fakeEngine) NewSampler(SamplingParams) (Sampler, error) { return &fakeSampler{f: f}, nil }
+
+type fakeSampler struct{ f *fakeEngine }
+
+func (s *fakeSampler) Sample(idx int) int32 {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	return s.f.next[idx]
+}
+func (s *fakeSampler) Accept(int32) {}
+func (s *fakeSampler) Close() error { return nil }
+
+// expectText is what the fake model generates for prompt, alone.
+func expectText(prompt []int32, maxTokens int) string {
+	hist := append([]int32(nil), prompt...)
+	out := make([]byte, 0, maxTokens)
+	for range maxTokens {
+		t := fakeNext(hist)
+		out = append(out, byte(t))
+		hist = append(hist, t)
+	}
+	return string(out)
+}
+
+func tokens(s string) []int32 {
+	out := make([]int32, len(s))
+	for i := range len(s) {
+		out[i] = int32(s[i])
+	}
+	return out
+}

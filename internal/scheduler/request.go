@@ -1,0 +1,163 @@
+package scheduler
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Request is one generation request, already tokenized by the caller
+// (tokenization is thread-safe, so it happens on the caller's goroutine).
+type Request struct {
+	// ID identifies the request in results and telemetry.
+	ID string
+	// Prompt is the prompt's tokens (BOS included where the model wants it).
+	Prompt []int32
+	// MaxTokens caps the generated tokens; must be ≥ 1.
+	MaxTokens int
+	Sampling  SamplingParams
+	// Stop strings end generation; they are not part of the output, even
+	// when split across tokens.
+	Stop []string
+}
+
+// FinishReason says why a request stopped, named as in the OpenAI API.
+type FinishReason string
+
+// Finish reasons.
+const (
+	FinishStop      FinishReason = "stop"      // end-of-generation token or stop string
+	FinishLength    FinishReason = "length"    // max tokens or the slot's context is full
+	FinishCancelled FinishReason = "cancelled" // caller went away or shutdown
+	FinishError     FinishReason = "error"     // engine failure
+)
+
+// Event is one message on a request's stream. Text events carry newly
+// completed text; the last event has Done set and carries the Result (and
+// Err when the request failed).
+type Event struct {
+	Text   string
+	Done   bool
+	Result *Result
+	Err    error
+}
+
+// Result summarises a finished request.
+type Result struct {
+	ID     string
+	Finish FinishReason
+	// PromptTokens counts the whole prompt; CachedTokens of them were
+	// reused from the slot's prefix cache rather than computed.
+	PromptTokens, CompletionTokens, CachedTokens int
+	Slot                                         int
+	Timings                                      Timings
+}
+
+// Timings are the wall-clock marks of a request's life, and per-phase
+// detail. The phases add up: Queue + Prefill = TTFT.
+type Timings struct {
+	Enqueued   time.Time // Submit accepted it
+	Admitted   time.Time // it got a slot
+	FirstToken time.Time // its first token was sampled (zero if none)
+	Finished   time.Time
+	// PrefillChunks are the prompt chunks in the order they ran.
+	PrefillChunks []Chunk
+	// DecodeSteps counts the steps that decoded a token of this request;
+	// DecodeBatchSum sums the number of sequences in those steps, so
+	// DecodeBatchSum/DecodeSteps is the mean batch size it shared.
+	DecodeSteps, DecodeBatchSum int
+}
+
+// Chunk is one batch's share of a prompt.
+type Chunk struct {
+	Start, End time.Time
+	Tokens     int
+}
+
+// Queue is the time spent waiting for a slot.
+func (t Timings) Queue() time.Duration { return t.Admitted.Sub(t.Enqueued) }
+
+// Prefill is the time from admission to the first token.
+func (t Timings) Prefill() time.Duration {
+	if t.FirstToken.IsZero() {
+		return t.Finished.Sub(t.Admitted)
+	}
+	return t.FirstToken.Sub(t.Admitted)
+}
+
+// TTFT is the time to first token, from Submit.
+func (t Timings) TTFT() time.Duration {
+	if t.FirstToken.IsZero() {
+		return 0
+	}
+	return t.FirstToken.Sub(t.Enqueued)
+}
+
+// Decode is the time from the first token to the end.
+func (t Timings) Decode() time.Duration {
+	if t.FirstToken.IsZero() {
+		return 0
+	}
+	return t.Finished.Sub(t.FirstToken)
+}
+
+// MeanBatch is the mean number of sequences per decode step.
+func (t Timings) MeanBatch() float64 {
+	if t.DecodeSteps == 0 {
+		return 0
+	}
+	return float64(t.DecodeBatchSum) / float64(t.DecodeSteps)
+}
+
+// request is the scheduler's record of a submitted request.
+type request struct {
+	ctx     context.Context
+	r       Request
+	events  chan Event
+	timings Timings
+}
+
+// stopMatcher withholds text that could be the start of a stop string,
+// so a stop string split across tokens is never emitted.
+type stopMatcher struct {
+	stops []string
+	held  string
+}
+
+// push adds text and returns what may be emitted now, and whether a stop
+// string was found (text from the stop string on is dropped).
+func (m *stopMatcher) push(text string) (string, bool) {
+	buf := m.held + text
+	if len(m.stops) == 0 {
+		m.held = ""
+		return buf, false
+	}
+	cut := -1
+	for _, s := range m.stops {
+		if i := strings.Index(buf, s); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut >= 0 {
+		m.held = ""
+		return buf[:cut], true
+	}
+	keep := 0
+	for _, s := range m.stops {
+		for k := min(len(s)-1, len(buf)); k > keep; k-- {
+			if strings.HasSuffix(buf, s[:k]) {
+				keep = k
+				break
+			}
+		}
+	}
+	m.held = buf[len(buf)-keep:]
+	return buf[:len(buf)-keep], false
+}
+
+// flush releases held text at the end of generation.
+func (m *stopMatcher) flush() string {
+	h := m.held
+	m.held = ""
+	return h
+}

@@ -1,0 +1,573 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/detok"
+)
+
+// Config tunes a Scheduler. Zero fields take the defaults noted.
+type Config struct {
+	// MaxQueue bounds the requests waiting for a slot (default 64); a
+	// Submit beyond it fails at once with ErrQueueFull.
+	MaxQueue int
+	// PrefillChunk caps the prompt tokens one sequence adds to a step
+	// (default 256), so a long prompt never stalls running sequences.
+	PrefillChunk int
+	// MaxStops caps the stop strings of a request (default 8).
+	MaxStops int
+	// NoPrefixCache frees a finished sequence's cells instead of keeping
+	// them for a later request with the same prefix.
+	NoPrefixCache bool
+	// Observer receives step and request records (default: none).
+	Observer Observer
+	// Now is the clock (default time.Now); tests may replace it.
+	Now func() time.Time
+}
+
+// Observer receives the scheduler's records as plain data. It is called
+// on the scheduler goroutine and must not block.
+type Observer interface {
+	// Step is called after every decode step.
+	Step(StepInfo)
+	// Finished is called once per request with its final result; ctx is
+	// the request's context.
+	Finished(ctx context.Context, r Result)
+}
+
+// StepInfo describes one engine step.
+type StepInfo struct {
+	Start, End    time.Time
+	PrefillTokens int
+	DecodeTokens  int
+	KVUsed        int
+	Device        string
+	Seqs          []StepSeq
+	Err           error
+}
+
+// StepSeq is one request's part in a step.
+type StepSeq struct {
+	ID            string
+	Ctx           context.Context
+	Slot          int
+	PrefillTokens int
+	Decode        bool
+}
+
+// Stats is a snapshot of the scheduler's load.
+type Stats struct {
+	Queued, Active, Slots int
+	// KVUsed counts cache cells in use, CachedKV those of them held by
+	// finished sequences for prefix reuse.
+	KVUsed, CachedKV int
+	KVSize           int
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Step(StepInfo)                    {}
+func (nopObserver) Finished(context.Context, Result) {}
+
+// Scheduler runs continuous batching over an Engine.
+type Scheduler struct {
+	eng     Engine
+	cfg     Config
+	slotCtx int // context tokens each slot may use
+
+	submit    chan *request
+	drainReq  chan struct{} // closed by Drain: finish what is in flight, then stop
+	abort     chan struct{} // closed when Drain's deadline passes: cancel the rest
+	done      chan struct{} // closed when Run returns
+	drainOnce sync.Once
+	abortOnce sync.Once
+
+	submitMu sync.Mutex
+	closed   bool // set by Drain under submitMu
+
+	queued   atomic.Int64
+	active   atomic.Int64
+	kvUsed   atomic.Int64
+	cachedKV atomic.Int64
+}
+
+// New creates a scheduler for eng. Run must be started for requests to
+// make progress.
+func New(eng Engine, cfg Config) (*Scheduler, error) {
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 64
+	}
+	if cfg.PrefillChunk <= 0 {
+		cfg.PrefillChunk = 256
+	}
+	if cfg.MaxStops <= 0 {
+		cfg.MaxStops = 8
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if eng.Slots() < 1 || eng.ContextSize() < eng.Slots()*2 || eng.BatchSize() < eng.Slots() {
+		return nil, fmt.Errorf("scheduler: engine with %d slots, context %d, batch %d cannot serve", eng.Slots(), eng.ContextSize(), eng.BatchSize())
+	}
+	return &Scheduler{
+		eng:      eng,
+		cfg:      cfg,
+		slotCtx:  eng.ContextSize() / eng.Slots(),
+		submit:   make(chan *request, cfg.MaxQueue),
+		drainReq: make(chan struct{}),
+		abort:    make(chan struct{}),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// SlotContext is the most tokens (prompt plus output) one request may hold.
+func (s *Scheduler) SlotContext() int { return s.slotCtx }
+
+// Stats returns a snapshot of the load.
+func (s *Scheduler) Stats() Stats {
+	return Stats{
+		Queued:   int(s.queued.Load()),
+		Active:   int(s.active.Load()),
+		Slots:    s.eng.Slots(),
+		KVUsed:   int(s.kvUsed.Load()),
+		CachedKV: int(s.cachedKV.Load()),
+		KVSize:   s.eng.ContextSize(),
+	}
+}
+
+// Validate checks r against the scheduler's limits without submitting it.
+func (s *Scheduler) Validate(r Request) error {
+	switch {
+	case len(r.Prompt) == 0:
+		return invalid("prompt", "is empty")
+	case len(r.Prompt) >= s.slotCtx:
+		return invalid("prompt", "has %d tokens; the context holds %d per request", len(r.Prompt), s.slotCtx)
+	case r.MaxTokens <= 0:
+		return invalid("max_tokens", "must be at least 1, got %d", r.MaxTokens)
+	case r.MaxTokens > s.slotCtx:
+		return invalid("max_tokens", "%d exceeds the context of %d tokens per request", r.MaxTokens, s.slotCtx)
+	case len(r.Stop) > s.cfg.MaxStops:
+		return invalid("stop", "has %d strings; at most %d are allowed", len(r.Stop), s.cfg.MaxStops)
+	}
+	for _, st := range r.Stop {
+		if st == "" {
+			return invalid("stop", "strings must not be empty")
+		}
+	}
+	return nil
+}
+
+// Submit queues r. It fails at once with ErrQueueFull when the queue is
+// full, ErrDraining during shutdown, or an *InvalidError. Otherwise the
+// returned channel delivers text events and, last, a Done event; it is
+// closed after that. Cancelling ctx abandons the request: it leaves the
+// batch at the next step (or before its next prefill chunk) and its cells
+// are freed.
+func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error) {
+	if err := s.Validate(r); err != nil {
+		return nil, err
+	}
+	req := &request{
+		ctx:    ctx,
+		r:      r,
+		events: make(chan Event, r.MaxTokens+2), // at most one event per token, plus the last: never blocks
+	}
+	// The lock orders Submit against Drain, so no request is sent after
+	// the loop may have seen the drain; it is never held across a decode.
+	s.submitMu.Lock()
+	defer s.submitMu.Unlock()
+	if s.closed {
+		return nil, ErrDraining
+	}
+	if n := s.queued.Load(); n >= int64(s.cfg.MaxQueue) {
+		return nil, fmt.Errorf("%d requests waiting: %w", n, ErrQueueFull)
+	}
+	s.queued.Add(1)
+	req.timings.Enqueued = s.cfg.Now()
+	s.submit <- req // cannot block: queued ≤ MaxQueue = cap(submit)
+	return req.events, nil
+}
+
+// Drain stops accepting requests and waits for in-flight ones to finish.
+// When ctx ends first, the remaining requests are cancelled with
+// ErrShutdown. Drain returns after Run has stopped.
+func (s *Scheduler) Drain(ctx context.Context) error {
+	s.drainOnce.Do(func() {
+		s.submitMu.Lock()
+		s.closed = true
+		s.submitMu.Unlock()
+		close(s.drainReq)
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.abortOnce.Do(func() { close(s.abort) })
+		<-s.done
+		return fmt.Errorf("drain: %w", ctx.Err())
+	}
+}
+
+// Draining reports whether Drain has been called.
+func (s *Scheduler) Draining() bool {
+	select {
+	case <-s.drainReq:
+		return true
+	default:
+		return false
+	}
+}
+
+// seq is a request holding a slot.
+type seq struct {
+	req       *request
+	slot      int
+	sampler   Sampler
+	kv        []int32 // tokens at positions 0..len-1 of the slot's cells
+	prefilled int     // prompt tokens in kv (prefill is done at len(prompt))
+	reused    int     // prompt tokens found in the slot's prefix cache
+	next      int32   // sampled token to feed at the next step
+	logitsIdx int
+	generated int
+	text      detok.Stream
+	stops     stopMatcher
+}
+
+func (q *seq) prefilling() bool { return q.prefilled < len(q.req.r.Prompt) }
+
+// Run is the batch loop; it owns the engine until it returns. It returns
+// when ctx is done (cancelling every request with ErrShutdown) or when a
+// Drain has emptied the scheduler.
+func (s *Scheduler) Run(ctx context.Context) error {
+	defer close(s.done)
+	l := &loop{s: s, slots: make([]*seq, s.eng.Slots()), cache: make([][]int32, s.eng.Slots())}
+	drained := false // the drain signal was seen: stop when idle
+	for {
+		if len(l.waiting) == 0 && l.nActive() == 0 {
+			if drained {
+				return nil
+			}
+			// Idle: block until there is work or a reason to stop.
+			select {
+			case req := <-s.submit:
+				l.waiting = append(l.waiting, req)
+			case <-ctx.Done():
+				l.abortAll(ErrShutdown)
+				return ctx.Err()
+			case <-s.abort:
+				l.abortAll(ErrShutdown)
+				return nil
+			case <-s.drainReq:
+				// Submit sends nothing after the drain began, so what
+				// was accepted is in the channel now.
+				l.collect()
+				drained = true
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			l.abortAll(ErrShutdown)
+			return ctx.Err()
+		case <-s.abort:
+			l.abortAll(ErrShutdown)
+			return nil
+		default:
+		}
+		l.collect()
+		l.dropCancelled()
+		l.admit()
+		l.step()
+	}
+}
+
+// loop is the state owned by Run's goroutine.
+type loop struct {
+	s       *Scheduler
+	waiting []*request
+	slots   []*seq    // active sequence per slot, nil when free
+	cache   [][]int32 // tokens a free slot still holds, for prefix reuse
+	admits  []*seq    // active sequences in admission order
+}
+
+func (l *loop) nActive() int { return len(l.admits) }
+
+// collect moves newly submitted requests into the waiting list.
+func (l *loop) collect() {
+	for {
+		select {
+		case req := <-l.s.submit:
+			l.waiting = append(l.waiting, req)
+		default:
+			return
+		}
+	}
+}
+
+// dropCancelled removes requests whose caller has gone away, freeing the
+// cells of those holding slots.
+func (l *loop) dropCancelled() {
+	l.waiting = slices.DeleteFunc(l.waiting, func(req *request) bool {
+		if req.ctx.Err() == nil {
+			return false
+		}
+		l.s.queued.Add(-1)
+		req.timings.Admitted = l.s.cfg.Now()
+		l.finishRequest(req, Result{Finish: FinishCancelled, PromptTokens: len(req.r.Prompt), Slot: -1}, req.ctx.Err())
+		return true
+	})
+	for _, q := range slices.Clone(l.admits) {
+		if err := q.req.ctx.Err(); err != nil {
+			l.release(q, FinishCancelled, err)
+		}
+	}
+}
+
+// admit gives free slots to waiting requests in arrival order, each to
+// the free slot that already holds the longest prefix of its prompt.
+func (l *loop) admit() {
+	for len(l.waiting) > 0 {
+		free := -1
+		best := -1
+		req := l.waiting[0]
+		for i, q := range l.slots {
+			if q != nil {
+				continue
+			}
+			n := commonPrefix(l.cache[i], req.r.Prompt)
+			if n > best {
+				free, best = i, n
+			}
+		}
+		if free < 0 {
+			return
+		}
+		l.waiting = l.waiting[1:]
+		l.s.queued.Add(-1)
+		// At least one prompt token must run to produce logits.
+		reuse := min(best, len(req.r.Prompt)-1)
+		if l.s.cfg.NoPrefixCache {
+			reuse = 0
+		}
+		req.timings.Admitted = l.s.cfg.Now()
+		if err := l.s.eng.RemoveSeq(free, reuse, -1); err != nil {
+			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: free slot %d: %w", ErrEngine, free, err))
+			continue
+		}
+		sampler, err := l.s.eng.NewSampler(req.r.Sampling)
+		if err != nil {
+			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: sampler: %w", ErrEngine, err))
+			continue
+		}
+		q := &seq{
+			req:       req,
+			slot:      free,
+			sampler:   sampler,
+			kv:        append(make([]int32, 0, len(req.r.Prompt)+req.r.MaxTokens), req.r.Prompt[:reuse]...),
+			prefilled: reuse,
+			reused:    reuse,
+			stops:     stopMatcher{stops: req.r.Stop},
+		}
+		l.cache[free] = nil
+		l.slots[free] = q
+		l.admits = append(l.admits, q)
+		l.s.active.Store(int64(len(l.admits)))
+		l.updateKV()
+	}
+}
+
+func commonPrefix(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// step builds and runs one batch: a decode token for every sequence past
+// its prompt, then prompt chunks, in admission order, within the budget.
+func (l *loop) step() {
+	if len(l.admits) == 0 {
+		return
+	}
+	s := l.s
+	info := StepInfo{Start: s.cfg.Now(), Device: s.eng.Device()}
+	budget := s.eng.BatchSize()
+	var withLogits []*seq
+	chunks := map[*seq]int{}
+	add := func(q *seq, tok int32, logits bool) error {
+		idx, err := s.eng.Add(tok, len(q.kv), q.slot, logits)
+		if err != nil {
+			return err
+		}
+		q.kv = append(q.kv, tok)
+		if logits {
+			q.logitsIdx = idx
+			withLogits = append(withLogits, q)
+		}
+		budget--
+		return nil
+	}
+	var err error
+	for _, q := range l.admits {
+		if q.prefilling() || err != nil {
+			continue
+		}
+		err = add(q, q.next, true)
+		info.DecodeTokens++
+		info.Seqs = append(info.Seqs, StepSeq{ID: q.req.r.ID, Ctx: q.req.ctx, Slot: q.slot, Decode: true})
+	}
+	for _, q := range l.admits {
+		if !q.prefilling() || budget <= 0 || err != nil {
+			continue
+		}
+		prompt := q.req.r.Prompt
+		n := min(len(prompt)-q.prefilled, budget, s.cfg.PrefillChunk)
+		for i := range n {
+			p := q.prefilled + i
+			if err = add(q, prompt[p], p == len(prompt)-1); err != nil {
+				break
+			}
+		}
+		q.prefilled += n
+		chunks[q] = n
+		info.PrefillTokens += n
+		info.Seqs = append(info.Seqs, StepSeq{ID: q.req.r.ID, Ctx: q.req.ctx, Slot: q.slot, PrefillTokens: n})
+	}
+	if err == nil {
+		err = s.eng.Decode()
+	}
+	info.End = s.cfg.Now()
+	if err != nil {
+		// The batch is lost; fail every sequence that was in it.
+		info.Err = err
+		for _, st := range info.Seqs {
+			if q := l.slots[st.Slot]; q != nil {
+				l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+			}
+		}
+		l.updateKV()
+		info.KVUsed = s.eng.KVUsed()
+		s.cfg.Observer.Step(info)
+		return
+	}
+	for q, n := range chunks {
+		q.req.timings.PrefillChunks = append(q.req.timings.PrefillChunks, Chunk{Start: info.Start, End: info.End, Tokens: n})
+	}
+	nSeqs := len(info.Seqs)
+	for _, q := range withLogits {
+		if !q.prefilling() && q.generated > 0 {
+			q.req.timings.DecodeSteps++
+			q.req.timings.DecodeBatchSum += nSeqs
+		}
+		l.accept(q, q.sampler.Sample(q.logitsIdx), info.End)
+	}
+	l.updateKV()
+	info.KVUsed = s.eng.KVUsed()
+	s.cfg.Observer.Step(info)
+}
+
+// accept handles a sampled token: stop conditions, text, events.
+func (l *loop) accept(q *seq, tok int32, now time.Time) {
+	t := &q.req.timings
+	if t.FirstToken.IsZero() {
+		t.FirstToken = now
+	}
+	if l.s.eng.IsEOG(tok) {
+		l.emit(q, q.text.Flush()+q.stops.flush())
+		l.release(q, FinishStop, nil)
+		return
+	}
+	q.generated++
+	piece, err := l.s.eng.Piece(tok)
+	if err != nil {
+		l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+		return
+	}
+	text, stopped := q.stops.push(q.text.Add(piece))
+	l.emit(q, text)
+	switch {
+	case stopped:
+		l.release(q, FinishStop, nil)
+	case q.generated >= q.req.r.MaxTokens || len(q.kv) >= l.s.slotCtx:
+		l.emit(q, q.text.Flush()+q.stops.flush())
+		l.release(q, FinishLength, nil)
+	default:
+		q.next = tok
+	}
+}
+
+func (l *loop) emit(q *seq, text string) {
+	if text != "" {
+		q.req.events <- Event{Text: text}
+	}
+}
+
+// release ends an active sequence: its slot is freed at once, keeping the
+// cells of a sequence that finished normally as a prefix cache.
+func (l *loop) release(q *seq, finish FinishReason, err error) {
+	keep := finish == FinishStop || finish == FinishLength
+	if keep && !l.s.cfg.NoPrefixCache {
+		l.cache[q.slot] = q.kv
+	} else {
+		l.cache[q.slot] = nil
+		if rmErr := l.s.eng.RemoveSeq(q.slot, 0, -1); rmErr != nil && err == nil {
+			err = fmt.Errorf("%w: free slot %d: %w", ErrEngine, q.slot, rmErr)
+		}
+	}
+	q.sampler.Close()
+	l.slots[q.slot] = nil
+	l.admits = slices.DeleteFunc(l.admits, func(x *seq) bool { return x == q })
+	l.s.active.Store(int64(len(l.admits)))
+	l.updateKV() // before the final event, so callers see the freed cells
+	l.finishRequest(q.req, Result{
+		Finish:           finish,
+		PromptTokens:     len(q.req.r.Prompt),
+		CompletionTokens: q.generated,
+		CachedTokens:     q.reused,
+		Slot:             q.slot,
+	}, err)
+}
+
+// finishRequest sends the final event and closes the stream.
+func (l *loop) finishRequest(req *request, res Result, err error) {
+	req.timings.Finished = l.s.cfg.Now()
+	res.ID = req.r.ID
+	res.Timings = req.timings
+	l.s.cfg.Observer.Finished(req.ctx, res)
+	req.events <- Event{Done: true, Result: &res, Err: err}
+	close(req.events)
+}
+
+// abortAll cancels everything, for shutdown.
+func (l *loop) abortAll(err error) {
+	l.collect()
+	for _, req := range l.waiting {
+		l.s.queued.Add(-1)
+		req.timings.Admitted = l.s.cfg.Now()
+		l.finishRequest(req, Result{Finish: FinishCancelled, PromptTokens: len(req.r.Prompt), Slot: -1}, err)
+	}
+	l.waiting = nil
+	for _, q := range slices.Clone(l.admits) {
+		l.release(q, FinishCancelled, err)
+	}
+}
+
+func (l *loop) updateKV() {
+	cached := 0
+	for i, c := range l.cache {
+		if l.slots[i] == nil {
+			cached += len(c)
+		}
+	}
+	l.s.cachedKV.Store(int64(cached))
+	l.s.kvUsed.Store(int64(l.s.eng.KVUsed()))
+}
