@@ -30,9 +30,9 @@ export LUMEN_TEST_SHARED_MODELS := $(SHARED_MODELS)
 MODEL_CACHE ?= $(HOME)/.cache/lumen/models
 
 FUZZTIME ?= 20s
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-go fuzz lint bench clean tidy-check
+.PHONY: all build run test test-go fuzz lint bench clean tidy-check proto
 
 all: build
 
@@ -52,11 +52,16 @@ test-go:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./internal/gguf/
 	$(GO) test -run='^$$' -fuzz=FuzzStream -fuzztime=$(FUZZTIME) ./internal/detok/
+	$(GO) test -run='^$$' -fuzz=FuzzRender -fuzztime=$(FUZZTIME) ./internal/chat/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Regenerates gen/ from proto/ (buf lint + buf generate, pinned plugins).
+proto:
+	./proto/generate.sh
 
 tidy-check:
 	$(GO) mod tidy -diff

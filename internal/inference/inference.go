@@ -203,6 +203,11 @@ func (s *Service) prompt(req GenerateRequest) ([]int32, error) {
 	if err != nil {
 		return nil, invalid("prompt", "cannot be tokenized: %v", err)
 	}
+	// Most chat templates print bos_token themselves; the tokenizer then
+	// adds a second one in front. Keep one.
+	if parseSpecial && len(toks) >= 2 && toks[0] == toks[1] {
+		toks = toks[1:]
+	}
 	return toks, nil
 }
 
@@ -234,6 +239,11 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	if id == "" {
 		id = NewID()
 	}
+	// Seed 0 means "unset": a fixed seed would make every sampled reply
+	// to the same prompt identical.
+	if req.Sampling.Seed == 0 {
+		req.Sampling.Seed = randomSeed()
+	}
 	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{
 		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop,
 	})
@@ -252,6 +262,12 @@ func (s *Service) Tokenize(model, text string) ([]int32, error) {
 		return nil, err
 	}
 	return s.cfg.Tokenizer.Tokenize(text, true, false)
+}
+
+func randomSeed() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return max(1, uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24)
 }
 
 // NewID makes a random request id.

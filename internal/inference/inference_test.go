@@ -1,0 +1,110 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// byteTokenizer: BOS is 1, then one token per byte (+2). A "<s>" in
+// special-parsing mode becomes BOS.
+type byteTokenizer struct{}
+
+func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error) {
+	var out []int32
+	if addSpecial {
+		out = append(out, 1)
+	}
+	for len(text) > 0 {
+		if parseSpecial && strings.HasPrefix(text, "<s>") {
+			out = append(out, 1)
+			text = text[3:]
+			continue
+		}
+		out = append(out, int32(text[0])+2)
+		text = text[1:]
+	}
+	return out, nil
+}
+
+type bosTemplate struct{}
+
+func (bosTemplate) Render(msgs []Message, _ bool) (string, error) {
+	var sb strings.Builder
+	sb.WriteString("<s>")
+	for _, m := range msgs {
+		sb.WriteString(m.Role + ":" + m.Content + "\n")
+	}
+	return sb.String(), nil
+}
+
+type captureSubmitter struct{ got scheduler.Request }
+
+func (c *captureSubmitter) Submit(_ context.Context, r scheduler.Request) (<-chan scheduler.Event, error) {
+	c.got = r
+	ch := make(chan scheduler.Event)
+	close(ch)
+	return ch, nil
+}
+func (c *captureSubmitter) Validate(scheduler.Request) error { return nil }
+func (c *captureSubmitter) SlotContext() int                 { return 1000 }
+
+func newService(sub *captureSubmitter) *Service {
+	return New(Config{Model: Model{ID: "m"}, Tokenizer: byteTokenizer{}, Chat: bosTemplate{}, Scheduler: sub,
+		Limits: Limits{MaxPromptBytes: 64, MaxMessages: 2}})
+}
+
+func TestGenerateValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		req   GenerateRequest
+		field string
+	}{
+		{"empty", GenerateRequest{}, "prompt"},
+		{"both prompt and messages", GenerateRequest{Prompt: "a", Messages: []Message{{"user", "b"}}}, "prompt"},
+		{"invalid UTF-8", GenerateRequest{Prompt: "a\xffb"}, "prompt"},
+		{"prompt too large", GenerateRequest{Prompt: strings.Repeat("a", 65)}, "prompt"},
+		{"bad role", GenerateRequest{Messages: []Message{{"robot", "x"}}}, "messages[0].role"},
+		{"too many messages", GenerateRequest{Messages: []Message{{"user", "a"}, {"assistant", "b"}, {"user", "c"}}}, "messages"},
+		{"temperature", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{Temperature: 3}}, "temperature"},
+		{"top_p", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopP: 1.5}}, "top_p"},
+		{"top_k", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopK: -1}}, "top_k"},
+		{"stop not UTF-8", GenerateRequest{Prompt: "a", Stop: []string{"\xff"}}, "stop[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := newService(&captureSubmitter{}).Generate(context.Background(), tt.req)
+			var ie *scheduler.InvalidError
+			if !errors.As(err, &ie) || ie.Field != tt.field {
+				t.Errorf("err = %v, want invalid %s", err, tt.field)
+			}
+		})
+	}
+	if _, err := newService(&captureSubmitter{}).Generate(context.Background(), GenerateRequest{Model: "other", Prompt: "a"}); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("unknown model: %v", err)
+	}
+}
+
+func TestGenerateBuildsRequest(t *testing.T) {
+	sub := &captureSubmitter{}
+	s := newService(sub)
+	st, err := s.Generate(context.Background(), GenerateRequest{Messages: []Message{{"user", "hi"}}, MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The template's own <s> and the tokenizer's BOS collapse into one.
+	want, _ := byteTokenizer{}.Tokenize("<s>user:hi\n", false, true)
+	if !slices.Equal(sub.got.Prompt, want) || st.PromptTokens != len(want) {
+		t.Errorf("prompt = %v, want %v", sub.got.Prompt, want)
+	}
+	if sub.got.Sampling.Seed == 0 || sub.got.MaxTokens != 5 || sub.got.ID == "" || st.ID != sub.got.ID {
+		t.Errorf("request = %+v: want a random seed, max 5, an id", sub.got)
+	}
+	if _, err := s.Generate(context.Background(), GenerateRequest{Prompt: "abc"}); err != nil || sub.got.MaxTokens != 256 {
+		t.Errorf("default max tokens = %d (%v), want 256", sub.got.MaxTokens, err)
+	}
+}

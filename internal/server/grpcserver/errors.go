@@ -1,0 +1,56 @@
+package grpcserver
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// errNoResult: the API closed a stream without its final event.
+var errNoResult = errors.New("generation ended without a result")
+
+// toStatus is the one place that turns an error into the status a client
+// sees. Errors that already are statuses (from grpc itself, such as a
+// failed Send) pass through.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var invalid *scheduler.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		st := status.New(codes.InvalidArgument, invalid.Error())
+		if detailed, derr := st.WithDetails(&errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: invalid.Field, Description: invalid.Reason}},
+		}); derr == nil {
+			st = detailed
+		}
+		return st.Err()
+	case errors.Is(err, scheduler.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, inference.ErrUnknownModel):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, scheduler.ErrQueueFull):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	default: // scheduler.ErrEngine and anything unforeseen
+		return status.Error(codes.Internal, err.Error())
+	}
+}

@@ -1,0 +1,728 @@
+package grpcserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeAPI is an inference.API with canned answers.
+type fakeAPI struct {
+	// events is the stream Generate returns; it is closed after them.
+	events []scheduler.Event
+	// live, when set, makes the stream instead, on its own goroutine with
+	// the request's context; it must close events and never block on a
+	// full channel (it has room for 16 events).
+	live func(ctx context.Context, events chan<- scheduler.Event)
+	// err is returned by Generate and Tokenize.
+	err    error
+	tokens []int32
+	models []inference.Model
+	// got, when set, receives every Generate request (the test sizes it).
+	got chan inference.GenerateRequest
+}
+
+func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (*inference.Stream, error) {
+	if f.got != nil {
+		f.got <- req
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	ch := make(chan scheduler.Event, max(len(f.events), 16))
+	if f.live != nil {
+		go f.live(ctx, ch)
+	} else {
+		for _, ev := range f.events {
+			ch <- ev
+		}
+		close(ch)
+	}
+	return &inference.Stream{ID: "req-1", Model: "fake-model", PromptTokens: 5, Events: ch}, nil
+}
+
+func (f *fakeAPI) Tokenize(model, text string) ([]int32, error) { return f.tokens, f.err }
+
+func (f *fakeAPI) Models() []inference.Model { return f.models }
+
+type fakeReady struct{ ready atomic.Bool }
+
+func (r *fakeReady) Ready() bool { return r.ready.Load() }
+
+// harness is a Server on a real 127.0.0.1 listener and a client of it.
+type harness struct {
+	srv    *Server
+	conn   *grpc.ClientConn
+	client lumenv1.LumenServiceClient
+}
+
+func start(t *testing.T, cfg Config) harness {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(cfg)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return harness{srv: srv, conn: conn, client: lumenv1.NewLumenServiceClient(conn)}
+}
+
+// rpc names the two ways to generate; every generation spec runs both.
+type rpc string
+
+const (
+	unary    rpc = "Generate"
+	streamed rpc = "GenerateStream"
+)
+
+// reply is a generation as its client sees it, whichever rpc it used.
+type reply struct {
+	id, model, text string
+	deltas          []string // the text of each stream message before the last
+	finish          lumenv1.FinishReason
+	usage           *lumenv1.Usage
+	timings         *lumenv1.Timings
+}
+
+// streamRequest is req as a GenerateStreamRequest: both have the same
+// fields and numbers, so the wire form converts.
+func streamRequest(t *testing.T, req *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr lumenv1.GenerateStreamRequest
+	if err := proto.Unmarshal(b, &sr); err != nil {
+		t.Fatal(err)
+	}
+	return &sr
+}
+
+func generate(ctx context.Context, t *testing.T, c lumenv1.LumenServiceClient, how rpc, req *lumenv1.GenerateRequest) (reply, error) {
+	t.Helper()
+	if how == unary {
+		resp, err := c.Generate(ctx, req)
+		if err != nil {
+			return reply{}, err
+		}
+		return reply{id: resp.Id, model: resp.Model, text: resp.Text, finish: resp.FinishReason, usage: resp.Usage, timings: resp.Timings}, nil
+	}
+	stream, err := c.GenerateStream(ctx, streamRequest(t, req))
+	if err != nil {
+		return reply{}, err
+	}
+	var r reply
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			t.Fatalf("stream ended without a final message after %q", r.deltas)
+		}
+		if err != nil {
+			return r, err
+		}
+		r.id, r.model = msg.Id, msg.Model
+		r.text += msg.Text
+		if msg.FinishReason == lumenv1.FinishReason_FINISH_REASON_UNSPECIFIED {
+			if msg.Usage != nil || msg.Timings != nil {
+				t.Errorf("message before the last has usage %v, timings %v", msg.Usage, msg.Timings)
+			}
+			r.deltas = append(r.deltas, msg.Text)
+			continue
+		}
+		r.finish, r.usage, r.timings = msg.FinishReason, msg.Usage, msg.Timings
+		if _, err := stream.Recv(); err != io.EOF {
+			t.Errorf("after the final message: %v, want EOF", err)
+		}
+		return r, nil
+	}
+}
+
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func done(finish scheduler.FinishReason, prompt, completion, cached int, tm scheduler.Timings) scheduler.Event {
+	return scheduler.Event{Done: true, Result: &scheduler.Result{
+		ID: "req-1", Finish: finish, PromptTokens: prompt, CompletionTokens: completion, CachedTokens: cached, Timings: tm,
+	}}
+}
+
+func TestGenerateReplies(t *testing.T) {
+	tests := []struct {
+		name        string
+		events      []scheduler.Event
+		wantText    string
+		wantDeltas  []string
+		wantFinish  lumenv1.FinishReason
+		wantUsage   *lumenv1.Usage
+		wantTimings *lumenv1.Timings
+	}{
+		{
+			name: "text then stop",
+			events: []scheduler.Event{
+				{Text: "Hel"}, {Text: "lo, "}, {Text: "world"},
+				done(scheduler.FinishStop, 5, 3, 2, scheduler.Timings{Enqueued: at(0), Admitted: at(2), FirstToken: at(10), Finished: at(50)}),
+			},
+			wantText: "Hello, world", wantDeltas: []string{"Hel", "lo, ", "world"},
+			wantFinish:  lumenv1.FinishReason_FINISH_REASON_STOP,
+			wantUsage:   &lumenv1.Usage{PromptTokens: 5, CompletionTokens: 3, CachedTokens: 2, TotalTokens: 8},
+			wantTimings: &lumenv1.Timings{QueueMs: 2, PrefillMs: 8, TtftMs: 10, DecodeMs: 40},
+		},
+		{
+			name: "max tokens reached, final event carries text",
+			events: []scheduler.Event{
+				{Text: "a"},
+				func() scheduler.Event {
+					ev := done(scheduler.FinishLength, 7, 2, 0, scheduler.Timings{Enqueued: at(0), Admitted: at(0), FirstToken: at(1), Finished: at(3)})
+					ev.Text = "b"
+					return ev
+				}(),
+			},
+			wantText: "ab", wantDeltas: []string{"a"},
+			wantFinish:  lumenv1.FinishReason_FINISH_REASON_LENGTH,
+			wantUsage:   &lumenv1.Usage{PromptTokens: 7, CompletionTokens: 2, TotalTokens: 9},
+			wantTimings: &lumenv1.Timings{PrefillMs: 1, TtftMs: 1, DecodeMs: 2},
+		},
+		{
+			name: "no text generated",
+			events: []scheduler.Event{
+				done(scheduler.FinishStop, 4, 0, 0, scheduler.Timings{Enqueued: at(0), Admitted: at(1), Finished: at(5)}),
+			},
+			wantFinish:  lumenv1.FinishReason_FINISH_REASON_STOP,
+			wantUsage:   &lumenv1.Usage{PromptTokens: 4, TotalTokens: 4},
+			wantTimings: &lumenv1.Timings{QueueMs: 1, PrefillMs: 4},
+		},
+	}
+	for _, tt := range tests {
+		for _, how := range []rpc{unary, streamed} {
+			t.Run(tt.name+"/"+string(how), func(t *testing.T) {
+				h := start(t, Config{API: &fakeAPI{events: tt.events}})
+				got, err := generate(t.Context(), t, h.client, how, &lumenv1.GenerateRequest{Prompt: "hi"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.id != "req-1" || got.model != "fake-model" {
+					t.Errorf("id, model = %q, %q; want req-1, fake-model", got.id, got.model)
+				}
+				if got.text != tt.wantText {
+					t.Errorf("text = %q, want %q", got.text, tt.wantText)
+				}
+				if how == streamed && !slices.Equal(got.deltas, tt.wantDeltas) {
+					t.Errorf("deltas = %q, want %q", got.deltas, tt.wantDeltas)
+				}
+				if got.finish != tt.wantFinish {
+					t.Errorf("finish = %v, want %v", got.finish, tt.wantFinish)
+				}
+				if !proto.Equal(got.usage, tt.wantUsage) {
+					t.Errorf("usage = %v, want %v", got.usage, tt.wantUsage)
+				}
+				if !proto.Equal(got.timings, tt.wantTimings) {
+					t.Errorf("timings = %v, want %v", got.timings, tt.wantTimings)
+				}
+			})
+		}
+	}
+}
+
+func TestGenerateDecodesRequest(t *testing.T) {
+	defaults := scheduler.SamplingParams{Temperature: 1, TopP: 1, RepeatPenalty: 1}
+	tests := []struct {
+		name string
+		give *lumenv1.GenerateRequest
+		// want's seed is checked only when give sets one (unset is random).
+		want inference.GenerateRequest
+	}{
+		{
+			name: "unset sampling takes the defaults",
+			give: &lumenv1.GenerateRequest{Prompt: "hi"},
+			want: inference.GenerateRequest{Prompt: "hi", Sampling: defaults},
+		},
+		{
+			name: "explicit zeros are kept",
+			give: &lumenv1.GenerateRequest{
+				Prompt: "hi", Temperature: proto.Float32(0), TopK: proto.Int32(0), TopP: proto.Float32(0), MinP: proto.Float32(0),
+				RepetitionPenalty: proto.Float32(0), FrequencyPenalty: proto.Float32(0), PresencePenalty: proto.Float32(0), Seed: proto.Uint32(0),
+			},
+			want: inference.GenerateRequest{Prompt: "hi"},
+		},
+		{
+			name: "every field",
+			give: &lumenv1.GenerateRequest{
+				Model: "m", Messages: []*lumenv1.ChatMessage{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}},
+				MaxTokens: 12, Temperature: proto.Float32(0.5), TopK: proto.Int32(40), TopP: proto.Float32(0.9), MinP: proto.Float32(0.05),
+				RepetitionPenalty: proto.Float32(1.1), FrequencyPenalty: proto.Float32(-0.5), PresencePenalty: proto.Float32(0.25),
+				Seed: proto.Uint32(42), Stop: []string{"\n", "END"},
+			},
+			want: inference.GenerateRequest{
+				Model: "m", Messages: []inference.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}},
+				MaxTokens: 12,
+				Sampling: scheduler.SamplingParams{
+					Temperature: 0.5, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1.1, FrequencyPenalty: -0.5, PresencePenalty: 0.25, Seed: 42,
+				},
+				Stop: []string{"\n", "END"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		for _, how := range []rpc{unary, streamed} {
+			t.Run(tt.name+"/"+string(how), func(t *testing.T) {
+				api := &fakeAPI{got: make(chan inference.GenerateRequest, 1), events: []scheduler.Event{done(scheduler.FinishStop, 1, 0, 0, scheduler.Timings{})}}
+				h := start(t, Config{API: api})
+				if _, err := generate(t.Context(), t, h.client, how, tt.give); err != nil {
+					t.Fatal(err)
+				}
+				got := <-api.got
+				want := tt.want
+				if tt.give.Seed == nil {
+					want.Sampling.Seed = got.Sampling.Seed
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("API got\n%#v\nwant\n%#v", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cancelled := func(err error) []scheduler.Event {
+		return []scheduler.Event{{Text: "partial"}, {Done: true, Err: err, Result: &scheduler.Result{Finish: scheduler.FinishCancelled}}}
+	}
+	tests := []struct {
+		name      string
+		api       *fakeAPI
+		give      *lumenv1.GenerateRequest
+		wantCode  codes.Code
+		wantField string // of the google.rpc.BadRequest detail
+	}{
+		{
+			name:     "invalid field",
+			api:      &fakeAPI{err: &scheduler.InvalidError{Field: "temperature", Reason: "must be between 0 and 2, got 3"}},
+			wantCode: codes.InvalidArgument, wantField: "temperature",
+		},
+		{
+			name:     "invalid without a field",
+			api:      &fakeAPI{err: fmt.Errorf("%w: bad", scheduler.ErrInvalid)},
+			wantCode: codes.InvalidArgument,
+		},
+		{
+			name:     "negative max_tokens never reaches the API",
+			api:      &fakeAPI{got: make(chan inference.GenerateRequest)}, // unbuffered: a call would block
+			give:     &lumenv1.GenerateRequest{Prompt: "hi", MaxTokens: -1},
+			wantCode: codes.InvalidArgument, wantField: "max_tokens",
+		},
+		{"unknown model", &fakeAPI{err: fmt.Errorf("model %q: %w", "x", inference.ErrUnknownModel)}, nil, codes.NotFound, ""},
+		{"queue full", &fakeAPI{err: scheduler.ErrQueueFull}, nil, codes.ResourceExhausted, ""},
+		{"draining", &fakeAPI{err: scheduler.ErrDraining}, nil, codes.Unavailable, ""},
+		{"shut down while running", &fakeAPI{events: cancelled(scheduler.ErrShutdown)}, nil, codes.Unavailable, ""},
+		{"cancelled", &fakeAPI{err: context.Canceled}, nil, codes.Canceled, ""},
+		{"cancelled while running", &fakeAPI{events: cancelled(context.Canceled)}, nil, codes.Canceled, ""},
+		{"deadline", &fakeAPI{err: fmt.Errorf("wait: %w", context.DeadlineExceeded)}, nil, codes.DeadlineExceeded, ""},
+		{
+			name: "engine failure",
+			api: &fakeAPI{events: []scheduler.Event{{Done: true, Err: fmt.Errorf("%w: decode: -1", scheduler.ErrEngine),
+				Result: &scheduler.Result{Finish: scheduler.FinishError}}}},
+			wantCode: codes.Internal,
+		},
+		{"unforeseen error", &fakeAPI{err: errors.New("boom")}, nil, codes.Internal, ""},
+		{"stream closed without a final event", &fakeAPI{events: []scheduler.Event{{Text: "a"}}}, nil, codes.Internal, ""},
+		{"final event without a result", &fakeAPI{events: []scheduler.Event{{Done: true}}}, nil, codes.Internal, ""},
+	}
+	for _, tt := range tests {
+		for _, how := range []rpc{unary, streamed} {
+			t.Run(tt.name+"/"+string(how), func(t *testing.T) {
+				h := start(t, Config{API: tt.api})
+				give := tt.give
+				if give == nil {
+					give = &lumenv1.GenerateRequest{Prompt: "hi"}
+				}
+				_, err := generate(t.Context(), t, h.client, how, give)
+				st := status.Convert(err)
+				if st.Code() != tt.wantCode {
+					t.Fatalf("got %v, want code %v", err, tt.wantCode)
+				}
+				var field string
+				for _, d := range st.Details() {
+					if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) > 0 {
+						field = br.FieldViolations[0].Field
+					}
+				}
+				if field != tt.wantField {
+					t.Errorf("BadRequest field = %q, want %q", field, tt.wantField)
+				}
+				if tt.wantField != "" && !bytes.Contains([]byte(st.Message()), []byte(tt.wantField)) {
+					t.Errorf("message %q does not name the field %q", st.Message(), tt.wantField)
+				}
+			})
+		}
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	tests := []struct {
+		name       string
+		api        *fakeAPI
+		wantTokens []int32
+		wantCode   codes.Code
+	}{
+		{"tokens", &fakeAPI{tokens: []int32{1, 15043, 29991}}, []int32{1, 15043, 29991}, codes.OK},
+		{"unknown model", &fakeAPI{err: fmt.Errorf("%w", inference.ErrUnknownModel)}, nil, codes.NotFound},
+		{"invalid text", &fakeAPI{err: &scheduler.InvalidError{Field: "text", Reason: "is not valid UTF-8"}}, nil, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, Config{API: tt.api})
+			resp, err := h.client.Tokenize(t.Context(), &lumenv1.TokenizeRequest{Text: "Hello!"})
+			if status.Code(err) != tt.wantCode {
+				t.Fatalf("got %v, want code %v", err, tt.wantCode)
+			}
+			if !slices.Equal(resp.GetTokens(), tt.wantTokens) {
+				t.Errorf("tokens = %v, want %v", resp.GetTokens(), tt.wantTokens)
+			}
+		})
+	}
+}
+
+func TestListModels(t *testing.T) {
+	h := start(t, Config{API: &fakeAPI{models: []inference.Model{
+		{ID: "demo", ContextSize: 4096, Created: t0, OwnedBy: "lumen"},
+		{ID: "undated", ContextSize: 512},
+	}}})
+	resp, err := h.client.ListModels(t.Context(), &lumenv1.ListModelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &lumenv1.ListModelsResponse{Models: []*lumenv1.Model{
+		{Id: "demo", ContextSize: 4096, Created: timestamppb.New(t0), OwnedBy: "lumen"},
+		{Id: "undated", ContextSize: 512},
+	}}
+	if !proto.Equal(resp, want) {
+		t.Errorf("got %v, want %v", resp, want)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	api := &fakeAPI{events: []scheduler.Event{done(scheduler.FinishStop, 1, 0, 0, scheduler.Timings{})}, tokens: []int32{1}}
+	calls := map[string]func(context.Context, lumenv1.LumenServiceClient) error{
+		"Generate": func(ctx context.Context, c lumenv1.LumenServiceClient) error {
+			_, err := c.Generate(ctx, &lumenv1.GenerateRequest{Prompt: "hi"})
+			return err
+		},
+		"GenerateStream": func(ctx context.Context, c lumenv1.LumenServiceClient) error {
+			s, err := c.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "hi"})
+			for err == nil {
+				_, err = s.Recv()
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		},
+		"Tokenize": func(ctx context.Context, c lumenv1.LumenServiceClient) error {
+			_, err := c.Tokenize(ctx, &lumenv1.TokenizeRequest{Text: "hi"})
+			return err
+		},
+		"ListModels": func(ctx context.Context, c lumenv1.LumenServiceClient) error {
+			_, err := c.ListModels(ctx, &lumenv1.ListModelsRequest{})
+			return err
+		},
+	}
+	tests := []struct {
+		name          string
+		keys          auth.Keys
+		authorization []string // metadata values
+		want          codes.Code
+	}{
+		{"no keys configured", auth.Keys{}, nil, codes.OK},
+		{"right key", auth.NewKeys("k1", "k2"), []string{"Bearer k2"}, codes.OK},
+		{"scheme is case-insensitive", auth.NewKeys("k1"), []string{"bearer k1"}, codes.OK},
+		{"missing key", auth.NewKeys("k1"), nil, codes.Unauthenticated},
+		{"wrong key", auth.NewKeys("k1"), []string{"Bearer k3"}, codes.Unauthenticated},
+		{"other scheme", auth.NewKeys("k1"), []string{"Basic k1"}, codes.Unauthenticated},
+		{"empty bearer", auth.NewKeys("k1"), []string{"Bearer "}, codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		h := start(t, Config{API: api, Keys: tt.keys})
+		for method, call := range calls {
+			t.Run(tt.name+"/"+method, func(t *testing.T) {
+				ctx := t.Context()
+				for _, v := range tt.authorization {
+					ctx = metadata.AppendToOutgoingContext(ctx, "authorization", v)
+				}
+				if err := call(ctx, h.client); status.Code(err) != tt.want {
+					t.Errorf("got %v, want code %v", err, tt.want)
+				}
+			})
+		}
+		t.Run(tt.name+"/health needs no key", func(t *testing.T) {
+			_, err := healthpb.NewHealthClient(h.conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Errorf("health check: %v", err)
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ready := &fakeReady{}
+	ready.ready.Store(true)
+	h := start(t, Config{API: &fakeAPI{}, Ready: ready, Keys: auth.NewKeys("k")})
+	hc := healthpb.NewHealthClient(h.conn)
+
+	// A watch sees the changes SetServing makes.
+	watch, err := hc.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: "lumen.v1.LumenService"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := func(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		resp, err := watch.Recv()
+		if err != nil || resp.Status != want {
+			t.Errorf("watch got %v, %v; want %v", resp.GetStatus(), err, want)
+		}
+	}
+	watched(t, healthpb.HealthCheckResponse_NOT_SERVING)
+
+	const (
+		serving    = healthpb.HealthCheckResponse_SERVING
+		notServing = healthpb.HealthCheckResponse_NOT_SERVING
+	)
+	steps := []struct {
+		name  string
+		do    func()
+		want  healthpb.HealthCheckResponse_ServingStatus
+		watch bool // the step changes what a watch sees
+	}{
+		{"before SetServing(true)", func() {}, notServing, false},
+		{"SetServing(true)", func() { h.srv.SetServing(true) }, serving, true},
+		{"Ready() false", func() { ready.ready.Store(false) }, notServing, false},
+		{"Ready() true again", func() { ready.ready.Store(true) }, serving, false},
+		{"SetServing(false) when draining", func() { h.srv.SetServing(false) }, notServing, true},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			step.do()
+			for _, svc := range []string{"", "lumen.v1.LumenService"} {
+				resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || resp.Status != step.want {
+					t.Errorf("Check(%q) = %v, %v; want %v", svc, resp.GetStatus(), err, step.want)
+				}
+			}
+			list, err := hc.List(t.Context(), &healthpb.HealthListRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for svc, st := range list.Statuses {
+				if st.Status != step.want {
+					t.Errorf("List: %q is %v, want %v", svc, st.Status, step.want)
+				}
+			}
+			if step.watch {
+				watched(t, step.want)
+			}
+		})
+	}
+
+	t.Run("unknown service", func(t *testing.T) {
+		_, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "nope.v1.Nope"})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("got %v, want NotFound", err)
+		}
+	})
+}
+
+func TestReflectionListsServices(t *testing.T) {
+	h := start(t, Config{API: &fakeAPI{}, Keys: auth.NewKeys("k")}) // reflection needs no key
+	stream, err := reflectionpb.NewServerReflectionClient(h.conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"lumen.v1.LumenService", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("services %v lack %s", names, want)
+		}
+	}
+}
+
+// waitForCancel is a live stream: it sends one text event, reports that it
+// started, and when its request's ctx ends reports the ctx error and
+// finishes as the scheduler does.
+func waitForCancel(started chan<- struct{}, cancelled chan<- error) func(context.Context, chan<- scheduler.Event) {
+	return func(ctx context.Context, events chan<- scheduler.Event) {
+		events <- scheduler.Event{Text: "a"}
+		close(started)
+		<-ctx.Done()
+		cancelled <- ctx.Err()
+		events <- scheduler.Event{Done: true, Err: ctx.Err(), Result: &scheduler.Result{Finish: scheduler.FinishCancelled}}
+		close(events)
+	}
+}
+
+func TestClientCancelCancelsRequest(t *testing.T) {
+	for _, how := range []rpc{unary, streamed} {
+		t.Run(string(how), func(t *testing.T) {
+			started, cancelled := make(chan struct{}), make(chan error, 1)
+			h := start(t, Config{API: &fakeAPI{live: waitForCancel(started, cancelled)}})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var callErr <-chan error
+			if how == unary {
+				errc := make(chan error, 1)
+				go func() {
+					_, err := h.client.Generate(ctx, &lumenv1.GenerateRequest{Prompt: "hi"})
+					errc <- err
+				}()
+				callErr = errc
+			} else {
+				stream, err := h.client.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "hi"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg, err := stream.Recv(); err != nil || msg.Text != "a" {
+					t.Fatalf("first message %v, %v; want text a", msg, err)
+				}
+				errc := make(chan error, 1)
+				go func() {
+					_, err := stream.Recv()
+					errc <- err
+				}()
+				callErr = errc
+			}
+			<-started
+			cancel()
+			if err := <-cancelled; !errors.Is(err, context.Canceled) {
+				t.Errorf("API's ctx ended with %v, want context.Canceled", err)
+			}
+			if err := <-callErr; status.Code(err) != codes.Canceled {
+				t.Errorf("call ended with %v, want Canceled", err)
+			}
+		})
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	tests := []struct {
+		name    string
+		running bool // a stream is running when Shutdown starts
+		expired bool // Shutdown's ctx has already ended
+		want    error
+	}{
+		{"idle", false, false, nil},
+		{"running past the deadline: cancelled", true, true, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started, cancelled := make(chan struct{}), make(chan error, 1)
+			h := start(t, Config{API: &fakeAPI{live: waitForCancel(started, cancelled)}})
+			if tt.running {
+				stream, err := h.client.GenerateStream(t.Context(), &lumenv1.GenerateStreamRequest{Prompt: "hi"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := stream.Recv(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			if tt.expired {
+				cancel()
+			}
+			defer cancel()
+			if err := h.srv.Shutdown(ctx); !errors.Is(err, tt.want) {
+				t.Errorf("Shutdown = %v, want %v", err, tt.want)
+			}
+			if tt.running {
+				if err := <-cancelled; !errors.Is(err, context.Canceled) {
+					t.Errorf("running request's ctx ended with %v, want context.Canceled", err)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
+	// Every field is set, so a field added to GenerateStreamRequest but
+	// not here fails the count below.
+	full := &lumenv1.GenerateStreamRequest{
+		Model: "m", Prompt: "p", Messages: []*lumenv1.ChatMessage{{Role: "user", Content: "c"}}, MaxTokens: 3,
+		Temperature: proto.Float32(0.1), TopK: proto.Int32(2), TopP: proto.Float32(0.3), MinP: proto.Float32(0.4),
+		RepetitionPenalty: proto.Float32(0.5), FrequencyPenalty: proto.Float32(0.6), PresencePenalty: proto.Float32(0.7),
+		Seed: proto.Uint32(8), Stop: []string{"s"},
+	}
+	set := 0
+	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })
+	streamFields := full.ProtoReflect().Descriptor().Fields().Len()
+	unaryFields := (&lumenv1.GenerateRequest{}).ProtoReflect().Descriptor().Fields().Len()
+	if set != streamFields || unaryFields != streamFields {
+		t.Fatalf("test sets %d fields; GenerateStreamRequest has %d, GenerateRequest %d", set, streamFields, unaryFields)
+	}
+	det := proto.MarshalOptions{Deterministic: true}
+	want, err := det.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := det.Marshal(unaryRequest(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("unaryRequest lost fields: %v from %v", unaryRequest(full), full)
+	}
+}

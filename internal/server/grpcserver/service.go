@@ -1,0 +1,242 @@
+package grpcserver
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// Sampling defaults of unset request fields, as documented in lumen.proto.
+const (
+	defaultTemperature   = 1
+	defaultTopP          = 1 // off
+	defaultRepeatPenalty = 1 // off
+)
+
+// service implements lumenv1.LumenServiceServer over an inference.API.
+type service struct {
+	lumenv1.UnimplementedLumenServiceServer
+	api inference.API
+}
+
+func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*lumenv1.GenerateResponse, error) {
+	in, err := generateRequest(req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	gen, err := s.api.Generate(ctx, in)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var text strings.Builder
+	for {
+		ev, err := next(ctx, gen)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		text.WriteString(ev.Text)
+		if !ev.Done {
+			continue
+		}
+		end := endOf(ev.Result)
+		return &lumenv1.GenerateResponse{
+			Id:           gen.ID,
+			Model:        gen.Model,
+			Text:         text.String(),
+			FinishReason: end.finish,
+			Usage:        end.usage,
+			Timings:      end.timings,
+			TraceId:      end.traceID,
+		}, nil
+	}
+}
+
+func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc.ServerStreamingServer[lumenv1.GenerateStreamResponse]) error {
+	ctx := stream.Context()
+	in, err := generateRequest(unaryRequest(req))
+	if err != nil {
+		return toStatus(err)
+	}
+	// The scheduler watches ctx: when the client cancels, grpc cancels it
+	// and the request stops.
+	gen, err := s.api.Generate(ctx, in)
+	if err != nil {
+		return toStatus(err)
+	}
+	for {
+		ev, err := next(ctx, gen)
+		if err != nil {
+			return toStatus(err)
+		}
+		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: ev.Text}
+		if ev.Done {
+			end := endOf(ev.Result)
+			msg.FinishReason, msg.Usage, msg.Timings, msg.TraceId = end.finish, end.usage, end.timings, end.traceID
+		} else if ev.Text == "" {
+			continue
+		}
+		if err := stream.Send(msg); err != nil {
+			return toStatus(err)
+		}
+		if ev.Done {
+			return nil
+		}
+	}
+}
+
+func (s *service) Tokenize(_ context.Context, req *lumenv1.TokenizeRequest) (*lumenv1.TokenizeResponse, error) {
+	toks, err := s.api.Tokenize(req.GetModel(), req.GetText())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &lumenv1.TokenizeResponse{Tokens: toks}, nil
+}
+
+func (s *service) ListModels(context.Context, *lumenv1.ListModelsRequest) (*lumenv1.ListModelsResponse, error) {
+	models := s.api.Models()
+	resp := &lumenv1.ListModelsResponse{Models: make([]*lumenv1.Model, len(models))}
+	for i, m := range models {
+		pm := &lumenv1.Model{Id: m.ID, ContextSize: int32(min(m.ContextSize, math.MaxInt32)), OwnedBy: m.OwnedBy}
+		if !m.Created.IsZero() {
+			pm.Created = timestamppb.New(m.Created)
+		}
+		resp.Models[i] = pm
+	}
+	return resp, nil
+}
+
+// next returns the stream's next event; a failed request (its final event
+// carries Err), a final event without a result, a stream closed early and
+// the call's end are errors.
+func next(ctx context.Context, gen *inference.Stream) (scheduler.Event, error) {
+	select {
+	case <-ctx.Done():
+		return scheduler.Event{}, ctx.Err()
+	case ev, ok := <-gen.Events:
+		switch {
+		case !ok:
+			return ev, errNoResult
+		case ev.Done && ev.Err != nil:
+			return ev, ev.Err
+		case ev.Done && ev.Result == nil:
+			return ev, errNoResult
+		}
+		return ev, nil
+	}
+}
+
+// end is what a finished request's Result puts in a reply; unary and
+// streamed replies share it.
+type end struct {
+	finish  lumenv1.FinishReason
+	usage   *lumenv1.Usage
+	timings *lumenv1.Timings
+	traceID string // empty until tracing fills it
+}
+
+func endOf(r *scheduler.Result) end {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return end{
+		finish: finishReason(r.Finish),
+		usage: &lumenv1.Usage{
+			PromptTokens:     int32(r.PromptTokens),
+			CompletionTokens: int32(r.CompletionTokens),
+			CachedTokens:     int32(r.CachedTokens),
+			TotalTokens:      int32(r.PromptTokens + r.CompletionTokens),
+		},
+		timings: &lumenv1.Timings{
+			QueueMs:   ms(r.Timings.Queue()),
+			PrefillMs: ms(r.Timings.Prefill()),
+			TtftMs:    ms(r.Timings.TTFT()),
+			DecodeMs:  ms(r.Timings.Decode()),
+		},
+	}
+}
+
+func finishReason(f scheduler.FinishReason) lumenv1.FinishReason {
+	switch f {
+	case scheduler.FinishStop:
+		return lumenv1.FinishReason_FINISH_REASON_STOP
+	case scheduler.FinishLength:
+		return lumenv1.FinishReason_FINISH_REASON_LENGTH
+	case scheduler.FinishCancelled:
+		return lumenv1.FinishReason_FINISH_REASON_CANCELLED
+	case scheduler.FinishError:
+		return lumenv1.FinishReason_FINISH_REASON_ERROR
+	}
+	return lumenv1.FinishReason_FINISH_REASON_UNSPECIFIED
+}
+
+// generateRequest decodes a request, applying the defaults of unset
+// sampling fields. It checks only what the API cannot see (the sign of
+// max_tokens, which the API reads as "0 = default"); the API validates
+// the rest.
+func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, error) {
+	if r.GetMaxTokens() < 0 {
+		return inference.GenerateRequest{}, &scheduler.InvalidError{
+			Field: "max_tokens", Reason: fmt.Sprintf("must not be negative, got %d", r.GetMaxTokens()),
+		}
+	}
+	var msgs []inference.Message
+	for _, m := range r.GetMessages() {
+		msgs = append(msgs, inference.Message{Role: m.GetRole(), Content: m.GetContent()})
+	}
+	seed := rand.Uint32()
+	if r.Seed != nil {
+		seed = *r.Seed
+	}
+	return inference.GenerateRequest{
+		Model:     r.GetModel(),
+		Prompt:    r.GetPrompt(),
+		Messages:  msgs,
+		MaxTokens: int(r.GetMaxTokens()),
+		Sampling: scheduler.SamplingParams{
+			Temperature:      valueOr(r.Temperature, defaultTemperature),
+			TopK:             int(valueOr(r.TopK, 0)),
+			TopP:             valueOr(r.TopP, defaultTopP),
+			MinP:             valueOr(r.MinP, 0),
+			RepeatPenalty:    valueOr(r.RepetitionPenalty, defaultRepeatPenalty),
+			FrequencyPenalty: valueOr(r.FrequencyPenalty, 0),
+			PresencePenalty:  valueOr(r.PresencePenalty, 0),
+			Seed:             seed,
+		},
+		Stop: r.GetStop(),
+	}, nil
+}
+
+func valueOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// unaryRequest views a stream request as the GenerateRequest it mirrors
+// field for field (a test checks that no field is missed).
+func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
+	return &lumenv1.GenerateRequest{
+		Model:             r.GetModel(),
+		Prompt:            r.GetPrompt(),
+		Messages:          r.GetMessages(),
+		MaxTokens:         r.GetMaxTokens(),
+		Temperature:       r.Temperature,
+		TopK:              r.TopK,
+		TopP:              r.TopP,
+		MinP:              r.MinP,
+		RepetitionPenalty: r.RepetitionPenalty,
+		FrequencyPenalty:  r.FrequencyPenalty,
+		PresencePenalty:   r.PresencePenalty,
+		Seed:              r.Seed,
+		Stop:              r.GetStop(),
+	}
+}
