@@ -1,0 +1,180 @@
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// fakeAPI is an inference.API with canned streams.
+type fakeAPI struct {
+	texts   []string         // text events of every stream
+	result  scheduler.Result // the Done event's result
+	doneErr error            // the Done event's error
+	genErr  error            // Generate's error
+	// hold: after the texts, the stream waits for the request's ctx to
+	// end, then closes cancelled and finishes as the scheduler would.
+	hold      bool
+	started   chan struct{} // closed when a held Generate is called (hold only)
+	cancelled chan struct{} // closed when a held request's ctx ends (hold only)
+	tokens    []int32
+	tokErr    error
+	models    []inference.Model
+
+	mu   sync.Mutex
+	reqs []inference.GenerateRequest
+	wg   sync.WaitGroup // held streams' goroutines
+}
+
+const (
+	fakeID    = "0123abcd"
+	fakeModel = "test-model"
+)
+
+// testResult is a finished request: 7 prompt tokens (2 cached), 3
+// generated; queue 2ms, prefill 3ms, decode 10ms.
+func testResult() scheduler.Result {
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	return scheduler.Result{
+		ID: fakeID, Finish: scheduler.FinishStop, PromptTokens: 7, CompletionTokens: 3, CachedTokens: 2,
+		Timings: scheduler.Timings{
+			Enqueued:   t0,
+			Admitted:   t0.Add(2 * time.Millisecond),
+			FirstToken: t0.Add(5 * time.Millisecond),
+			Finished:   t0.Add(15 * time.Millisecond),
+		},
+	}
+}
+
+func newFake() *fakeAPI {
+	return &fakeAPI{
+		texts:  []string{"Hel", "lo <b>", " world"},
+		result: testResult(),
+		tokens: []int32{1, 15043, 3186},
+		models: []inference.Model{{ID: fakeModel, ContextSize: 4096, Created: time.Unix(1700000000, 0), OwnedBy: "lumen"}},
+	}
+}
+
+func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (*inference.Stream, error) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req)
+	f.mu.Unlock()
+	if f.genErr != nil {
+		return nil, f.genErr
+	}
+	// Room for every event, as the scheduler's channel has.
+	events := make(chan scheduler.Event, len(f.texts)+1)
+	for _, t := range f.texts {
+		events <- scheduler.Event{Text: t}
+	}
+	st := &inference.Stream{ID: fakeID, Model: fakeModel, PromptTokens: f.result.PromptTokens, Events: events}
+	if f.hold {
+		close(f.started)
+		f.wg.Go(func() {
+			<-ctx.Done()
+			close(f.cancelled)
+			res := f.result
+			res.Finish = scheduler.FinishCancelled
+			events <- scheduler.Event{Done: true, Result: &res, Err: ctx.Err()}
+			close(events)
+		})
+		return st, nil
+	}
+	res := f.result
+	events <- scheduler.Event{Done: true, Result: &res, Err: f.doneErr}
+	close(events)
+	return st, nil
+}
+
+func (f *fakeAPI) Tokenize(model, text string) ([]int32, error) {
+	if model != "" && model != fakeModel {
+		return nil, inference.ErrUnknownModel
+	}
+	return f.tokens, f.tokErr
+}
+
+func (f *fakeAPI) Models() []inference.Model { return f.models }
+
+// lastRequest is the last request Generate received.
+func (f *fakeAPI) lastRequest(t *testing.T) inference.GenerateRequest {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		t.Fatal("Generate was not called")
+	}
+	return f.reqs[len(f.reqs)-1]
+}
+
+type fakeReady struct{ ready atomic.Bool }
+
+func (r *fakeReady) Ready() bool { return r.ready.Load() }
+
+// serve runs a Server for cfg (API defaulting to a fresh fake) on
+// 127.0.0.1:0 until the test ends.
+func serve(t *testing.T, cfg Config) (*httptest.Server, *fakeAPI) {
+	t.Helper()
+	fake, _ := cfg.API.(*fakeAPI)
+	if cfg.API == nil {
+		fake = newFake()
+		cfg.API = fake
+	}
+	ts := httptest.NewServer(New(cfg).Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		if fake != nil {
+			fake.wg.Wait()
+		}
+	})
+	return ts, fake
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends one request; header holds extra header name/value pairs.
+func do(t *testing.T, ts *httptest.Server, method, path, body string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// decodeStrict decodes b into v, failing on fields v does not have, so a
+// response with extra fields fails the test.
+func decodeStrict(t *testing.T, b []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+}

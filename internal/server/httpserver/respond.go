@@ -1,0 +1,200 @@
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// marshal encodes v without HTML escaping: generated text is full of '<'
+// and '>' (control tokens, code), and \u003c helps no API client.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// writeJSON writes a complete JSON response.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := marshal(v)
+	if err != nil {
+		// Only a bug can get here (every response type marshals).
+		s.cfg.Logger.ErrorContext(r.Context(), "encoding response", "request", requestLabel(r), "err", err)
+		status, body = http.StatusInternalServerError, []byte(`{"error":{"message":"internal server error","type":"server_error","param":null,"code":"internal_error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n')) // a failed write means the client left; nothing to do
+}
+
+// setResponseHeaders writes the per-request response headers: the
+// request id, and from a finished request's result (nil while streaming,
+// whose headers leave before there is one) its Server-Timing. It is the
+// one place for such headers; tracing adds traceparent here.
+func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Result) {
+	h.Set("X-Request-Id", st.ID)
+	if res != nil {
+		t := res.Timings
+		h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f",
+			millis(t.Queue()), millis(t.Prefill()), millis(t.Decode())))
+	}
+}
+
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3 // ms, to the microsecond
+}
+
+// usage is OpenAI's token accounting.
+type usage struct {
+	PromptTokens        int           `json:"prompt_tokens"`
+	CompletionTokens    int           `json:"completion_tokens"`
+	TotalTokens         int           `json:"total_tokens"`
+	PromptTokensDetails promptDetails `json:"prompt_tokens_details"`
+}
+
+type promptDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+func usageOf(res *scheduler.Result) *usage {
+	return &usage{
+		PromptTokens:        res.PromptTokens,
+		CompletionTokens:    res.CompletionTokens,
+		TotalTokens:         res.PromptTokens + res.CompletionTokens,
+		PromptTokensDetails: promptDetails{CachedTokens: res.CachedTokens},
+	}
+}
+
+// timings is a request's phases in milliseconds: a Lumen extension in
+// OpenAI responses, standard in native ones.
+type timings struct {
+	QueueMS   float64 `json:"queue_ms"`
+	PrefillMS float64 `json:"prefill_ms"`
+	TTFTMS    float64 `json:"ttft_ms"`
+	DecodeMS  float64 `json:"decode_ms"`
+}
+
+func timingsOf(res *scheduler.Result) *timings {
+	t := res.Timings
+	return &timings{QueueMS: millis(t.Queue()), PrefillMS: millis(t.Prefill()), TTFTMS: millis(t.TTFT()), DecodeMS: millis(t.Decode())}
+}
+
+// pump hands each text event of a stream to onText and returns the
+// stream's result. The error is the stream's own (Done.Err), onText's, or
+// context.Canceled-wrapped when the client went away.
+//
+// Returning early without draining events is safe: the scheduler's
+// channel has room for every event, and the same ctx cancellation tells
+// the scheduler to drop the request.
+func pump(ctx context.Context, events <-chan scheduler.Event, onText func(string) error) (*scheduler.Result, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client went away: %w", context.Cause(ctx))
+		case ev, ok := <-events:
+			switch {
+			case !ok:
+				return nil, errNoResult
+			case ev.Done && ev.Err != nil:
+				return ev.Result, ev.Err
+			case ev.Done && ev.Result == nil:
+				return nil, errNoResult
+			case ev.Done:
+				return ev.Result, nil
+			case ev.Text != "":
+				if err := onText(ev.Text); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+// collect reads a whole stream, for non-streaming responses.
+func collect(ctx context.Context, events <-chan scheduler.Event) (string, *scheduler.Result, error) {
+	var sb strings.Builder
+	res, err := pump(ctx, events, func(text string) error {
+		sb.WriteString(text)
+		return nil
+	})
+	return sb.String(), res, err
+}
+
+// streamWriter writes a streamed response one event at a time, flushing
+// each so the client sees tokens as they are made.
+type streamWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	// prefix and suffix frame each JSON value: "data: " and "\n\n" for
+	// server-sent events, "" and "\n" for NDJSON.
+	prefix, suffix string
+}
+
+// startStream sends the headers of a streamed response at once, so the
+// client knows the request was accepted before the first token.
+func startStream(w http.ResponseWriter, st *inference.Stream, contentType, prefix, suffix string) (*streamWriter, error) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // keep reverse proxies (nginx) from buffering the stream
+	setResponseHeaders(h, st, nil)
+	w.WriteHeader(http.StatusOK)
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), prefix: prefix, suffix: suffix}
+	return sw, sw.flush()
+}
+
+func (sw *streamWriter) flush() error {
+	if err := sw.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		// The connection is gone; treat it like a cancelled request.
+		return fmt.Errorf("client went away: %w: %v", context.Canceled, err)
+	}
+	return nil
+}
+
+// send writes one JSON value as one event.
+func (sw *streamWriter) send(v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	return sw.raw(b)
+}
+
+// raw writes one pre-encoded event.
+func (sw *streamWriter) raw(b []byte) error {
+	msg := make([]byte, 0, len(sw.prefix)+len(b)+len(sw.suffix))
+	msg = append(append(append(msg, sw.prefix...), b...), sw.suffix...)
+	if _, err := sw.w.Write(msg); err != nil {
+		return fmt.Errorf("client went away: %w: %v", context.Canceled, err)
+	}
+	return sw.flush()
+}
+
+// streamFailed ends a stream that failed after its headers went out: the
+// status is already 200, so the error travels as the last event. For
+// server-sent events, a [DONE] follows it so that clients waiting for one
+// end cleanly. A client that went away gets nothing.
+func (s *Server) streamFailed(sw *streamWriter, r *http.Request, err error, sse bool) {
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		return
+	}
+	a := s.classifyAndLog(r, err)
+	if sw.send(errorBody{Error: a.detail}) == nil && sse {
+		_ = sw.raw([]byte("[DONE]"))
+	}
+}

@@ -1,0 +1,179 @@
+// Package httpserver owns Lumen's HTTP transport: the OpenAI-compatible
+// routes (/v1/completions, /v1/chat/completions, /v1/models), the native
+// curl-friendly routes (/generate, /tokenize) and the health probes
+// (/healthz, /readyz).
+//
+// It decodes and validates request bodies, checks API keys, calls
+// inference.API and writes its results as JSON, server-sent events or
+// newline-delimited JSON. It does no inference work itself. Every error,
+// whatever its source, becomes a status code and an OpenAI-style error
+// body in one function, classify.
+//
+// Defaults are the wire format's: an OpenAI request without a temperature
+// samples at 1, as the OpenAI API documents; a native /generate request
+// without one decodes greedily, the inference default. A request without
+// max_tokens gets the inference default.
+//
+// A client that disconnects cancels its request: handlers pass the
+// request's context to inference.API.Generate, and streaming handlers stop
+// at once when it ends.
+package httpserver
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/inference"
+)
+
+// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Config builds a Server.
+type Config struct {
+	// API serves the inference routes. Required.
+	API inference.API
+	// Ready answers /readyz; nil means always ready.
+	Ready inference.Readiness
+	// Keys guard the inference routes (/v1/*, /generate, /tokenize); the
+	// zero value lets every request through. Health routes are open.
+	Keys auth.Keys
+	// MaxBodyBytes caps a request body (default DefaultMaxBodyBytes);
+	// larger bodies get 413.
+	MaxBodyBytes int64
+	// Logger receives server-side failures (5xx) and streams that fail
+	// after their headers went out; nil discards them.
+	Logger *slog.Logger
+	// Middleware, when set, wraps the whole handler, e.g. with otelhttp.
+	Middleware func(http.Handler) http.Handler
+}
+
+// Server is the HTTP transport. It holds no per-request state.
+type Server struct {
+	cfg     Config
+	handler http.Handler
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg}
+	s.handler = s.routes()
+	if cfg.Middleware != nil {
+		s.handler = cfg.Middleware(s.handler)
+	}
+	return s
+}
+
+// Handler returns the server's handler, to mount on an http.Server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// routes builds the mux. Each path also gets a method-less pattern so a
+// wrong method is answered by this package (405 with an error body and an
+// Allow header) rather than by ServeMux's plain-text reply; the
+// method-specific pattern is more specific, so it wins for its method.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(method, path string, h http.HandlerFunc) {
+		mux.Handle(method+" "+path, h)
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD" // ServeMux serves HEAD with GET handlers
+		}
+		mux.Handle(path, s.methodNotAllowed(allow))
+	}
+	handle(http.MethodPost, "/v1/completions", s.authed(s.completions))
+	handle(http.MethodPost, "/v1/chat/completions", s.authed(s.chatCompletions))
+	handle(http.MethodGet, "/v1/models", s.authed(s.listModels))
+	handle(http.MethodGet, "/v1/models/{model...}", s.authed(s.getModel))
+	handle(http.MethodPost, "/generate", s.authed(s.generate))
+	handle(http.MethodPost, "/tokenize", s.authed(s.tokenize))
+	handle(http.MethodGet, "/healthz", s.healthz)
+	handle(http.MethodGet, "/readyz", s.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fmt.Errorf("%w: %s %s", errNoRoute, r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// authed checks the request's bearer key before h runs.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cfg.Keys.Check(auth.BearerToken(r.Header.Get("Authorization"))); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.writeError(w, r, fmt.Errorf("%w: %s %s (allowed: %s)", errMethod, r.Method, r.URL.Path, allow))
+	}
+}
+
+// healthz says the process is up; it never depends on the model.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeText(w, http.StatusOK, "ok\n")
+}
+
+// readyz says whether to route traffic here: not while the model loads
+// nor once draining starts.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Ready != nil && !s.cfg.Ready.Ready() {
+		writeText(w, http.StatusServiceUnavailable, "not ready\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// listModels answers GET /v1/models.
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	models := s.cfg.API.Models()
+	list := modelList{Object: "list", Data: make([]modelObject, 0, len(models))}
+	for _, m := range models {
+		list.Data = append(list.Data, toModelObject(m))
+	}
+	s.writeJSON(w, r, http.StatusOK, list)
+}
+
+// getModel answers GET /v1/models/{model}. Model ids may contain slashes
+// ("org/name"), hence the {model...} wildcard.
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("model")
+	for _, m := range s.cfg.API.Models() {
+		if m.ID == id {
+			s.writeJSON(w, r, http.StatusOK, toModelObject(m))
+			return
+		}
+	}
+	s.writeError(w, r, fmt.Errorf("model %q: %w", id, inference.ErrUnknownModel))
+}
+
+func toModelObject(m inference.Model) modelObject {
+	var created int64
+	if !m.Created.IsZero() {
+		created = m.Created.Unix()
+	}
+	return modelObject{ID: m.ID, Object: "model", Created: created, OwnedBy: m.OwnedBy}
+}
+
+// requestLabel names a request in logs.
+func requestLabel(r *http.Request) string { return r.Method + " " + r.URL.Path }
