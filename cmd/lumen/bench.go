@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lumenllm/lumen/internal/engine"
+	"github.com/lumenllm/lumen/internal/engine/llama"
+)
+
+func runBench(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 || args[0] != "engine" {
+		return usageError{"usage: lumen bench engine [flags]"}
+	}
+	return runBenchEngine(ctx, args[1:], e)
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a list of positive integers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runBenchEngine(_ context.Context, args []string, e env) error {
+	fs := newFlagSet("bench engine", "Measures prefill and batched decode throughput of the engine alone: the ceiling for the server.", e.stderr)
+	var lf loadFlags
+	lf.register(fs)
+	var sf synthFlags
+	sf.register(fs, "250m")
+	seqList := fs.String("sequences", "1,4,8,16", "batch sizes to measure")
+	steps := fs.Int("steps", 32, "timed decode steps per batch size")
+	promptTokens := fs.Int("prompt-tokens", 512, "prompt length for the prefill measurement")
+	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+		return err
+	}
+	seqs, err := parseInts(*seqList)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *steps <= 0 || *promptTokens <= 0 {
+		return usageError{"bench engine: --steps and --prompt-tokens must be positive"}
+	}
+	if lf.model == "" {
+		cfg, err := sf.config()
+		if err != nil {
+			return err
+		}
+		dir, err := modelCacheDir(lf.cacheDir)
+		if err != nil {
+			return err
+		}
+		lf.model = synthPath(dir, sf.preset, cfg)
+		if err := ensureSynth(lf.model, cfg, e); err != nil {
+			return err
+		}
+	}
+	m, err := lf.load(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c, err := llama.NewContext(m, llama.ContextParams{
+		Size:      min(lf.ctxSize, m.Metadata().ContextTrain),
+		BatchSize: 512,
+		MaxSeqs:   slices.Max(seqs),
+		Threads:   lf.threads,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	md := m.Metadata()
+	fmt.Fprintf(e.stdout, "model %s: %.1fM parameters, %.1f MiB, %d threads, device %s\n",
+		filepath.Base(md.Path), float64(md.ParamCount)/1e6, float64(md.FileSize)/(1<<20), lf.threads, m.Device().ID())
+	res, err := engine.Bench(c, engine.BenchOptions{PromptTokens: *promptTokens, Sequences: seqs, Steps: *steps, Warmup: 2})
+	if err != nil {
+		return err
+	}
+	res.Print(e.stdout, seqs)
+	return nil
+}

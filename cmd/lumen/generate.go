@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/engine"
+	"github.com/lumenllm/lumen/internal/engine/llama"
+)
+
+// loadFlags are the model-loading flags shared by commands that load one.
+type loadFlags struct {
+	model      string
+	cacheDir   string
+	threads    int
+	ctxSize    int
+	gpuLayers  int
+	mainGPU    int
+	backendDir string
+	llamaLog   string
+}
+
+func (l *loadFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+}) {
+	fs.StringVar(&l.model, "model", "", "GGUF model path (default: Lumen's generated demo model, created once in --cache-dir)")
+	fs.StringVar(&l.cacheDir, "cache-dir", "", "directory for generated models (default: the user cache dir + /lumen/models)")
+	fs.IntVar(&l.threads, "threads", runtime.NumCPU(), "CPU threads for inference")
+	fs.IntVar(&l.ctxSize, "ctx-size", 4096, "KV cache size in tokens (capped at the model's trained context)")
+	fs.IntVar(&l.gpuLayers, "gpu-layers", 0, "layers to offload to the GPU (-1: all)")
+	fs.IntVar(&l.mainGPU, "main-gpu", 0, "GPU index that runs the model")
+	fs.StringVar(&l.backendDir, "backend-dir", "", "directory of loadable ggml backends (e.g. the CUDA backend)")
+	fs.StringVar(&l.llamaLog, "llama-log", "error", "llama.cpp log level: debug, info, warn, error, none")
+}
+
+func (l *loadFlags) logLevel() (llama.LogLevel, error) {
+	switch l.llamaLog {
+	case "debug":
+		return llama.LogDebug, nil
+	case "info":
+		return llama.LogInfo, nil
+	case "warn":
+		return llama.LogWarn, nil
+	case "error":
+		return llama.LogError, nil
+	case "none":
+		return llama.LogNone, nil
+	}
+	return 0, usageError{fmt.Sprintf("--llama-log %q: want debug, info, warn, error or none", l.llamaLog)}
+}
+
+// load initialises llama.cpp and loads the model with a progress bar.
+func (l *loadFlags) load(e env) (*llama.Model, error) {
+	lvl, err := l.logLevel()
+	if err != nil {
+		return nil, err
+	}
+	if err := llama.Init(llama.BackendOptions{LogLevel: lvl, BackendDir: l.backendDir}); err != nil {
+		return nil, err
+	}
+	path, err := ensureModel(l.model, l.cacheDir, e)
+	if err != nil {
+		return nil, err
+	}
+	bar := newProgressBar(e.stderr, "loading model", e.stderrTTY)
+	return llama.Load(path, llama.ModelParams{
+		GPULayers: l.gpuLayers,
+		MainGPU:   l.mainGPU,
+		Progress: func(f float32) bool {
+			bar.Set(float64(f))
+			return true
+		},
+	})
+}
+
+func runGenerate(ctx context.Context, args []string, e env) error {
+	fs := newFlagSet("generate", "Generates text from a prompt, offline, streaming it to stdout.", e.stderr)
+	var lf loadFlags
+	lf.register(fs)
+	prompt := fs.String("prompt", "", "prompt text (required)")
+	maxTokens := fs.Int("max-tokens", 128, "most tokens to generate")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature (0: greedy)")
+	topK := fs.Int("top-k", 40, "top-k sampling (0: off)")
+	topP := fs.Float64("top-p", 0.95, "nucleus sampling (1: off)")
+	minP := fs.Float64("min-p", 0.05, "min-p sampling (0: off)")
+	repeat := fs.Float64("repeat-penalty", 1.0, "repetition penalty (1: off)")
+	seed := fs.Uint("seed", 0, "sampling seed (0: random)")
+	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+		return err
+	}
+	if *prompt == "" {
+		return usageError{"generate: --prompt is required"}
+	}
+	if *maxTokens <= 0 {
+		return usageError{"generate: --max-tokens must be positive"}
+	}
+	if *temp < 0 || *topP < 0 || *topP > 1 || *minP < 0 || *minP > 1 || *topK < 0 {
+		return usageError{"generate: --temperature must be ≥ 0, --top-p and --min-p in [0,1], --top-k ≥ 0"}
+	}
+	s := uint32(*seed)
+	if s == 0 {
+		s = uint32(time.Now().UnixNano())
+	}
+
+	m, err := lf.load(e)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c, err := llama.NewContext(m, llama.ContextParams{
+		Size:    min(lf.ctxSize, m.Metadata().ContextTrain),
+		MaxSeqs: 1,
+		Threads: lf.threads,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	res, err := engine.Generate(ctx, c, *prompt, engine.GenerateOptions{
+		MaxTokens: *maxTokens,
+		Sampler: llama.SamplerParams{
+			Temperature: float32(*temp), TopK: *topK, TopP: float32(*topP), MinP: float32(*minP),
+			RepeatPenalty: float32(*repeat), Seed: s,
+		},
+	}, func(text string) error {
+		_, err := fmt.Fprint(e.stdout, text)
+		return err
+	})
+	fmt.Fprintln(e.stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "[%d prompt tokens in %v, %d tokens in %v (%.1f tok/s), finish: %s]\n",
+		res.PromptTokens, res.Prefill.Round(time.Millisecond), res.CompletionTokens, res.Decode.Round(time.Millisecond),
+		float64(res.CompletionTokens)/res.Decode.Seconds(), res.Finish)
+	return nil
+}

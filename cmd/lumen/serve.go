@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/engine"
+	"github.com/lumenllm/lumen/internal/engine/llama"
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/server/grpcserver"
+	"github.com/lumenllm/lumen/internal/server/httpserver"
+)
+
+// readiness is flipped by serve: true once the model is loaded, false
+// when draining starts.
+type readiness struct{ atomic.Bool }
+
+func (r *readiness) Ready() bool { return r.Load() }
+
+type serveFlags struct {
+	load         loadFlags
+	httpAddr     string
+	grpcAddr     string
+	parallel     int
+	maxQueue     int
+	batchSize    int
+	prefillChunk int
+	apiKey       string
+	apiKeyFile   string
+	drainTimeout time.Duration
+	modelName    string
+	logFormat    string
+	// ready, when set, receives the bound addresses once serving (tests).
+	ready chan<- [2]string
+}
+
+func runServe(ctx context.Context, args []string, e env) error {
+	return runServeWith(ctx, args, e, nil)
+}
+
+// runServeWith is runServe that reports the bound addresses on ready.
+func runServeWith(ctx context.Context, args []string, e env, ready chan<- [2]string) error {
+	f := serveFlags{ready: ready}
+	fs := newFlagSet("serve", "Serves a GGUF model over gRPC and HTTP (OpenAI-compatible) with continuous batching.", e.stderr)
+	f.load.register(fs)
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address")
+	fs.IntVar(&f.parallel, "parallel", 4, "sequence slots decoded together (each gets ctx-size/parallel tokens)")
+	fs.IntVar(&f.maxQueue, "max-queue", 64, "requests that may wait for a slot; more are refused (HTTP 429 / RESOURCE_EXHAUSTED)")
+	fs.IntVar(&f.batchSize, "batch-size", 512, "most tokens per engine step")
+	fs.IntVar(&f.prefillChunk, "prefill-chunk", 256, "most prompt tokens one request adds to a step")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key required on inference routes (empty: none)")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file of API keys, one per line")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.StringVar(&f.modelName, "model-name", "", "model id clients use (default: the file name without .gguf)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+		return err
+	}
+	return serve(ctx, f, e)
+}
+
+func (f *serveFlags) logger(e env) (*slog.Logger, error) {
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, nil)), nil
+	}
+	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", f.logFormat)}
+}
+
+func (f *serveFlags) keys() (auth.Keys, error) {
+	keys := []string{f.apiKey}
+	if f.apiKeyFile != "" {
+		more, err := auth.LoadKeyFile(f.apiKeyFile)
+		if err != nil {
+			return auth.Keys{}, err
+		}
+		keys = append(keys, more...)
+	}
+	return auth.NewKeys(keys...), nil
+}
+
+// serve builds the pieces, runs them, and on ctx's end shuts them down in
+// reverse order: readiness off, stop accepting, drain, close the engine.
+func serve(ctx context.Context, f serveFlags, e env) error {
+	log, err := f.logger(e)
+	if err != nil {
+		return err
+	}
+	if f.parallel < 1 || f.maxQueue < 1 || f.batchSize < f.parallel || f.prefillChunk < 1 {
+		return usageError{"serve: --parallel, --max-queue, --prefill-chunk must be ≥ 1 and --batch-size ≥ --parallel"}
+	}
+	keys, err := f.keys()
+	if err != nil {
+		return err
+	}
+	// Listen first so the ports are taken (and reported) before the
+	// model loads; health says NOT_SERVING until it has.
+	httpLis, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	defer httpLis.Close()
+	grpcLis, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen: %w", err)
+	}
+	defer grpcLis.Close()
+
+	ready := &readiness{}
+	var api apiSwitch
+	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log})
+	httpSrv := &http.Server{
+		Handler:           httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- grpcSrv.Serve(grpcLis) }()
+	go func() {
+		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	log.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String())
+
+	m, err := f.load.load(e)
+	if err != nil {
+		grpcSrv.Stop()
+		httpSrv.Close()
+		return err
+	}
+	defer m.Close()
+	md := m.Metadata()
+	c, err := llama.NewContext(m, llama.ContextParams{
+		Size:      min(f.load.ctxSize, md.ContextTrain) / f.parallel * f.parallel,
+		BatchSize: f.batchSize,
+		MaxSeqs:   f.parallel,
+		Threads:   f.load.threads,
+	})
+	if err != nil {
+		grpcSrv.Stop()
+		httpSrv.Close()
+		return err
+	}
+	defer c.Close()
+	batcher := engine.NewBatcher(c)
+	defer batcher.Close()
+	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk})
+	if err != nil {
+		return err
+	}
+	tmpl, err := chatTemplate(m, log)
+	if err != nil {
+		return err
+	}
+	name := f.modelName
+	if name == "" {
+		name = modelID(md.Path)
+	}
+	api.set(inference.New(inference.Config{
+		Model:     inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen"},
+		Tokenizer: engine.Tokenizer{Model: m},
+		Chat:      tmpl,
+		Scheduler: sched,
+	}))
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- sched.Run(runCtx) }()
+	ready.Store(true)
+	grpcSrv.SetServing(true)
+	log.Info("serving", "model", name, "device", c.Device().ID(), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
+	if f.ready != nil {
+		f.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		log.Error("server failed", "err", err)
+	case err := <-runDone:
+		return fmt.Errorf("scheduler stopped: %w", err)
+	}
+
+	// Graceful stop: refuse new work, let in-flight requests finish
+	// within the drain timeout, cancel the rest, then close everything.
+	log.Info("draining", "timeout", f.drainTimeout)
+	ready.Store(false)
+	grpcSrv.SetServing(false)
+	drainCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
+	defer cancel()
+	if err := sched.Drain(drainCtx); err != nil {
+		log.Warn("drain timed out: remaining requests cancelled", "err", err)
+	}
+	// Streams have received their last event; let the transports flush.
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShut()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		httpSrv.Close()
+	}
+	// Shutdown, not GracefulStop: health Watch streams never end by
+	// themselves.
+	if err := grpcSrv.Shutdown(shutCtx); err != nil {
+		log.Warn("grpc shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// chatTemplate is the model's own template, or the documented fallback
+// when it has none or it cannot be parsed.
+func chatTemplate(m *llama.Model, log *slog.Logger) (*chat.Template, error) {
+	md := m.Metadata()
+	opts := chat.Options{}
+	if b, err := m.Piece(md.BOS, true); err == nil {
+		opts.BOSToken = string(b)
+	}
+	if b, err := m.Piece(md.EOS, true); err == nil {
+		opts.EOSToken = string(b)
+	}
+	t, err := chat.New(md.ChatTemplate, opts)
+	if err == nil {
+		return t, nil
+	}
+	log.Warn("model chat template unusable; using the ChatML fallback", "err", err)
+	return chat.New("", opts)
+}
+
+func modelID(path string) string {
+	base := filepath.Base(path)
+	if ext := filepath.Ext(base); ext == ".gguf" {
+		base = base[:len(base)-len(ext)]
+	}
+	return base
+}
+
+// apiSwitch lets the transports start before the model has loaded: until
+// set, every call fails as if draining (503 / UNAVAILABLE).
+type apiSwitch struct {
+	p atomic.Pointer[inference.Service]
+}
+
+func (a *apiSwitch) set(s *inference.Service) { a.p.Store(s) }
+
+func (a *apiSwitch) Generate(ctx context.Context, req inference.GenerateRequest) (*inference.Stream, error) {
+	s := a.p.Load()
+	if s == nil {
+		return nil, errNotLoaded
+	}
+	return s.Generate(ctx, req)
+}
+
+func (a *apiSwitch) Tokenize(model, text string) ([]int32, error) {
+	s := a.p.Load()
+	if s == nil {
+		return nil, errNotLoaded
+	}
+	return s.Tokenize(model, text)
+}
+
+func (a *apiSwitch) Models() []inference.Model {
+	if s := a.p.Load(); s != nil {
+		return s.Models()
+	}
+	return nil
+}
+
+var errNotLoaded = fmt.Errorf("model still loading: %w", scheduler.ErrDraining)

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/synth"
+)
+
+// startServe runs `lumen serve` in-process on a generated model with
+// ephemeral ports and returns the HTTP and gRPC addresses.
+func startServe(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
+	t.Helper()
+	cfg, err := synth.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := synth.WriteFile(model, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--model", model, "--threads", "1", "--ctx-size", "2048", "--parallel", "4"}, extra...)
+	ready := make(chan [2]string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServeWith(ctx, append(args, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"),
+			env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}, ready)
+	}()
+	select {
+	case addrs := <-ready:
+		httpAddr, grpcAddr = addrs[0], addrs[1]
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return httpAddr, grpcAddr
+}
+
+func post(t *testing.T, url, key, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	httpAddr, grpcAddr := startServe(t, "--api-key", "test-key")
+	base := "http://" + httpAddr
+
+	t.Run("health is open", func(t *testing.T) {
+		for _, p := range []string{"/healthz", "/readyz"} {
+			resp, err := http.Get(base + p)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %v %v", p, resp.StatusCode, err)
+			}
+			resp.Body.Close()
+		}
+	})
+
+	t.Run("missing key is 401", func(t *testing.T) {
+		resp := post(t, base+"/v1/completions", "", `{"prompt":"hi","max_tokens":4}`)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("completion usage counts", func(t *testing.T) {
+		resp := post(t, base+"/v1/completions", "test-key", `{"prompt":"Once upon a time","max_tokens":12,"temperature":0}`)
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		var out struct {
+			Object  string `json:"object"`
+			Choices []struct {
+				Text         string `json:"text"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens     int `json:"prompt_tokens"`
+				CompletionTokens int `json:"completion_tokens"`
+				TotalTokens      int `json:"total_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		u := out.Usage
+		if out.Object != "text_completion" || len(out.Choices) != 1 || out.Choices[0].FinishReason != "length" ||
+			u.CompletionTokens != 12 || u.PromptTokens == 0 || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
+			t.Errorf("response = %+v", out)
+		}
+	})
+
+	t.Run("chat SSE stream", func(t *testing.T) {
+		resp := post(t, base+"/v1/chat/completions", "test-key",
+			`{"messages":[{"role":"user","content":"Hello"}],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}`)
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/event-stream") {
+			t.Fatalf("status %d content-type %q", resp.StatusCode, ct)
+		}
+		var events []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line := sc.Text(); line != "" {
+				if !strings.HasPrefix(line, "data: ") {
+					t.Fatalf("SSE line %q lacks the data: prefix", line)
+				}
+				events = append(events, strings.TrimPrefix(line, "data: "))
+			}
+		}
+		if len(events) < 3 || events[len(events)-1] != "[DONE]" {
+			t.Fatalf("events = %q, want chunks ending in [DONE]", events)
+		}
+		var usage struct {
+			Usage struct {
+				CompletionTokens int `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(events[len(events)-2]), &usage); err != nil || usage.Usage.CompletionTokens != 8 {
+			t.Errorf("usage chunk %q: %v", events[len(events)-2], err)
+		}
+	})
+
+	t.Run("lumen client over gRPC", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		e := env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+		err := run(context.Background(), []string{"client", "generate", "--addr", grpcAddr, "--api-key", "test-key",
+			"--prompt", "Hello", "--max-tokens", "6", "--temperature", "0"}, e)
+		if err != nil || stdout.Len() == 0 {
+			t.Fatalf("client generate: %v; stdout %q stderr %q", err, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		err = run(context.Background(), []string{"client", "generate", "--addr", grpcAddr, "--api-key", "wrong",
+			"--prompt", "Hello"}, e)
+		if err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+			t.Errorf("wrong key: err = %v, want Unauthenticated", err)
+		}
+	})
+}
+
+func TestServeGracefulStop(t *testing.T) {
+	ready := make(chan [2]string, 1)
+	cfg, _ := synth.Preset("tiny")
+	model := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := synth.WriteFile(model, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServeWith(ctx, []string{"--model", model, "--threads", "1", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--drain-timeout", "200ms"},
+			env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, ready)
+	}()
+	addrs := <-ready
+	// Start a long request, then stop the server under it: the request
+	// must end (completed or with a clear error), never hang.
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Post("http://"+addrs[0]+"/generate", "application/json",
+			strings.NewReader(`{"prompt":"a story","max_tokens":400,"stream":true}`))
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{resp.StatusCode, string(b), err}
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	r := <-got
+	if r.err == nil && r.status == 200 && !strings.Contains(r.body, "finish_reason") && !strings.Contains(r.body, "error") {
+		t.Errorf("request neither completed nor failed clearly: %d %q", r.status, r.body)
+	}
+}
