@@ -32,7 +32,7 @@ MODEL_CACHE ?= $(HOME)/.cache/lumen/models
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-go fuzz lint bench clean tidy-check proto
+.PHONY: all build run serve test test-go fuzz lint bench clean tidy-check proto
 
 all: build
 
@@ -42,6 +42,10 @@ build:
 # Generates the default model on first use (offline), then generates text.
 run: build
 	$(LUMEN) generate --prompt "Once upon a time" --max-tokens 64
+
+# Serves the default demo model (or MODEL=path) on 127.0.0.1:8080 / :9090.
+serve: build
+	$(LUMEN) serve $(if $(MODEL),--model $(MODEL))
 
 test: build test-go fuzz
 
