@@ -32,22 +32,29 @@ MODEL_CACHE ?= $(HOME)/.cache/lumen/models
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run serve test test-go fuzz lint bench clean tidy-check proto
+.PHONY: all build run serve generate tools test test-go fuzz lint bench clean tidy-check proto
 
 all: build
 
 build:
 	$(GO) build -o $(LUMEN) ./cmd/lumen
 
-# Generates the default model on first use (offline), then generates text.
-run: build
-	$(LUMEN) generate --prompt "Once upon a time" --max-tokens 64
-
-# Serves the default demo model (or MODEL=path) on 127.0.0.1:8080 / :9090.
-serve: build
+# Serves the default demo model (generated once, offline) or MODEL=path
+# on 127.0.0.1:8080 (HTTP) and 127.0.0.1:9090 (gRPC), and prints commands
+# to try. `make generate` prints a completion instead.
+run serve: build
 	$(LUMEN) serve $(if $(MODEL),--model $(MODEL))
 
-test: build test-go fuzz
+generate: build
+	$(LUMEN) generate $(if $(MODEL),--model $(MODEL)) --prompt "Once upon a time" --max-tokens 64
+
+# Test tools, built from the Go module proxy into bin/tools.
+GRPCURL := $(BIN)/tools/grpcurl
+tools: $(GRPCURL)
+$(GRPCURL):
+	GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+
+test: build tools test-go fuzz
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...

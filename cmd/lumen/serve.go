@@ -184,6 +184,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	ready.Store(true)
 	grpcSrv.SetServing(true)
 	log.Info("serving", "model", name, "device", c.Device().ID(), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
+	printTryLines(e, httpLis.Addr().String(), grpcLis.Addr().String(), !keys.Enabled())
 	if f.ready != nil {
 		f.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
 	}
@@ -280,3 +281,20 @@ func (a *apiSwitch) Models() []inference.Model {
 }
 
 var errNotLoaded = fmt.Errorf("model still loading: %w", scheduler.ErrDraining)
+
+// printTryLines shows a newcomer how to call the server just started.
+func printTryLines(e env, httpAddr, grpcAddr string, open bool) {
+	auth := ""
+	if !open {
+		auth = ` -H 'Authorization: Bearer $LUMEN_API_KEY'`
+	}
+	fmt.Fprintf(e.stderr, `
+Lumen is serving. Try:
+  curl -N http://%[1]s/v1/chat/completions%[3]s -H 'Content-Type: application/json' \
+    -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32,"stream":true}'
+  curl http://%[1]s/generate%[3]s -d '{"prompt":"Once upon a time","max_tokens":32}'
+  grpcurl -plaintext -d '{"prompt":"Once upon a time","max_tokens":32}' %[2]s lumen.v1.LumenService/GenerateStream
+  lumen client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
+
+`, httpAddr, grpcAddr, auth)
+}

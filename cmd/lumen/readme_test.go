@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// repoRoot is the checkout this test file lives in.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// readmeCommands returns the shell commands of the README's "## Serve"
+// section that talk to a running server (curl, grpcurl, lumen client),
+// with backslash continuations joined.
+func readmeCommands(t *testing.T, root string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "## Serve\n")
+	if start < 0 {
+		t.Fatal("README has no ## Serve section")
+	}
+	section := text[start+len("## Serve\n"):]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	var cmds []string
+	inBlock := false
+	var cur strings.Builder
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inBlock = !inBlock
+			continue
+		}
+		if !inBlock {
+			continue
+		}
+		if cur.Len() > 0 {
+			cur.WriteString(" ")
+		}
+		cur.WriteString(strings.TrimSpace(strings.TrimSuffix(line, "\\")))
+		if strings.HasSuffix(line, "\\") {
+			continue
+		}
+		cmd := cur.String()
+		cur.Reset()
+		for _, prefix := range []string{"curl ", "grpcurl ", "bin/lumen client "} {
+			if strings.HasPrefix(cmd, prefix) {
+				cmds = append(cmds, cmd)
+			}
+		}
+	}
+	return cmds
+}
+
+// The README's curl, grpcurl and lumen client examples work as written
+// against a served model (only the ports differ: the test's are ephemeral).
+func TestReadmeExamples(t *testing.T) {
+	root, err := filepath.Abs(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lumen := filepath.Join(root, "bin", "lumen")
+	tools := filepath.Join(root, "bin", "tools")
+	for _, p := range []string{lumen, filepath.Join(tools, "grpcurl")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s missing (make test builds it): %v", p, err)
+		}
+	}
+	cmds := readmeCommands(t, root)
+	if len(cmds) < 4 {
+		t.Fatalf("found %d example commands in the README, want at least 4: %q", len(cmds), cmds)
+	}
+	httpAddr, grpcAddr := startServe(t)
+	for _, cmd := range cmds {
+		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
+			cmd = strings.NewReplacer("127.0.0.1:8080", httpAddr, "127.0.0.1:9090", grpcAddr).Replace(cmd)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := exec.CommandContext(ctx, "bash", "-c", cmd)
+			c.Dir = root
+			c.Env = append(os.Environ(), "PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+			out, err := c.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			}
+			s := string(out)
+			if strings.TrimSpace(s) == "" || strings.Contains(s, `"error"`) {
+				t.Errorf("%s: unexpected output:\n%s", cmd, s)
+			}
+			if strings.Contains(cmd, `"stream":true`) && !strings.Contains(s, "data: [DONE]") {
+				t.Errorf("%s: SSE stream did not end with [DONE]:\n%s", cmd, s)
+			}
+		})
+	}
+}
