@@ -9,7 +9,6 @@ import (
 // Raw encoders build files byte by byte, so tests can produce the malformed
 // input the Writer refuses to emit.
 
-func le16(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 func f32(v float32) []byte { return le32(math.Float32bits(v)) }
