@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/lumenllm/lumen/internal/engine"
-	"github.com/lumenllm/lumen/internal/engine/llama"
 )
 
 func runBench(ctx context.Context, args []string, e env) error {
@@ -69,12 +68,7 @@ func runBenchEngine(_ context.Context, args []string, e env) error {
 		return err
 	}
 	defer m.Close()
-	c, err := llama.NewContext(m, llama.ContextParams{
-		Size:      min(lf.ctxSize, m.Metadata().ContextTrain),
-		BatchSize: 512,
-		MaxSeqs:   slices.Max(seqs),
-		Threads:   lf.threads,
-	})
+	c, err := lf.newContext(m, slices.Max(seqs), 512)
 	if err != nil {
 		return err
 	}

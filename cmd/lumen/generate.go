@@ -76,6 +76,14 @@ func (l *loadFlags) load(e env) (*llama.Model, error) {
 	})
 }
 
+// newContext creates a context for seqs sequences sharing --ctx-size
+// tokens (capped at the model's training context, and a multiple of
+// seqs so every slot gets the same share); batch 0 takes the default.
+func (l *loadFlags) newContext(m *llama.Model, seqs, batch int) (*llama.Context, error) {
+	size := min(l.ctxSize, m.Metadata().ContextTrain) / seqs * seqs
+	return llama.NewContext(m, llama.ContextParams{Size: size, BatchSize: batch, MaxSeqs: seqs, Threads: l.threads})
+}
+
 func runGenerate(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("generate", "Generates text from a prompt, offline, streaming it to stdout.", e.stderr)
 	var lf loadFlags
@@ -110,11 +118,7 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer m.Close()
-	c, err := llama.NewContext(m, llama.ContextParams{
-		Size:    min(lf.ctxSize, m.Metadata().ContextTrain),
-		MaxSeqs: 1,
-		Threads: lf.threads,
-	})
+	c, err := lf.newContext(m, 1, 0)
 	if err != nil {
 		return err
 	}

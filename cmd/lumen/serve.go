@@ -144,12 +144,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	defer m.Close()
 	md := m.Metadata()
-	c, err := llama.NewContext(m, llama.ContextParams{
-		Size:      min(f.load.ctxSize, md.ContextTrain) / f.parallel * f.parallel,
-		BatchSize: f.batchSize,
-		MaxSeqs:   f.parallel,
-		Threads:   f.load.threads,
-	})
+	c, err := f.load.newContext(m, f.parallel, f.batchSize)
 	if err != nil {
 		grpcSrv.Stop()
 		httpSrv.Close()
