@@ -51,6 +51,8 @@ type Result struct {
 	PromptTokens, CompletionTokens, CachedTokens int
 	Slot                                         int
 	Timings                                      Timings
+	// Err is why a cancelled or failed request ended (nil otherwise).
+	Err error
 }
 
 // Timings are the wall-clock marks of a request's life, and per-phase

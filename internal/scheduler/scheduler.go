@@ -542,6 +542,7 @@ func (l *loop) finishRequest(req *request, res Result, err error) {
 	req.timings.Finished = l.s.cfg.Now()
 	res.ID = req.r.ID
 	res.Timings = req.timings
+	res.Err = err
 	l.s.cfg.Observer.Finished(req.ctx, res)
 	req.events <- Event{Done: true, Result: &res, Err: err}
 	close(req.events)

@@ -1,0 +1,137 @@
+package telemetry
+
+import (
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// Histogram buckets from the OpenTelemetry GenAI semantic conventions.
+var (
+	durationBuckets = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+	ttftBuckets     = []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0}
+	tpotBuckets     = []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
+)
+
+// Metrics are Lumen's Prometheus metrics, on a registry of their own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	duration, ttft, tpot *prometheus.HistogramVec
+	tokens               *prometheus.CounterVec
+	requests             *prometheus.CounterVec
+	batchSize            prometheus.Histogram
+	steps                prometheus.Counter
+	cachedTokens         prometheus.Counter
+	prefixHits           prometheus.Counter
+
+	stats   atomic.Pointer[func() scheduler.Stats]
+	dropped atomic.Pointer[func() int64]
+}
+
+// NewMetrics registers the metrics on a new private registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	labels := []string{"gen_ai_operation_name", "gen_ai_request_model", "tenant"}
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gen_ai_server_request_duration_seconds", Help: "Time from request admission to its last token.", Buckets: durationBuckets,
+	}, append(labels, "error_type"))
+	m.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gen_ai_server_time_to_first_token_seconds", Help: "Time to the first output token, queueing included.", Buckets: ttftBuckets,
+	}, labels)
+	m.tpot = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gen_ai_server_time_per_output_token_seconds", Help: "Decode time per output token after the first.", Buckets: tpotBuckets,
+	}, labels)
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gen_ai_server_tokens_total", Help: "Tokens processed, by type (input or output).",
+	}, []string{"gen_ai_request_model", "gen_ai_token_type", "tenant"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lumen_requests_total", Help: "Finished requests by outcome (finish reason).",
+	}, []string{"gen_ai_request_model", "outcome", "tenant"})
+	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "lumen_batch_size_sequences", Help: "Sequences per engine step.", Buckets: prometheus.LinearBuckets(1, 1, 16),
+	})
+	m.steps = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_engine_steps_total", Help: "Engine decode steps."})
+	m.cachedTokens = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_tokens_total", Help: "Prompt tokens reused from the prefix cache."})
+	m.prefixHits = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_hits_total", Help: "Requests that reused cached prompt tokens."})
+	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if f := m.stats.Load(); f != nil {
+				return float64(get((*f)()))
+			}
+			return 0
+		})
+	}
+	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.cachedTokens, m.prefixHits,
+		stat("lumen_queue_depth_requests", "Requests waiting for a slot.", func(s scheduler.Stats) int { return s.Queued }),
+		stat("lumen_active_sequences", "Sequences holding a slot.", func(s scheduler.Stats) int { return s.Active }),
+		stat("lumen_kv_cache_used_cells", "KV cache cells in use (prefix cache included).", func(s scheduler.Stats) int { return s.KVUsed }),
+		stat("lumen_kv_cache_cached_cells", "KV cache cells held for prefix reuse.", func(s scheduler.Stats) int { return s.CachedKV }),
+		stat("lumen_kv_cache_size_cells", "KV cache size.", func(s scheduler.Stats) int { return s.KVSize }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lumen_spans_dropped_total", Help: "Spans dropped by the exporter (queue full or export failed)."}, func() float64 {
+			if f := m.dropped.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		}),
+		prometheus.NewGoCollector(),
+	)
+	return m
+}
+
+// Registry is the private registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// SetStats connects the scheduler's load gauges.
+func (m *Metrics) SetStats(f func() scheduler.Stats) { m.stats.Store(&f) }
+
+// SetDropped connects the exporter's dropped-span count.
+func (m *Metrics) SetDropped(f func() int64) { m.dropped.Store(&f) }
+
+// Handler serves /metrics, OpenMetrics included (exemplars need it).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// observe records v with the trace as exemplar when the span is sampled,
+// so a latency bucket links to a trace that fell in it.
+func observe(o prometheus.Observer, v float64, sc trace.SpanContext) {
+	if eo, ok := o.(prometheus.ExemplarObserver); ok && sc.IsSampled() {
+		eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String(), "span_id": sc.SpanID().String()})
+		return
+	}
+	o.Observe(v)
+}
+
+func (m *Metrics) finished(sc trace.SpanContext, info RequestInfo, r scheduler.Result) {
+	model, op, tenant := info.Model, info.Operation, info.Tenant
+	tm := r.Timings
+	errType := ""
+	if r.Finish == scheduler.FinishError || r.Finish == scheduler.FinishCancelled {
+		errType = string(r.Finish)
+	}
+	observe(m.duration.WithLabelValues(op, model, tenant, errType), tm.Finished.Sub(tm.Enqueued).Seconds(), sc)
+	if !tm.FirstToken.IsZero() {
+		observe(m.ttft.WithLabelValues(op, model, tenant), tm.TTFT().Seconds(), sc)
+	}
+	if r.CompletionTokens > 1 {
+		observe(m.tpot.WithLabelValues(op, model, tenant), tm.Decode().Seconds()/float64(r.CompletionTokens-1), sc)
+	}
+	m.tokens.WithLabelValues(model, "input", tenant).Add(float64(r.PromptTokens))
+	m.tokens.WithLabelValues(model, "output", tenant).Add(float64(r.CompletionTokens))
+	m.requests.WithLabelValues(model, string(r.Finish), tenant).Inc()
+	if r.CachedTokens > 0 {
+		m.prefixHits.Inc()
+		m.cachedTokens.Add(float64(r.CachedTokens))
+	}
+}
+
+func (m *Metrics) step(si scheduler.StepInfo) {
+	m.steps.Inc()
+	m.batchSize.Observe(float64(len(si.Seqs)))
+}

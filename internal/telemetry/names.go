@@ -1,0 +1,64 @@
+package telemetry
+
+import "go.opentelemetry.io/otel/attribute"
+
+// Span names and attribute keys, in one place. GenAI keys follow the
+// OpenTelemetry semantic conventions for generative AI; lumen.* keys are
+// ours.
+const (
+	SpanQueue   = "queue"
+	SpanPrefill = "prefill"
+	SpanDecode  = "decode"
+	// SpanBatch is the root span of one engine step; sampling strategies
+	// can name it as an operation.
+	SpanBatch = "batch"
+
+	// OperationChat and OperationCompletion are gen_ai.operation.name values.
+	OperationChat       = "chat"
+	OperationCompletion = "text_completion"
+	// ProviderName is gen_ai.provider.name for models Lumen serves.
+	ProviderName = "lumen"
+)
+
+// Attribute keys.
+const (
+	AttrOperation     = attribute.Key("gen_ai.operation.name")
+	AttrProvider      = attribute.Key("gen_ai.provider.name")
+	AttrRequestModel  = attribute.Key("gen_ai.request.model")
+	AttrMaxTokens     = attribute.Key("gen_ai.request.max_tokens")
+	AttrTemperature   = attribute.Key("gen_ai.request.temperature")
+	AttrTopP          = attribute.Key("gen_ai.request.top_p")
+	AttrTopK          = attribute.Key("gen_ai.request.top_k")
+	AttrSeed          = attribute.Key("gen_ai.request.seed")
+	AttrResponseID    = attribute.Key("gen_ai.response.id")
+	AttrFinishReasons = attribute.Key("gen_ai.response.finish_reasons")
+	AttrInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
+	AttrOutputTokens  = attribute.Key("gen_ai.usage.output_tokens")
+	AttrPrompt        = attribute.Key("gen_ai.prompt")
+	AttrCompletion    = attribute.Key("gen_ai.completion")
+
+	AttrQueueMs      = attribute.Key("lumen.queue_ms")
+	AttrPrefillMs    = attribute.Key("lumen.prefill_ms")
+	AttrTTFTMs       = attribute.Key("lumen.time_to_first_token_ms")
+	AttrDecodeMs     = attribute.Key("lumen.decode_ms")
+	AttrTokensPerSec = attribute.Key("lumen.tokens_per_second")
+	AttrCachedTokens = attribute.Key("lumen.prompt_tokens_cached")
+	AttrTenant       = attribute.Key("tenant.id")
+	AttrSlot         = attribute.Key("lumen.slot")
+	AttrChunks       = attribute.Key("lumen.prefill.chunks")
+	AttrSteps        = attribute.Key("lumen.decode.steps")
+	AttrMeanBatch    = attribute.Key("lumen.decode.mean_batch_size")
+	AttrGPUID        = attribute.Key("gpu.id")
+	AttrDevice       = attribute.Key("lumen.device")
+
+	AttrBatchSize     = attribute.Key("lumen.batch.size")
+	AttrBatchPrefill  = attribute.Key("lumen.batch.prefill_tokens")
+	AttrBatchDecode   = attribute.Key("lumen.batch.decode_tokens")
+	AttrKVUsed        = attribute.Key("lumen.kv_cache.used_cells")
+	AttrKVSize        = attribute.Key("lumen.kv_cache.size_cells")
+	AttrChunkTokens   = attribute.Key("lumen.chunk.tokens")
+	AttrCancelReason  = attribute.Key("lumen.cancel_reason")
+	BaggageTenantKey  = "tenant.id"
+	HeaderTenant      = "X-Tenant-ID"
+	DefaultContentMax = 1024
+)

@@ -1,0 +1,228 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// RequestInfo is what the inference layer knows as a request starts.
+type RequestInfo struct {
+	Operation string // OperationChat or OperationCompletion
+	Model     string
+	MaxTokens int
+	Sampling  scheduler.SamplingParams
+	Tenant    string
+	// Prompt is recorded only when content recording is on.
+	Prompt string
+}
+
+// TracerOptions configure a Tracer.
+type TracerOptions struct {
+	// Device is where the model runs: "cpu" or "gpu:N" (gpu.id N).
+	Device string
+	// RecordContent puts prompts on spans, truncated to ContentMax bytes.
+	RecordContent bool
+	ContentMax    int
+	// KVSize is the KV cache size, for batch spans.
+	KVSize int
+}
+
+// Tracer turns requests and the scheduler's records into spans and
+// metrics. It implements scheduler.Observer.
+type Tracer struct {
+	tracer  trace.Tracer
+	metrics *Metrics
+	opts    TracerOptions
+}
+
+var _ scheduler.Observer = (*Tracer)(nil)
+
+// NewTracer builds a Tracer; metrics may be nil.
+func NewTracer(tp trace.TracerProvider, m *Metrics, opts TracerOptions) *Tracer {
+	if opts.ContentMax <= 0 {
+		opts.ContentMax = DefaultContentMax
+	}
+	return &Tracer{tracer: tp.Tracer("github.com/lumenllm/lumen"), metrics: m, opts: opts}
+}
+
+type infoKey struct{}
+
+// StartRequest starts the request span ("{operation} {model}"); the
+// returned context carries it (and info) to the scheduler, whose records
+// end it when the request finishes.
+func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Context {
+	attrs := []attribute.KeyValue{
+		AttrOperation.String(info.Operation),
+		AttrProvider.String(ProviderName),
+		AttrRequestModel.String(info.Model),
+		AttrMaxTokens.Int(info.MaxTokens),
+		AttrTemperature.Float64(float64(info.Sampling.Temperature)),
+		AttrTopP.Float64(float64(info.Sampling.TopP)),
+		AttrTopK.Int(info.Sampling.TopK),
+		AttrSeed.Int64(int64(info.Sampling.Seed)),
+	}
+	if info.Tenant != "" {
+		attrs = append(attrs, AttrTenant.String(info.Tenant))
+	}
+	if t.opts.RecordContent && info.Prompt != "" {
+		attrs = append(attrs, AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax)))
+	}
+	ctx, _ = t.tracer.Start(ctx, info.Operation+" "+info.Model,
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cutting may split a character; drop its partial bytes.
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// gpuID is the gpu.id attribute: the device index, or "cpu".
+func (t *Tracer) gpuID() attribute.KeyValue {
+	if i := strings.LastIndexByte(t.opts.Device, ':'); i >= 0 {
+		if n, err := strconv.Atoi(t.opts.Device[i+1:]); err == nil {
+			return AttrGPUID.Int(n)
+		}
+	}
+	return AttrGPUID.String("cpu")
+}
+
+// Finished ends the request span, adding its queue, prefill and decode
+// children from the scheduler's timings, and records the metrics.
+func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
+	info, _ := ctx.Value(infoKey{}).(RequestInfo)
+	span := trace.SpanFromContext(ctx)
+	tm := r.Timings
+	if span.IsRecording() {
+		t.childSpans(ctx, r)
+		tps := 0.0
+		if d := tm.Decode(); d > 0 && r.CompletionTokens > 1 {
+			tps = float64(r.CompletionTokens-1) / d.Seconds()
+		}
+		span.SetAttributes(
+			AttrResponseID.String(r.ID),
+			AttrFinishReasons.StringSlice([]string{string(r.Finish)}),
+			AttrInputTokens.Int(r.PromptTokens),
+			AttrOutputTokens.Int(r.CompletionTokens),
+			AttrCachedTokens.Int(r.CachedTokens),
+			AttrQueueMs.Float64(ms(tm.Queue())),
+			AttrPrefillMs.Float64(ms(tm.Prefill())),
+			AttrTTFTMs.Float64(ms(tm.TTFT())),
+			AttrDecodeMs.Float64(ms(tm.Decode())),
+			AttrTokensPerSec.Float64(tps),
+			AttrSlot.Int(r.Slot),
+			t.gpuID(),
+		)
+		setOutcome(span, r, ctx)
+		span.End(trace.WithTimestamp(tm.Finished))
+	}
+	if t.metrics != nil {
+		t.metrics.finished(span.SpanContext(), info, r)
+	}
+}
+
+// setOutcome marks errors; a request its caller abandoned is not a
+// server error, but its span says why it ended.
+func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
+	switch r.Finish {
+	case scheduler.FinishError:
+		if r.Err != nil {
+			span.RecordError(r.Err)
+		}
+		span.SetStatus(codes.Error, "engine failure")
+	case scheduler.FinishCancelled:
+		reason := "client cancelled"
+		if errors.Is(r.Err, scheduler.ErrShutdown) {
+			reason = "server shutdown"
+		}
+		span.SetAttributes(AttrCancelReason.String(reason))
+		span.AddEvent("cancelled", trace.WithAttributes(AttrCancelReason.String(reason)), trace.WithTimestamp(r.Timings.Finished))
+	}
+}
+
+func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
+	tm := r.Timings
+	start := func(name string, at time.Time, attrs ...attribute.KeyValue) trace.Span {
+		_, s := t.tracer.Start(ctx, name, trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+		return s
+	}
+	admitted := tm.Admitted
+	if admitted.IsZero() {
+		admitted = tm.Finished
+	}
+	q := start(SpanQueue, tm.Enqueued)
+	q.End(trace.WithTimestamp(admitted))
+	if tm.Admitted.IsZero() || r.Slot < 0 {
+		return // never held a slot
+	}
+	prefillEnd := tm.FirstToken
+	if prefillEnd.IsZero() {
+		prefillEnd = tm.Finished
+	}
+	p := start(SpanPrefill, tm.Admitted,
+		AttrInputTokens.Int(r.PromptTokens), AttrCachedTokens.Int(r.CachedTokens),
+		AttrChunks.Int(len(tm.PrefillChunks)), t.gpuID())
+	for _, c := range tm.PrefillChunks {
+		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(AttrChunkTokens.Int(c.Tokens)))
+	}
+	if tm.FirstToken.IsZero() && r.Finish != scheduler.FinishStop && r.Finish != scheduler.FinishLength {
+		setOutcome(p, r, ctx)
+	}
+	p.End(trace.WithTimestamp(prefillEnd))
+	if tm.FirstToken.IsZero() {
+		return
+	}
+	d := start(SpanDecode, tm.FirstToken,
+		AttrOutputTokens.Int(r.CompletionTokens), AttrSteps.Int(tm.DecodeSteps),
+		AttrMeanBatch.Float64(tm.MeanBatch()), t.gpuID())
+	setOutcome(d, r, ctx)
+	d.End(trace.WithTimestamp(tm.Finished))
+}
+
+// Step records one engine step as its own root span, linked to the
+// request spans of the sequences in it.
+func (t *Tracer) Step(si scheduler.StepInfo) {
+	links := make([]trace.Link, 0, len(si.Seqs))
+	for _, s := range si.Seqs {
+		sc := trace.SpanContextFromContext(s.Ctx)
+		if !sc.IsValid() {
+			continue
+		}
+		links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
+			AttrSlot.Int(s.Slot), AttrBatchPrefill.Int(s.PrefillTokens), attribute.Bool("lumen.decode", s.Decode),
+		}})
+	}
+	_, span := t.tracer.Start(context.Background(), SpanBatch,
+		trace.WithNewRoot(), trace.WithTimestamp(si.Start), trace.WithLinks(links...),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			AttrBatchSize.Int(len(si.Seqs)),
+			AttrBatchPrefill.Int(si.PrefillTokens),
+			AttrBatchDecode.Int(si.DecodeTokens),
+			AttrKVUsed.Int(si.KVUsed),
+			AttrKVSize.Int(t.opts.KVSize),
+			t.gpuID(),
+		))
+	if si.Err != nil {
+		span.RecordError(si.Err)
+		span.SetStatus(codes.Error, "decode failed")
+	}
+	span.End(trace.WithTimestamp(si.End))
+	if t.metrics != nil {
+		t.metrics.step(si)
+	}
+}

@@ -1,0 +1,240 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+func newRecorded(t *testing.T, opts TracerOptions) (*Tracer, *tracetest.SpanRecorder, *Metrics) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	m := NewMetrics()
+	return NewTracer(tp, m, opts), rec, m
+}
+
+func byName(spans []sdktrace.ReadOnlySpan, name string) sdktrace.ReadOnlySpan {
+	for _, s := range spans {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) (any, bool) {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.AsInterface(), true
+		}
+	}
+	return nil, false
+}
+
+// result is a finished request with fixed, known timings.
+func result(id string, finish scheduler.FinishReason) scheduler.Result {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	return scheduler.Result{
+		ID: id, Finish: finish, PromptTokens: 12, CompletionTokens: 5, CachedTokens: 4, Slot: 1,
+		Timings: scheduler.Timings{
+			Enqueued: t0, Admitted: t0.Add(10 * time.Millisecond), FirstToken: t0.Add(30 * time.Millisecond),
+			Finished:      t0.Add(70 * time.Millisecond),
+			PrefillChunks: []scheduler.Chunk{{Start: t0.Add(10 * time.Millisecond), End: t0.Add(20 * time.Millisecond), Tokens: 4}, {Start: t0.Add(20 * time.Millisecond), End: t0.Add(30 * time.Millisecond), Tokens: 4}},
+			DecodeSteps:   4, DecodeBatchSum: 10,
+		},
+	}
+}
+
+func TestRequestSpanTree(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "gpu:1"})
+	// An incoming caller span, as propagated by traceparent.
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
+	ctx = tr.StartRequest(ctx, RequestInfo{Operation: OperationChat, Model: "m", MaxTokens: 5, Tenant: "acme", Prompt: "secret prompt"})
+	tr.Finished(ctx, result("r1", scheduler.FinishLength))
+
+	spans := rec.Ended()
+	names := []string{}
+	for _, s := range spans {
+		names = append(names, s.Name())
+	}
+	slices.Sort(names)
+	if want := []string{"chat m", "decode", "prefill", "queue"}; !slices.Equal(names, want) {
+		t.Fatalf("spans = %v, want %v", names, want)
+	}
+	req := byName(spans, "chat m")
+	if req.Parent().SpanID() != parent.SpanID() || req.SpanContext().TraceID() != parent.TraceID() {
+		t.Errorf("request span parent = %v, want the caller's span", req.Parent())
+	}
+	for _, n := range []string{"queue", "prefill", "decode"} {
+		if s := byName(spans, n); s.Parent().SpanID() != req.SpanContext().SpanID() {
+			t.Errorf("%s is not a child of the request span", n)
+		}
+	}
+	q, p, d := byName(spans, "queue"), byName(spans, "prefill"), byName(spans, "decode")
+	// Durations add up: the phases tile the request exactly.
+	if !q.EndTime().Equal(p.StartTime()) || !p.EndTime().Equal(d.StartTime()) || !d.EndTime().Equal(req.EndTime()) {
+		t.Errorf("phases do not tile: queue %v–%v prefill %v–%v decode %v–%v request end %v",
+			q.StartTime(), q.EndTime(), p.StartTime(), p.EndTime(), d.StartTime(), d.EndTime(), req.EndTime())
+	}
+	ttft, _ := attr(req, "lumen.time_to_first_token_ms")
+	if got := q.EndTime().Sub(q.StartTime()) + p.EndTime().Sub(p.StartTime()); got != 30*time.Millisecond || ttft != 30.0 {
+		t.Errorf("queue+prefill = %v, ttft attr %v; want 30ms", got, ttft)
+	}
+	for key, want := range map[string]any{
+		"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": int64(12),
+		"gen_ai.usage.output_tokens": int64(5), "gen_ai.response.id": "r1", "tenant.id": "acme", "gpu.id": int64(1),
+		"lumen.prompt_tokens_cached": int64(4),
+	} {
+		if got, ok := attr(req, key); !ok || got != want {
+			t.Errorf("request %s = %v, want %v", key, got, want)
+		}
+	}
+	if fr, _ := attr(req, "gen_ai.response.finish_reasons"); !slices.Equal(fr.([]string), []string{"length"}) {
+		t.Errorf("finish reasons = %v", fr)
+	}
+	if _, ok := attr(req, "gen_ai.prompt"); ok {
+		t.Error("prompt recorded although content recording is off")
+	}
+	if len(p.Events()) != 2 {
+		t.Errorf("prefill has %d chunk events, want 2", len(p.Events()))
+	}
+	if mb, _ := attr(d, "lumen.decode.mean_batch_size"); mb != 2.5 {
+		t.Errorf("mean batch = %v, want 2.5", mb)
+	}
+}
+
+func TestContentRecordedWhenEnabled(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{RecordContent: true, ContentMax: 6})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "m", Prompt: "héllo world"})
+	tr.Finished(ctx, result("r", scheduler.FinishStop))
+	req := byName(rec.Ended(), "text_completion m")
+	if got, _ := attr(req, "gen_ai.prompt"); got != "héllo…" {
+		t.Errorf("prompt attr = %q, want truncated %q", got, "héllo…")
+	}
+}
+
+func TestCancelledRequestSpansEndWithReason(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{})
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{{context.Canceled, "client cancelled"}, {scheduler.ErrShutdown, "server shutdown"}} {
+		rec.Reset()
+		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+		r := result("c", scheduler.FinishCancelled)
+		r.Err = tt.err
+		tr.Finished(ctx, r)
+		req := byName(rec.Ended(), "chat m")
+		if got, _ := attr(req, "lumen.cancel_reason"); got != tt.want {
+			t.Errorf("%v: cancel reason %v, want %q", tt.err, got, tt.want)
+		}
+		if d := byName(rec.Ended(), "decode"); d == nil || len(d.Events()) == 0 || d.Events()[0].Name != "cancelled" {
+			t.Errorf("%v: decode span lacks the cancelled event", tt.err)
+		}
+	}
+}
+
+func TestBatchSpanIsRootLinkedToRequests(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu", KVSize: 1024})
+	a := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	b := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	now := time.Now()
+	tr.Step(scheduler.StepInfo{Start: now, End: now.Add(time.Millisecond), PrefillTokens: 7, DecodeTokens: 1, KVUsed: 30,
+		Seqs: []scheduler.StepSeq{{ID: "a", Ctx: a, Slot: 0, Decode: true}, {ID: "b", Ctx: b, Slot: 1, PrefillTokens: 7}}})
+	batch := byName(rec.Ended(), SpanBatch)
+	if batch == nil || batch.Parent().IsValid() {
+		t.Fatalf("batch span missing or not a root: %v", batch)
+	}
+	var linked []trace.SpanID
+	for _, l := range batch.Links() {
+		linked = append(linked, l.SpanContext.SpanID())
+	}
+	want := []trace.SpanID{trace.SpanContextFromContext(a).SpanID(), trace.SpanContextFromContext(b).SpanID()}
+	if !slices.Equal(linked, want) {
+		t.Errorf("links = %v, want %v", linked, want)
+	}
+	for key, want := range map[string]any{"lumen.batch.size": int64(2), "lumen.batch.prefill_tokens": int64(7), "lumen.batch.decode_tokens": int64(1), "gpu.id": "cpu", "lumen.kv_cache.used_cells": int64(30)} {
+		if got, _ := attr(batch, key); got != want {
+			t.Errorf("batch %s = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func TestErrorSpanStatus(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	r := result("e", scheduler.FinishError)
+	r.Err = errors.New("decode failed")
+	tr.Finished(ctx, r)
+	req := byName(rec.Ended(), "chat m")
+	if req.Status().Code.String() != "Error" || len(req.Events()) == 0 || req.Events()[0].Name != "exception" {
+		t.Errorf("status %v events %v, want Error with an exception event", req.Status(), req.Events())
+	}
+}
+
+// Latency histograms carry exemplars whose trace ids are real traces.
+func TestMetricsExemplars(t *testing.T) {
+	tr, rec, m := newRecorded(t, TracerOptions{})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m", Tenant: "acme"})
+	tr.Finished(ctx, result("x", scheduler.FinishStop))
+	traceID := byName(rec.Ended(), "chat m").SpanContext().TraceID().String()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, f := range families {
+		switch f.GetName() {
+		case "gen_ai_server_request_duration_seconds", "gen_ai_server_time_to_first_token_seconds", "gen_ai_server_time_per_output_token_seconds":
+			h := f.GetMetric()[0].GetHistogram()
+			want := map[string][]float64{
+				"gen_ai_server_request_duration_seconds":      durationBuckets,
+				"gen_ai_server_time_to_first_token_seconds":   ttftBuckets,
+				"gen_ai_server_time_per_output_token_seconds": tpotBuckets,
+			}[f.GetName()]
+			var bounds []float64
+			for _, b := range h.GetBucket() {
+				bounds = append(bounds, b.GetUpperBound())
+				if ex := b.GetExemplar(); ex != nil {
+					if id := exemplarTraceID(ex); id != traceID {
+						t.Errorf("%s exemplar trace %s, want %s", f.GetName(), id, traceID)
+					}
+					found[f.GetName()] = true
+				}
+			}
+			if !slices.Equal(bounds, want) {
+				t.Errorf("%s buckets %v, want %v", f.GetName(), bounds, want)
+			}
+		case "gen_ai_server_tokens_total":
+			if len(f.GetMetric()) != 2 {
+				t.Errorf("token counters = %d series, want input and output", len(f.GetMetric()))
+			}
+		}
+	}
+	if len(found) != 3 {
+		t.Errorf("exemplars found on %v, want all three latency histograms", found)
+	}
+}
+
+func exemplarTraceID(ex *dto.Exemplar) string {
+	for _, l := range ex.GetLabel() {
+		if l.GetName() == "trace_id" {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
