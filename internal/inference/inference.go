@@ -14,7 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
 // ErrUnknownModel: the request names a model this server does not serve.
@@ -62,6 +66,13 @@ type Limits struct {
 	DefaultMaxTokens int
 }
 
+// RequestTracer starts a request's span before it is submitted (the
+// scheduler's records end it) and ends it when submission fails.
+type RequestTracer interface {
+	StartRequest(ctx context.Context, info telemetry.RequestInfo) context.Context
+	Abort(ctx context.Context, err error)
+}
+
 // Config builds a Service.
 type Config struct {
 	Model     Model
@@ -69,6 +80,8 @@ type Config struct {
 	Chat      ChatRenderer
 	Scheduler Submitter
 	Limits    Limits
+	// Tracer, when set, traces every accepted request.
+	Tracer RequestTracer
 }
 
 // Service validates, tokenizes and submits requests.
@@ -110,6 +123,16 @@ type Stream struct {
 	Model        string
 	PromptTokens int
 	Events       <-chan scheduler.Event
+	// TraceID is the request's trace ("" when untraced); SpanContext is
+	// its request span, for traceparent response headers.
+	TraceID     string
+	SpanContext trace.SpanContext
+}
+
+// Tenant is the caller's tenant: the tenant.id baggage member (which the
+// HTTP transport also sets from an X-Tenant-ID header), or "".
+func Tenant(ctx context.Context) string {
+	return baggage.FromContext(ctx).Member(telemetry.BaggageTenantKey).Value()
 }
 
 // Models lists the served models.
@@ -244,13 +267,31 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	if req.Sampling.Seed == 0 {
 		req.Sampling.Seed = randomSeed()
 	}
+	if s.cfg.Tracer != nil {
+		op := telemetry.OperationCompletion
+		if len(req.Messages) > 0 {
+			op = telemetry.OperationChat
+		}
+		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
+			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
+			Tenant: Tenant(ctx), Prompt: req.Prompt,
+		})
+	}
 	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{
 		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop,
 	})
 	if err != nil {
+		if s.cfg.Tracer != nil {
+			s.cfg.Tracer.Abort(ctx, err)
+		}
 		return nil, err
 	}
-	return &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events}, nil
+	st := &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		st.TraceID = sc.TraceID().String()
+		st.SpanContext = sc
+	}
+	return st, nil
 }
 
 // Tokenize returns the tokens of text as the model sees a prompt.

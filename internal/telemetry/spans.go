@@ -81,6 +81,15 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 	return context.WithValue(ctx, infoKey{}, info)
 }
 
+// Abort ends a request span whose submission was refused (queue full,
+// shutdown), recording why.
+func (t *Tracer) Abort(ctx context.Context, err error) {
+	span := trace.SpanFromContext(ctx)
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	span.End()
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -48,7 +48,7 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 		if !ev.Done {
 			continue
 		}
-		end := endOf(ev.Result)
+		end := endOf(ev.Result, gen.TraceID)
 		return &lumenv1.GenerateResponse{
 			Id:           gen.ID,
 			Model:        gen.Model,
@@ -80,7 +80,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 		}
 		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: ev.Text}
 		if ev.Done {
-			end := endOf(ev.Result)
+			end := endOf(ev.Result, gen.TraceID)
 			msg.FinishReason, msg.Usage, msg.Timings, msg.TraceId = end.finish, end.usage, end.timings, end.traceID
 		} else if ev.Text == "" {
 			continue
@@ -141,13 +141,14 @@ type end struct {
 	finish  lumenv1.FinishReason
 	usage   *lumenv1.Usage
 	timings *lumenv1.Timings
-	traceID string // empty until tracing fills it
+	traceID string // empty when the request is not traced
 }
 
-func endOf(r *scheduler.Result) end {
+func endOf(r *scheduler.Result, traceID string) end {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return end{
-		finish: finishReason(r.Finish),
+		traceID: traceID,
+		finish:  finishReason(r.Finish),
 		usage: &lumenv1.Usage{
 			PromptTokens:     int32(r.PromptTokens),
 			CompletionTokens: int32(r.CompletionTokens),

@@ -48,6 +48,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 // one place for such headers; tracing adds traceparent here.
 func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Result) {
 	h.Set("X-Request-Id", st.ID)
+	// traceparent tells the caller which trace holds this request (the
+	// request span, so its id can be looked up in Jaeger directly).
+	if sc := st.SpanContext; sc.IsValid() {
+		h.Set("traceparent", fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
+	}
 	if res != nil {
 		t := res.Timings
 		h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f",
