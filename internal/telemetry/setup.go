@@ -1,0 +1,792 @@
+// Package telemetry owns Lumen's OpenTelemetry tracing setup: the tracer
+// provider (resource, sampler, span limits, batching exporter) and the W3C
+// propagator. Setup builds them once, in main, from a Config and the
+// standard OTEL_* environment variables, and returns them to be passed to
+// whatever makes spans. Nothing is installed globally: the package never
+// calls otel.SetTracerProvider, otel.SetTextMapPropagator or
+// otel.SetErrorHandler.
+//
+// Serving never waits on telemetry. Ended spans go into a bounded queue
+// that drops when full; one background goroutine exports them in batches,
+// each export under a timeout; an unreachable collector costs dropped
+// spans, counted by Telemetry.DroppedSpans, and nothing else.
+//
+// Sampling is parent-based: a sampled or unsampled parent decides, and
+// root spans are decided by the sampler named in Config.Sampler or
+// OTEL_TRACES_SAMPLER, or by a Jaeger sampling strategies file
+// (Config.SamplingConfig, see FileSampler) that is reloaded when it
+// changes.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Exporter names accepted by Config.Exporter and OTEL_TRACES_EXPORTER.
+const (
+	// ExporterOTLP is OTLP over the protocol named by
+	// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL
+	// ("grpc" or "http/protobuf"), gRPC when neither is set.
+	ExporterOTLP = "otlp"
+	// ExporterOTLPGRPC is OTLP over gRPC whatever the protocol variables say.
+	ExporterOTLPGRPC = "otlp-grpc"
+	// ExporterOTLPHTTP is OTLP over HTTP (protobuf) whatever the protocol
+	// variables say.
+	ExporterOTLPHTTP = "otlp-http"
+	// ExporterConsole writes spans as indented JSON to Config.ConsoleWriter.
+	ExporterConsole = "console"
+	// ExporterNone exports nothing. Spans are still created and sampled,
+	// so trace ids exist and sampling decisions propagate downstream.
+	ExporterNone = "none"
+	// ExporterDisabled is reported in Telemetry.Exporter when
+	// OTEL_SDK_DISABLED=true made the tracer provider a no-op.
+	ExporterDisabled = "disabled"
+)
+
+// Defaults applied by Setup to zero Config fields.
+const (
+	DefaultServiceName             = "lumen"
+	DefaultMaxAttributeValueLength = 4096
+	DefaultMaxQueueSize            = 2048
+	DefaultMaxExportBatchSize      = 512
+	DefaultBatchTimeout            = 5 * time.Second
+	DefaultExportTimeout           = 10 * time.Second
+	DefaultReloadInterval          = 10 * time.Second
+)
+
+// Config says how to build the tracing pipeline. Explicit (non-zero)
+// fields, which main fills from flags, win over the standard environment
+// variables, which win over the defaults.
+type Config struct {
+	// ServiceName is the service.name resource attribute and the service
+	// looked up in a sampling strategies file. Empty: OTEL_SERVICE_NAME,
+	// then service.name in OTEL_RESOURCE_ATTRIBUTES, then "lumen".
+	ServiceName string
+	// ServiceVersion is service.version; empty leaves it to
+	// OTEL_RESOURCE_ATTRIBUTES or unset.
+	ServiceVersion string
+
+	// Exporter is one of the Exporter* names (--trace-exporter). Empty:
+	// OTEL_TRACES_EXPORTER; if that is empty too, "otlp" when an OTLP
+	// endpoint is set (Endpoint or OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT),
+	// else "none".
+	Exporter string
+	// Endpoint is the collector (--otlp-endpoint): "host:port" or a URL
+	// with an http or https scheme. For OTLP/HTTP a URL path other than
+	// "/" is the traces path as given; otherwise "/v1/traces" is used.
+	// Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (a URL used as is), then
+	// OTEL_EXPORTER_OTLP_ENDPOINT (a base URL; HTTP appends /v1/traces),
+	// then localhost:4317 (gRPC) or localhost:4318 (HTTP).
+	Endpoint string
+	// Insecure forces plaintext. Without it the connection is plaintext
+	// anyway for an http:// URL, a loopback host, or when
+	// OTEL_EXPORTER_OTLP[_TRACES]_INSECURE=true and the endpoint has no
+	// scheme; otherwise TLS.
+	Insecure bool
+
+	// SamplingConfig is the path of a Jaeger-format sampling strategies
+	// file (--sampling-config) deciding root spans; it is polled for
+	// changes every ReloadInterval. A file that cannot be loaded makes
+	// Setup fail. It cannot be combined with Sampler.
+	SamplingConfig string
+	// Sampler is an OTEL_TRACES_SAMPLER value: always_on, always_off,
+	// traceidratio, parentbased_always_on, parentbased_always_off or
+	// parentbased_traceidratio. Empty: OTEL_TRACES_SAMPLER, then
+	// parentbased_always_on.
+	Sampler string
+	// SamplerArg is the ratio for the traceidratio samplers, in [0, 1];
+	// empty means 1. Empty with an empty Sampler: OTEL_TRACES_SAMPLER_ARG.
+	SamplerArg string
+	// ReloadInterval is how often SamplingConfig is checked for changes
+	// (modification time and size). Zero: 10s. Negative: never polled;
+	// Telemetry.ReloadSampling still reloads on demand.
+	ReloadInterval time.Duration
+
+	// ExtraResource is added to the resource (model name, device). It wins
+	// over OTEL_RESOURCE_ATTRIBUTES and detected attributes but not over
+	// ServiceName and ServiceVersion.
+	ExtraResource []attribute.KeyValue
+	// MaxAttributeValueLength truncates string attribute values. Zero:
+	// OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, then
+	// OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, then 4096. Negative: unlimited.
+	MaxAttributeValueLength int
+
+	// MaxQueueSize bounds the spans waiting for export; a span ended while
+	// it is full is dropped and counted. Zero: OTEL_BSP_MAX_QUEUE_SIZE,
+	// then 2048.
+	MaxQueueSize int
+	// MaxExportBatchSize is the most spans one export carries. Zero:
+	// OTEL_BSP_MAX_EXPORT_BATCH_SIZE, then 512; capped at MaxQueueSize.
+	MaxExportBatchSize int
+	// BatchTimeout is the longest a span waits for its batch to fill.
+	// Zero: OTEL_BSP_SCHEDULE_DELAY (milliseconds), then 5s.
+	BatchTimeout time.Duration
+	// ExportTimeout bounds one export, retries included. Zero:
+	// OTEL_BSP_EXPORT_TIMEOUT (milliseconds), then 10s.
+	ExportTimeout time.Duration
+
+	// Getenv reads the environment; nil means os.Getenv. Tests inject a
+	// map. (The SDK and exporters still read a few variables this package
+	// does not interpret, such as OTEL_EXPORTER_OTLP_HEADERS and
+	// OTEL_EXPORTER_OTLP_CERTIFICATE, from the process environment.)
+	Getenv func(string) string
+	// ConsoleWriter receives the console exporter's output; nil means
+	// os.Stdout.
+	ConsoleWriter io.Writer
+	// Logger receives background problems: export failures (once when
+	// exports start failing, once when they recover) and sampling file
+	// reloads. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Telemetry is what Setup built. Pass its fields to whoever needs them and
+// call Shutdown once when the server stops.
+type Telemetry struct {
+	// TracerProvider is the SDK tracer provider, or a no-op provider when
+	// OTEL_SDK_DISABLED=true.
+	TracerProvider trace.TracerProvider
+	// Propagator injects and extracts W3C traceparent/tracestate and
+	// baggage.
+	Propagator propagation.TextMapPropagator
+	// Shutdown flushes queued spans and stops the exporter and the
+	// sampling file poller, within ctx. Spans it could not deliver before
+	// ctx ended are counted as dropped. Errors are joined. Only the first
+	// call does anything.
+	Shutdown func(ctx context.Context) error
+	// ForceFlush exports every span ended so far, within ctx.
+	ForceFlush func(ctx context.Context) error
+	// DroppedSpans is the number of sampled spans that will never reach
+	// the exporter's destination: dropped because the queue was full,
+	// because their export failed, or because Shutdown ran out of time.
+	DroppedSpans func() int64
+	// ReloadSampling re-reads the sampling strategies file now (for
+	// example on SIGHUP). A bad file leaves the previous strategies in
+	// force and is returned as an error. Without a file it does nothing.
+	ReloadSampling func() error
+
+	// Exporter is the exporter in use: one of ExporterOTLPGRPC,
+	// ExporterOTLPHTTP, ExporterConsole, ExporterNone or ExporterDisabled.
+	Exporter string
+	// Endpoint is the collector URL for the OTLP exporters, else empty.
+	Endpoint string
+}
+
+// Setup builds the tracing pipeline described by cfg and the environment.
+// It neither blocks on nor fails because of an unreachable collector:
+// connections are made lazily by the exporters. It fails on invalid
+// settings and on a sampling strategies file that cannot be loaded.
+func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("telemetry: setup: %w", err)
+	}
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	propagator := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+	disabled, err := envBool(getenv, "OTEL_SDK_DISABLED")
+	if err != nil {
+		return nil, err
+	}
+	if disabled {
+		return &Telemetry{
+			TracerProvider: noop.NewTracerProvider(),
+			Propagator:     propagator,
+			Shutdown:       func(context.Context) error { return nil },
+			ForceFlush:     func(context.Context) error { return nil },
+			DroppedSpans:   func() int64 { return 0 },
+			ReloadSampling: func() error { return nil },
+			Exporter:       ExporterDisabled,
+		}, nil
+	}
+
+	res, serviceName, err := buildResource(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	sampler, fileSampler, err := buildSampler(cfg, getenv, serviceName)
+	if err != nil {
+		return nil, err
+	}
+	limits, err := buildSpanLimits(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	bopts, err := resolveBatchOptions(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	target, err := resolveExporter(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	exporter, err := newSpanExporter(ctx, target, cfg.ConsoleWriter, bopts.exportTimeout)
+	if err != nil {
+		return nil, err
+	}
+
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithRawSpanLimits(limits),
+	}
+	var bp *batchProcessor
+	if exporter != nil {
+		bp = newBatchProcessor(exporter, bopts, logger)
+		opts = append(opts, sdktrace.WithSpanProcessor(bp))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+
+	stopWatch := func(context.Context) error { return nil }
+	reload := func() error { return nil }
+	if fileSampler != nil {
+		reload = fileSampler.Reload
+		interval := cfg.ReloadInterval
+		if interval == 0 {
+			interval = DefaultReloadInterval
+		}
+		if interval > 0 {
+			stopWatch = startWatch(fileSampler, interval, logger)
+		}
+	}
+
+	var (
+		shutdownOnce sync.Once
+		shutdownErr  error
+	)
+	shutdown := func(ctx context.Context) error {
+		shutdownOnce.Do(func() {
+			watchErr := stopWatch(ctx)
+			// The provider skips its processors when ctx is already done,
+			// so the processor is shut down directly as well; a second
+			// Shutdown of it is a no-op returning nil.
+			err := tp.Shutdown(ctx)
+			if bp != nil {
+				if bpErr := bp.Shutdown(ctx); bpErr != nil {
+					err = bpErr
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("telemetry: shutdown: %w", err)
+			}
+			shutdownErr = errors.Join(watchErr, err)
+		})
+		return shutdownErr
+	}
+	dropped := func() int64 { return 0 }
+	if bp != nil {
+		dropped = bp.Dropped
+	}
+
+	return &Telemetry{
+		TracerProvider: tp,
+		Propagator:     propagator,
+		Shutdown:       shutdown,
+		ForceFlush: func(ctx context.Context) error {
+			if err := tp.ForceFlush(ctx); err != nil {
+				return fmt.Errorf("telemetry: flush: %w", err)
+			}
+			return nil
+		},
+		DroppedSpans:   dropped,
+		ReloadSampling: reload,
+		Exporter:       target.kind,
+		Endpoint:       target.url,
+	}, nil
+}
+
+// startWatch polls the sampling file every interval on its own goroutine
+// and returns the function that stops it.
+func startWatch(fs *FileSampler, interval time.Duration, logger *slog.Logger) func(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	ticker := time.NewTicker(interval)
+	go func() {
+		defer close(done)
+		defer ticker.Stop()
+		fs.Watch(ctx, ticker.C, func(err error) {
+			if err != nil {
+				logger.Warn("sampling strategies reload failed; keeping the previous strategies", "path", fs.Path(), "err", err)
+				return
+			}
+			logger.Info("sampling strategies reloaded", "path", fs.Path())
+		})
+	}()
+	return func(stopCtx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-stopCtx.Done():
+			return fmt.Errorf("telemetry: stop sampling file poller: %w", stopCtx.Err())
+		}
+	}
+}
+
+// buildResource returns the resource and the service name it carries.
+// Precedence, lowest first: detected attributes, OTEL_RESOURCE_ATTRIBUTES,
+// cfg.ExtraResource, then service.name (cfg, OTEL_SERVICE_NAME, the
+// attribute variable, the default) and cfg.ServiceVersion.
+func buildResource(cfg Config, getenv func(string) string) (*resource.Resource, string, error) {
+	envAttrs, err := parseResourceAttributes(getenv("OTEL_RESOURCE_ATTRIBUTES"))
+	if err != nil {
+		return nil, "", err
+	}
+	name := cfg.ServiceName
+	if name == "" {
+		name = strings.TrimSpace(getenv("OTEL_SERVICE_NAME"))
+	}
+	if name == "" {
+		for _, kv := range envAttrs {
+			if kv.Key == semconv.ServiceNameKey {
+				name = kv.Value.AsString()
+			}
+		}
+	}
+	if name == "" {
+		name = DefaultServiceName
+	}
+
+	attrs := []attribute.KeyValue{
+		semconv.TelemetrySDKName("opentelemetry"),
+		semconv.TelemetrySDKLanguageGo,
+		semconv.TelemetrySDKVersion(sdk.Version()),
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		attrs = append(attrs, semconv.HostName(host))
+	}
+	attrs = append(attrs, envAttrs...)
+	attrs = append(attrs, cfg.ExtraResource...)
+	attrs = append(attrs, semconv.ServiceName(name))
+	if cfg.ServiceVersion != "" {
+		attrs = append(attrs, semconv.ServiceVersion(cfg.ServiceVersion))
+	}
+	// NewWithAttributes keeps the last value of a repeated key.
+	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), name, nil
+}
+
+// parseResourceAttributes parses OTEL_RESOURCE_ATTRIBUTES:
+// comma-separated key=value pairs with percent-encoded values.
+func parseResourceAttributes(s string) ([]attribute.KeyValue, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var attrs []attribute.KeyValue
+	for pair := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("telemetry: OTEL_RESOURCE_ATTRIBUTES: %q is not key=value", pair)
+		}
+		val, err := url.PathUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTEL_RESOURCE_ATTRIBUTES: value of %q: %w", k, err)
+		}
+		attrs = append(attrs, attribute.String(k, val))
+	}
+	return attrs, nil
+}
+
+// buildSampler returns the provider's sampler and, when a strategies file
+// is used, the FileSampler deciding its root spans.
+func buildSampler(cfg Config, getenv func(string) string, service string) (sdktrace.Sampler, *FileSampler, error) {
+	if cfg.SamplingConfig != "" {
+		if cfg.Sampler != "" {
+			return nil, nil, fmt.Errorf("telemetry: a sampling config file (%s) and a sampler (%s) are mutually exclusive", cfg.SamplingConfig, cfg.Sampler)
+		}
+		fs, err := NewFileSampler(FileSamplerConfig{Path: cfg.SamplingConfig, ServiceName: service})
+		if err != nil {
+			return nil, nil, err
+		}
+		return sdktrace.ParentBased(fs), fs, nil
+	}
+	name, arg, source := cfg.Sampler, cfg.SamplerArg, "sampler"
+	if name == "" {
+		name, source = getenv("OTEL_TRACES_SAMPLER"), "OTEL_TRACES_SAMPLER"
+		if arg == "" {
+			arg = getenv("OTEL_TRACES_SAMPLER_ARG")
+		}
+	}
+	s, err := namedSampler(name, arg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("telemetry: %s: %w", source, err)
+	}
+	return s, nil, nil
+}
+
+// namedSampler maps an OTEL_TRACES_SAMPLER value and its argument to a
+// sampler; the empty name is parentbased_always_on.
+func namedSampler(name, arg string) (sdktrace.Sampler, error) {
+	ratio := func() (float64, error) {
+		arg = strings.TrimSpace(arg)
+		if arg == "" {
+			return 1, nil
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, fmt.Errorf("ratio %q is not a number in [0, 1]", arg)
+		}
+		return r, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.TraceIDRatioBased(r), nil
+	default:
+		return nil, fmt.Errorf("unsupported sampler %q (want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", name)
+	}
+}
+
+// buildSpanLimits returns the SDK defaults with the attribute value length
+// limit from cfg or the environment.
+func buildSpanLimits(cfg Config, getenv func(string) string) (sdktrace.SpanLimits, error) {
+	length := cfg.MaxAttributeValueLength
+	if length == 0 {
+		for _, key := range []string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"} {
+			n, ok, err := envInt(getenv, key)
+			if err != nil {
+				return sdktrace.SpanLimits{}, err
+			}
+			if ok {
+				length = n
+				break
+			}
+		}
+	}
+	if length == 0 {
+		length = DefaultMaxAttributeValueLength
+	}
+	if length < 0 {
+		length = -1
+	}
+	return sdktrace.SpanLimits{
+		AttributeValueLengthLimit:   length,
+		AttributeValueDepthLimit:    sdktrace.DefaultAttributeValueDepthLimit,
+		AttributeCountLimit:         sdktrace.DefaultAttributeCountLimit,
+		EventCountLimit:             sdktrace.DefaultEventCountLimit,
+		LinkCountLimit:              sdktrace.DefaultLinkCountLimit,
+		AttributePerEventCountLimit: sdktrace.DefaultAttributePerEventCountLimit,
+		AttributePerLinkCountLimit:  sdktrace.DefaultAttributePerLinkCountLimit,
+	}, nil
+}
+
+// resolveBatchOptions applies cfg, then the OTEL_BSP_* variables, then the
+// defaults.
+func resolveBatchOptions(cfg Config, getenv func(string) string) (batchOptions, error) {
+	count := func(v int, key string, def int) (int, error) {
+		if v > 0 {
+			return v, nil
+		}
+		n, ok, err := envInt(getenv, key)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return def, nil
+		}
+		if n <= 0 {
+			return 0, fmt.Errorf("telemetry: %s=%d: must be positive", key, n)
+		}
+		return n, nil
+	}
+	millis := func(v time.Duration, key string, def time.Duration) (time.Duration, error) {
+		if v > 0 {
+			return v, nil
+		}
+		n, err := count(0, key, int(def/time.Millisecond))
+		return time.Duration(n) * time.Millisecond, err
+	}
+	var o batchOptions
+	var err error
+	if o.maxQueue, err = count(cfg.MaxQueueSize, "OTEL_BSP_MAX_QUEUE_SIZE", DefaultMaxQueueSize); err != nil {
+		return o, err
+	}
+	if o.maxBatch, err = count(cfg.MaxExportBatchSize, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DefaultMaxExportBatchSize); err != nil {
+		return o, err
+	}
+	o.maxBatch = min(o.maxBatch, o.maxQueue)
+	if o.batchTimeout, err = millis(cfg.BatchTimeout, "OTEL_BSP_SCHEDULE_DELAY", DefaultBatchTimeout); err != nil {
+		return o, err
+	}
+	if o.exportTimeout, err = millis(cfg.ExportTimeout, "OTEL_BSP_EXPORT_TIMEOUT", DefaultExportTimeout); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// exportTarget is the resolved exporter: its kind and, for OTLP, the full
+// endpoint URL whose scheme says plaintext (http) or TLS (https).
+type exportTarget struct {
+	kind string
+	url  string
+}
+
+// resolveExporter decides the exporter and the OTLP endpoint from cfg and
+// the environment.
+func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, error) {
+	kind, source := strings.ToLower(strings.TrimSpace(cfg.Exporter)), "trace exporter"
+	if kind == "" {
+		kind, source = strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))), "OTEL_TRACES_EXPORTER"
+		if strings.Contains(kind, ",") {
+			return exportTarget{}, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q: only one exporter is supported", kind)
+		}
+	}
+	if kind == "" {
+		kind = ExporterNone
+		if cfg.Endpoint != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+			kind = ExporterOTLP
+		}
+	}
+	if kind == ExporterOTLP {
+		proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+		if proto == "" {
+			proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+		}
+		switch strings.ToLower(strings.TrimSpace(proto)) {
+		case "", "grpc":
+			kind = ExporterOTLPGRPC
+		case "http/protobuf":
+			kind = ExporterOTLPHTTP
+		default:
+			return exportTarget{}, fmt.Errorf("telemetry: unsupported OTLP protocol %q (want grpc or http/protobuf)", proto)
+		}
+	}
+	switch kind {
+	case ExporterOTLPGRPC, ExporterOTLPHTTP:
+		u, err := resolveEndpoint(cfg, getenv, kind == ExporterOTLPHTTP)
+		if err != nil {
+			return exportTarget{}, err
+		}
+		return exportTarget{kind: kind, url: u}, nil
+	case ExporterConsole, ExporterNone:
+		return exportTarget{kind: kind}, nil
+	default:
+		return exportTarget{}, fmt.Errorf("telemetry: %s %q unsupported (want otlp, otlp-grpc, otlp-http, console or none)", source, kind)
+	}
+}
+
+// resolveEndpoint returns the OTLP endpoint as a URL. For gRPC only its
+// scheme and host matter; for HTTP it is the full traces URL.
+func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool) (string, error) {
+	defaultPort := "4317"
+	if httpProto {
+		defaultPort = "4318"
+	}
+	const (
+		fromConfig = iota
+		fromTracesEnv
+		fromBaseEnv
+		fromDefault
+	)
+	candidates := []struct{ raw, source string }{
+		fromConfig:    {cfg.Endpoint, "OTLP endpoint"},
+		fromTracesEnv: {getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		fromBaseEnv:   {getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		fromDefault:   {"localhost:" + defaultPort, "default OTLP endpoint"},
+	}
+	from := fromConfig
+	for strings.TrimSpace(candidates[from].raw) == "" {
+		from++
+	}
+	raw, source := strings.TrimSpace(candidates[from].raw), candidates[from].source
+
+	var scheme, host, path string
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", fmt.Errorf("telemetry: %s: %w", source, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return "", fmt.Errorf("telemetry: %s %q: scheme must be http or https", source, raw)
+		}
+		if u.Host == "" {
+			return "", fmt.Errorf("telemetry: %s %q: no host", source, raw)
+		}
+		if p := u.Port(); p != "" && !validPort(p) {
+			return "", fmt.Errorf("telemetry: %s %q: bad port %q", source, raw, p)
+		}
+		// A URL without a port means the scheme's (443 or 80).
+		scheme, host, path = u.Scheme, u.Host, u.EscapedPath()
+	} else {
+		if strings.ContainsAny(raw, "/?#") {
+			return "", fmt.Errorf("telemetry: %s %q: want host:port or a URL", source, raw)
+		}
+		host = raw
+		if _, _, err := net.SplitHostPort(host); err != nil {
+			// No port (or a bare IPv6 address): the OTLP one.
+			host = net.JoinHostPort(strings.Trim(host, "[]"), defaultPort)
+		}
+		_, port, err := net.SplitHostPort(host)
+		if err != nil {
+			return "", fmt.Errorf("telemetry: %s %q: %w", source, raw, err)
+		}
+		if !validPort(port) {
+			return "", fmt.Errorf("telemetry: %s %q: bad port %q", source, raw, port)
+		}
+	}
+	hostname := (&url.URL{Host: host}).Hostname()
+	if hostname == "" {
+		return "", fmt.Errorf("telemetry: %s %q: no host", source, raw)
+	}
+
+	if scheme == "" {
+		insecure := isLoopback(hostname)
+		for _, key := range []string{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
+			if getenv(key) == "" {
+				continue
+			}
+			v, err := envBool(getenv, key)
+			if err != nil {
+				return "", err
+			}
+			insecure = insecure || v
+			break
+		}
+		scheme = "https"
+		if insecure {
+			scheme = "http"
+		}
+	}
+	if cfg.Insecure {
+		scheme = "http"
+	}
+
+	if httpProto {
+		switch {
+		case from == fromTracesEnv:
+			// Used as is; a URL without a path posts to the root.
+			if path == "" {
+				path = "/"
+			}
+		case from == fromBaseEnv:
+			path = strings.TrimSuffix(path, "/") + "/v1/traces"
+		case path == "" || path == "/":
+			path = "/v1/traces"
+		}
+	} else {
+		path = ""
+	}
+	return scheme + "://" + host + path, nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newSpanExporter builds the exporter for target; nil for "none".
+func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer, timeout time.Duration) (sdktrace.SpanExporter, error) {
+	var (
+		exp sdktrace.SpanExporter
+		err error
+	)
+	switch target.kind {
+	case ExporterNone:
+		return nil, nil
+	case ExporterConsole:
+		if console == nil {
+			console = os.Stdout
+		}
+		exp, err = stdouttrace.New(stdouttrace.WithWriter(console), stdouttrace.WithPrettyPrint())
+	case ExporterOTLPGRPC:
+		// grpc.NewClient underneath: the connection is made lazily, and no
+		// WithBlock dial option is ever passed.
+		exp, err = otlptracegrpc.New(ctx,
+			otlptracegrpc.WithEndpointURL(target.url),
+			otlptracegrpc.WithTimeout(timeout),
+		)
+	case ExporterOTLPHTTP:
+		exp, err = otlptracehttp.New(ctx,
+			otlptracehttp.WithEndpointURL(target.url),
+			otlptracehttp.WithTimeout(timeout),
+		)
+	default:
+		return nil, fmt.Errorf("telemetry: unknown exporter %q", target.kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: create %s exporter: %w", target.kind, err)
+	}
+	return exp, nil
+}
+
+// envBool reads a boolean variable: "true" or "false" in any case, empty
+// meaning false.
+func envBool(getenv func(string) string, key string) (bool, error) {
+	v := strings.TrimSpace(getenv(key))
+	switch strings.ToLower(v) {
+	case "":
+		return false, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, fmt.Errorf("telemetry: %s=%q: want true or false", key, v)
+	}
+}
+
+// envInt reads an integer variable; ok is false when it is unset.
+func envInt(getenv func(string) string, key string) (n int, ok bool, err error) {
+	v := strings.TrimSpace(getenv(key))
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("telemetry: %s=%q: want an integer", key, v)
+	}
+	return n, true, nil
+}

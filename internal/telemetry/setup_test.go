@@ -1,0 +1,391 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// env returns a Getenv reading only vars, so the test's own environment
+// does not leak in.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func mustSetup(t *testing.T, cfg Config) *Telemetry {
+	t.Helper()
+	if cfg.Getenv == nil {
+		cfg.Getenv = env(nil)
+	}
+	tel, err := Setup(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tel.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return tel
+}
+
+func rootSampled(tel *Telemetry, name string) bool {
+	_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), name)
+	defer span.End()
+	return span.SpanContext().IsSampled()
+}
+
+func TestSetupExporterResolution(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          Config
+		env          map[string]string
+		wantExporter string
+		wantEndpoint string
+	}{
+		{"nothing set", Config{}, nil, ExporterNone, ""},
+		{"sdk disabled", Config{Exporter: "console"}, map[string]string{"OTEL_SDK_DISABLED": "true"}, ExporterDisabled, ""},
+		{"sdk disabled, any case", Config{}, map[string]string{"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, ExporterDisabled, ""},
+		{"sdk not disabled", Config{}, map[string]string{"OTEL_SDK_DISABLED": "false"}, ExporterNone, ""},
+		{"exporter none despite endpoint", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, ExporterNone, ""},
+		{"endpoint implies otlp", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, ExporterOTLPGRPC, "http://collector:4317"},
+		{"flag endpoint implies otlp", Config{Endpoint: "localhost:9999"}, nil, ExporterOTLPGRPC, "http://localhost:9999"},
+		{"remote host without scheme is TLS", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}, ExporterOTLPGRPC, "https://collector:4317"},
+		{"insecure env", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"}, ExporterOTLPGRPC, "http://collector:4317"},
+		{"insecure flag", Config{Endpoint: "collector:4317", Insecure: true}, nil, ExporterOTLPGRPC, "http://collector:4317"},
+		{"url without port", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example"}, ExporterOTLPGRPC, "https://collector.example"},
+		{"https url", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://localhost:4317"}, ExporterOTLPGRPC, "https://localhost:4317"},
+		{"default port", Config{Endpoint: "collector"}, nil, ExporterOTLPGRPC, "https://collector:4317"},
+		{"ipv6 loopback", Config{Endpoint: "[::1]"}, nil, ExporterOTLPGRPC, "http://[::1]:4317"},
+		{"traces endpoint wins", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4317"}, ExporterOTLPGRPC, "http://b:4317"},
+		{"flag endpoint wins", Config{Endpoint: "c:4317"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4317"}, ExporterOTLPGRPC, "https://c:4317"},
+		{"flag exporter wins", Config{Exporter: "console", ConsoleWriter: &bytes.Buffer{}}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, ExporterConsole, ""},
+		{"flag none wins", Config{Exporter: "none"}, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, ExporterNone, ""},
+		{"otlp defaults to grpc on localhost", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, ExporterOTLPGRPC, "http://localhost:4317"},
+		{"http protocol", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ExporterOTLPHTTP, "http://localhost:4318/v1/traces"},
+		{"http base endpoint gets the traces path", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4318/prefix/"}, ExporterOTLPHTTP, "https://collector.example:4318/prefix/v1/traces"},
+		{"http traces endpoint used as is", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example/custom"}, ExporterOTLPHTTP, "https://collector.example/custom"},
+		{"traces protocol wins", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, ExporterOTLPGRPC, "http://localhost:4317"},
+		{"flag otlp-grpc beats protocol env", Config{Exporter: "otlp-grpc"}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ExporterOTLPGRPC, "http://localhost:4317"},
+		{"flag otlp-http host:port", Config{Exporter: "otlp-http", Endpoint: "localhost:4318"}, nil, ExporterOTLPHTTP, "http://localhost:4318/v1/traces"},
+		{"flag otlp-http url with path", Config{Exporter: "otlp-http", Endpoint: "https://x.example:443/otlp/traces"}, nil, ExporterOTLPHTTP, "https://x.example:443/otlp/traces"},
+		{"flag otlp-http url without path", Config{Exporter: "otlp-http", Endpoint: "https://x.example"}, nil, ExporterOTLPHTTP, "https://x.example/v1/traces"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Getenv = env(tt.env)
+			tel := mustSetup(t, tt.cfg)
+			if tel.Exporter != tt.wantExporter || tel.Endpoint != tt.wantEndpoint {
+				t.Errorf("exporter %q at %q, want %q at %q", tel.Exporter, tel.Endpoint, tt.wantExporter, tt.wantEndpoint)
+			}
+		})
+	}
+}
+
+func TestSetupErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	bad := writeStrategies(t, `{"default_strategy":{"type":"probabilistic","param":2}}`)
+	good := writeStrategies(t, `{}`)
+	tests := []struct {
+		name string
+		cfg  Config
+		env  map[string]string
+		want string
+	}{
+		{"bad disabled value", Config{}, map[string]string{"OTEL_SDK_DISABLED": "1"}, "OTEL_SDK_DISABLED"},
+		{"unknown env exporter", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, `OTEL_TRACES_EXPORTER "zipkin" unsupported`},
+		{"several env exporters", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp,console"}, "only one exporter"},
+		{"unknown flag exporter", Config{Exporter: "jaeger"}, nil, `trace exporter "jaeger" unsupported`},
+		{"json protocol", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "unsupported OTLP protocol"},
+		{"bad scheme", Config{Endpoint: "ftp://collector:4317"}, nil, "scheme must be http or https"},
+		{"path without scheme", Config{Endpoint: "collector:4317/v1/traces"}, nil, "want host:port or a URL"},
+		{"bad port", Config{Endpoint: "collector:otlp"}, nil, "bad port"},
+		{"bad url port", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:0"}, "bad port"},
+		{"bad insecure", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_INSECURE": "yes"}, "OTEL_EXPORTER_OTLP_INSECURE"},
+		{"unknown sampler", Config{Sampler: "sometimes"}, nil, `sampler: unsupported sampler "sometimes"`},
+		{"unknown env sampler", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "OTEL_TRACES_SAMPLER: unsupported"},
+		{"ratio out of range", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "not a number in [0, 1]"},
+		{"file and sampler", Config{SamplingConfig: good, Sampler: "always_on"}, nil, "mutually exclusive"},
+		{"missing sampling file", Config{SamplingConfig: missing}, nil, "no such file"},
+		{"bad sampling file", Config{SamplingConfig: bad}, nil, "outside [0, 1]"},
+		{"bad queue size", Config{}, map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "lots"}, "OTEL_BSP_MAX_QUEUE_SIZE"},
+		{"zero schedule delay", Config{}, map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "0"}, "must be positive"},
+		{"bad length limit", Config{}, map[string]string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "x"}, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"},
+		{"bad resource attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model"}, "not key=value"},
+		{"bad resource encoding", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model=%zz"}, "OTEL_RESOURCE_ATTRIBUTES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Getenv = env(tt.env)
+			tel, err := Setup(context.Background(), tt.cfg)
+			if err == nil {
+				tel.Shutdown(context.Background())
+				t.Fatalf("no error, want one containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSetupSamplerPrecedence(t *testing.T) {
+	never := writeStrategies(t, `{"service_strategies":[{"service":"lumen","type":"probabilistic","param":0}]}`)
+	always := writeStrategies(t, `{"service_strategies":[{"service":"lumen","type":"probabilistic","param":1}],"default_strategy":{"type":"probabilistic","param":0}}`)
+	tests := []struct {
+		name    string
+		cfg     Config
+		env     map[string]string
+		sampled bool
+	}{
+		{"default samples roots", Config{}, nil, true},
+		{"env always_off", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, false},
+		{"env parentbased_always_off", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, false},
+		{"env ratio 0", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, false},
+		{"flag beats env", Config{Sampler: "always_on"}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, true},
+		{"flag arg beats env arg", Config{Sampler: "traceidratio", SamplerArg: "0"}, map[string]string{"OTEL_TRACES_SAMPLER_ARG": "1"}, false},
+		{"env arg belongs to env sampler", Config{Sampler: "traceidratio"}, map[string]string{"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "0"}, true},
+		{"file says no", Config{SamplingConfig: never}, nil, false},
+		{"file beats env sampler", Config{SamplingConfig: always}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, true},
+		{"file entry for the env service name", Config{SamplingConfig: always}, map[string]string{"OTEL_SERVICE_NAME": "other"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Getenv = env(tt.env)
+			tt.cfg.ReloadInterval = -1
+			tel := mustSetup(t, tt.cfg)
+			if got := rootSampled(tel, "chat llama"); got != tt.sampled {
+				t.Errorf("root span sampled = %v, want %v", got, tt.sampled)
+			}
+		})
+	}
+}
+
+func TestSetupDisabledIsNoop(t *testing.T) {
+	tel := mustSetup(t, Config{Exporter: "otlp", Endpoint: "localhost:1", Getenv: env(map[string]string{"OTEL_SDK_DISABLED": "true"})})
+	if _, ok := tel.TracerProvider.(noop.TracerProvider); !ok {
+		t.Errorf("TracerProvider is %T, want noop.TracerProvider", tel.TracerProvider)
+	}
+	_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "chat llama")
+	if span.IsRecording() {
+		t.Error("span is recording")
+	}
+	span.End()
+	if tel.DroppedSpans() != 0 {
+		t.Error("dropped spans without an SDK")
+	}
+
+	// Incoming trace context still flows through to outgoing requests.
+	in := propagation.MapCarrier{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	ctx := tel.Propagator.Extract(context.Background(), in)
+	ctx, span = tel.TracerProvider.Tracer("test").Start(ctx, "chat llama")
+	defer span.End()
+	out := propagation.MapCarrier{}
+	tel.Propagator.Inject(ctx, out)
+	if !strings.Contains(out["traceparent"], "0af7651916cd43dd8448eb211c80319c") {
+		t.Errorf("traceparent not propagated: %v", out)
+	}
+}
+
+func TestSetupExporterNoneStillTraces(t *testing.T) {
+	tel := mustSetup(t, Config{Getenv: env(map[string]string{"OTEL_TRACES_EXPORTER": "none"})})
+	_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "chat llama")
+	defer span.End()
+	if !span.SpanContext().IsValid() || !span.SpanContext().IsSampled() {
+		t.Errorf("span context %v: want a valid sampled one", span.SpanContext())
+	}
+}
+
+func TestBuildResource(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no hostname:", err)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		env  map[string]string
+		want map[attribute.Key]string
+	}{
+		{"defaults", Config{}, nil, map[attribute.Key]string{
+			semconv.ServiceNameKey: "lumen", semconv.HostNameKey: host, semconv.TelemetrySDKLanguageKey: "go",
+		}},
+		{"config", Config{ServiceName: "lumen-a", ServiceVersion: "1.2.3", ExtraResource: []attribute.KeyValue{attribute.String("lumen.model", "llama-3-8b"), attribute.String("host.name", "override")}},
+			map[string]string{"OTEL_SERVICE_NAME": "env-name", "OTEL_RESOURCE_ATTRIBUTES": "service.version=0.0.1,deployment.environment=prod"},
+			map[attribute.Key]string{
+				semconv.ServiceNameKey: "lumen-a", semconv.ServiceVersionKey: "1.2.3", "lumen.model": "llama-3-8b",
+				semconv.HostNameKey: "override", "deployment.environment": "prod",
+			}},
+		{"service name from env", Config{}, map[string]string{"OTEL_SERVICE_NAME": "env-name", "OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-name"},
+			map[attribute.Key]string{semconv.ServiceNameKey: "env-name"}},
+		{"service name from attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-name, note=a%2Cb%20c"},
+			map[attribute.Key]string{semconv.ServiceNameKey: "attr-name", "note": "a,b c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, name, err := buildResource(tt.cfg, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name != tt.want[semconv.ServiceNameKey] {
+				t.Errorf("service name %q, want %q", name, tt.want[semconv.ServiceNameKey])
+			}
+			for k, want := range tt.want {
+				if got, ok := res.Set().Value(k); !ok || got.Emit() != want {
+					t.Errorf("%s = %q, want %q (resource %v)", k, got.Emit(), want, res)
+				}
+			}
+			if res.SchemaURL() != semconv.SchemaURL {
+				t.Errorf("schema %q", res.SchemaURL())
+			}
+			if _, err := resource.Merge(resource.Default(), res); err != nil {
+				t.Errorf("does not merge with the SDK default resource: %v", err)
+			}
+		})
+	}
+}
+
+func TestSetupConsoleExporter(t *testing.T) {
+	var out bytes.Buffer
+	tel := mustSetup(t, Config{
+		Exporter:                "console",
+		ConsoleWriter:           &out,
+		MaxAttributeValueLength: 8,
+		ServiceVersion:          "0.1.0",
+		ExtraResource:           []attribute.KeyValue{attribute.String("lumen.model", "llama-3-8b")},
+	})
+	_, span := tel.TracerProvider.Tracer("lumen/test").Start(context.Background(), "chat llama",
+		trace.WithAttributes(attribute.String("prompt", "abcdefghijklmnopqrstuvwxyz")))
+	span.End()
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{`"Name": "chat llama"`, `"lumen"`, `"llama-3-8b"`, `"0.1.0"`, `"abcdefgh"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("console output lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "abcdefghi") {
+		t.Errorf("attribute value not truncated to 8:\n%s", got)
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func TestSetupUnreachableCollector(t *testing.T) {
+	for _, exporter := range []string{ExporterOTLPGRPC, ExporterOTLPHTTP} {
+		t.Run(exporter, func(t *testing.T) {
+			tel, err := Setup(context.Background(), Config{
+				Exporter:           exporter,
+				Endpoint:           closedPort(t),
+				MaxQueueSize:       64,
+				MaxExportBatchSize: 16,
+				Getenv:             env(nil),
+			})
+			if err != nil {
+				t.Fatalf("Setup with an unreachable collector: %v", err)
+			}
+			const spans = 1000
+			tr := tel.TracerProvider.Tracer("test")
+			start := time.Now()
+			for range spans {
+				_, span := tr.Start(context.Background(), "chat llama")
+				span.End()
+			}
+			// Generous: the point is not waiting on the exports, which
+			// take seconds (retries until the export timeout).
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("ending %d spans took %v", spans, d)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if err := tel.Shutdown(ctx); err == nil {
+				t.Error("Shutdown reported no error with the collector down")
+			}
+			if got := tel.DroppedSpans(); got != spans {
+				t.Errorf("DroppedSpans = %d, want all %d", got, spans)
+			}
+		})
+	}
+}
+
+func TestSetupReloadSampling(t *testing.T) {
+	path := writeStrategies(t, `{"default_strategy":{"type":"probabilistic","param":0}}`)
+	tel := mustSetup(t, Config{SamplingConfig: path, ReloadInterval: -1})
+	if rootSampled(tel, "chat llama") {
+		t.Fatal("sampled with probability 0")
+	}
+	rewrite(t, path, `{"default_strategy":{"type":"probabilistic","param":1}}`)
+	if err := tel.ReloadSampling(); err != nil {
+		t.Fatal(err)
+	}
+	if !rootSampled(tel, "chat llama") {
+		t.Fatal("not sampled after reloading probability 1")
+	}
+	rewrite(t, path, `not json`)
+	if err := tel.ReloadSampling(); err == nil {
+		t.Fatal("bad file reloaded without error")
+	}
+	if !rootSampled(tel, "chat llama") {
+		t.Fatal("bad file replaced the previous strategies")
+	}
+}
+
+func TestSetupPollsSamplingFile(t *testing.T) {
+	path := writeStrategies(t, `{"default_strategy":{"type":"probabilistic","param":0}}`)
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		tel := mustSetup(t, Config{
+			SamplingConfig: path,
+			ReloadInterval: time.Minute,
+			Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		if rootSampled(tel, "chat llama") {
+			t.Fatal("sampled with probability 0")
+		}
+		rewrite(t, path, `{"default_strategy":{"type":"probabilistic","param":1}}`)
+		<-time.After(time.Minute) // the bubble's fake clock: the poller ticks
+		synctest.Wait()           // and has finished reloading
+		if !rootSampled(tel, "chat llama") {
+			t.Fatalf("not sampled after the poll; log:\n%s", logs.String())
+		}
+
+		rewrite(t, path, `{"default_strategy":{}}`)
+		<-time.After(time.Minute)
+		synctest.Wait()
+		if !rootSampled(tel, "chat llama") {
+			t.Fatal("bad file replaced the previous strategies")
+		}
+		if !strings.Contains(logs.String(), "reload failed") {
+			t.Errorf("failed reload not logged:\n%s", logs.String())
+		}
+	})
+}
