@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/lumenllm/lumen/internal/loadgen"
+)
+
+// runBenchJSON runs `lumen bench serve ... --json` in-process and decodes
+// its report.
+func runBenchJSON(t *testing.T, args ...string) (loadgen.Report, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	err := run(context.Background(), append([]string{"bench", "serve", "--json"}, args...), e)
+	var rep loadgen.Report
+	if stdout.Len() > 0 {
+		if derr := json.Unmarshal(stdout.Bytes(), &rep); derr != nil {
+			t.Fatalf("report is not JSON: %v\n%s", derr, stdout.String())
+		}
+	}
+	if stderr.Len() > 0 {
+		t.Logf("stderr: %s", stderr.String())
+	}
+	return rep, err
+}
+
+func TestBenchServeEndToEnd(t *testing.T) {
+	httpAddr, grpcAddr := startServe(t, "--api-key", "bench-key")
+	tests := []struct {
+		protocol, addr string
+	}{
+		{"grpc", grpcAddr},
+		{"http", httpAddr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.protocol, func(t *testing.T) {
+			rep, err := runBenchJSON(t, "--protocol", tt.protocol, "--addr", tt.addr, "--api-key", "bench-key",
+				"--concurrency", "4", "--requests", "12", "--max-tokens", "8", "--prompt-tokens", "24", "--cancel-fraction", "0.25")
+			if err != nil {
+				t.Fatalf("bench serve: %v", err)
+			}
+			t.Logf("%+v", rep)
+			if rep.Requests != 12 || rep.OK+rep.Cancelled != 12 || rep.Errors != 0 || rep.Interrupted != 0 {
+				t.Fatalf("requests %d: %d ok + %d cancelled, %d errors %v, %d interrupted; want 12 ok or cancelled",
+					rep.Requests, rep.OK, rep.Cancelled, rep.Errors, rep.ErrorExamples, rep.Interrupted)
+			}
+			if rep.OK == 0 || rep.Cancelled+rep.CancelMissed == 0 {
+				t.Errorf("%d ok, %d cancelled, %d cancellations missed: want both kinds of request", rep.OK, rep.Cancelled, rep.CancelMissed)
+			}
+			if s := rep.TTFTMS; s.N == 0 || s.P50 <= 0 || s.Max <= 0 || s.Mean <= 0 {
+				t.Errorf("ttft = %+v, want positive values", s)
+			}
+			if s := rep.E2EMS; s.N != rep.OK || s.P50 < rep.TTFTMS.P50/2 {
+				t.Errorf("e2e = %+v for %d ok requests (ttft %+v)", s, rep.OK, rep.TTFTMS)
+			}
+			// The generated model never stops early: all 8 tokens come.
+			if rep.CompletionTokens != 8*rep.OK || rep.PromptTokens < 10*rep.OK || rep.OutputTokensPerS <= 0 || rep.WallS <= 0 {
+				t.Errorf("tokens: %d prompt, %d completion for %d ok; %.1f tok/s over %.3fs",
+					rep.PromptTokens, rep.CompletionTokens, rep.OK, rep.OutputTokensPerS, rep.WallS)
+			}
+			if !rep.PromptCharsPerTokenMeasured || !strings.HasPrefix(rep.Target, tt.protocol+" ") {
+				t.Errorf("target %q, chars per token %g measured %v", rep.Target, rep.PromptCharsPerToken, rep.PromptCharsPerTokenMeasured)
+			}
+		})
+	}
+	t.Run("wrong key", func(t *testing.T) {
+		for _, tt := range []struct{ protocol, addr, kind string }{
+			{"grpc", grpcAddr, "Unauthenticated"},
+			{"http", httpAddr, "HTTP 401"},
+		} {
+			rep, err := runBenchJSON(t, "--protocol", tt.protocol, "--addr", tt.addr, "--api-key", "wrong", "--requests", "3", "--max-tokens", "2")
+			if err == nil || rep.Errors != 3 || rep.ErrorsByKind[tt.kind] != 3 {
+				t.Errorf("%s: err %v, errors %v; want 3 %s and an error", tt.protocol, err, rep.ErrorsByKind, tt.kind)
+			}
+		}
+	})
+	t.Run("text report", func(t *testing.T) {
+		out, stderr, err := runCLI(t, "bench", "serve", "--addr", grpcAddr, "--api-key", "bench-key", "--rate", "50", "--requests", "4", "--prompt-tokens", "16", "--max-tokens", "4")
+		if err != nil {
+			t.Fatalf("bench serve: %v\n%s", err, stderr)
+		}
+		for _, want := range []string{"rate 50/s (Poisson)", "4 sent: 4 ok", "ttft", "tpot", "e2e"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("report lacks %q:\n%s", want, out)
+			}
+		}
+	})
+}
+
+func TestBenchServeFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"concurrency and rate", []string{"--concurrency", "2", "--rate", "1"}, "not both"},
+		{"unknown protocol", []string{"--protocol", "udp"}, "--protocol must be grpc or http"},
+		{"spread out of range", []string{"--prompt-spread", "1.5"}, "prompt spread"},
+		{"cancel fraction out of range", []string{"--cancel-fraction", "-1"}, "cancel fraction"},
+		{"no requests", []string{"--requests", "0"}, "number of requests or a duration"},
+		{"positional argument", []string{"extra"}, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCLI(t, append([]string{"bench", "serve"}, tt.args...)...)
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want a usage error naming %q", err, tt.want)
+			}
+		})
+	}
+}
