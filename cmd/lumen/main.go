@@ -26,6 +26,9 @@ usage:
 Run 'lumen COMMAND -h' for a command's flags.
 `
 
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 // env is what a command sees of the process: arguments are passed
 // separately, everything else comes through here so tests can run
 // commands in-process.

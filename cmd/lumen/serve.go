@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/baggage"
+	"google.golang.org/grpc"
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/chat"
@@ -20,6 +24,7 @@ import (
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
 	"github.com/lumenllm/lumen/internal/server/httpserver"
+	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
 // readiness is flipped by serve: true once the model is loaded, false
@@ -41,6 +46,10 @@ type serveFlags struct {
 	drainTimeout time.Duration
 	modelName    string
 	logFormat    string
+	otlpEndpoint string
+	traceExport  string
+	samplingFile string
+	traceContent bool
 	// ready, when set, receives the bound addresses once serving (tests).
 	ready chan<- [2]string
 }
@@ -65,6 +74,10 @@ func runServeWith(ctx context.Context, args []string, e env, ready chan<- [2]str
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&f.modelName, "model-name", "", "model id clients use (default: the file name without .gguf)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP collector host:port for traces (e.g. localhost:4317 for Jaeger); default from OTEL_EXPORTER_OTLP_ENDPOINT")
+	fs.StringVar(&f.traceExport, "trace-exporter", "", "trace exporter: otlp (gRPC), otlp-http, console or none (default: otlp when an endpoint is set, else none; OTEL_TRACES_EXPORTER)")
+	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
+	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompts on spans (truncated); off by default")
 	if _, err := parseFlags(fs, args, e.getenv); err != nil {
 		return err
 	}
@@ -107,6 +120,28 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if err != nil {
 		return err
 	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{
+		ServiceVersion: version,
+		Exporter:       f.traceExport,
+		Endpoint:       f.otlpEndpoint,
+		SamplingConfig: f.samplingFile,
+		Getenv:         e.getenv,
+		ConsoleWriter:  e.stderr,
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	// Telemetry is flushed last, after the engine has closed.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(flushCtx); err != nil {
+			log.Warn("telemetry flush", "err", err)
+		}
+	}()
+	metrics := telemetry.NewMetrics()
+	metrics.SetDropped(tel.DroppedSpans)
+
 	// Listen first so the ports are taken (and reported) before the
 	// model loads; health says NOT_SERVING until it has.
 	httpLis, err := net.Listen("tcp", f.httpAddr)
@@ -122,11 +157,20 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 
 	ready := &readiness{}
 	var api apiSwitch
-	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log})
-	httpSrv := &http.Server{
-		Handler:           httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
+		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithPropagators(tel.Propagator)))},
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
+		Middleware: func(h http.Handler) http.Handler {
+			return otelhttp.NewHandler(tenantFromHeader(h), "http",
+				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithPropagators(tel.Propagator),
+				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+		},
+	}).Handler())
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- grpcSrv.Serve(grpcLis) }()
 	go func() {
@@ -153,10 +197,14 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	defer c.Close()
 	batcher := engine.NewBatcher(c)
 	defer batcher.Close()
-	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk})
+	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
+		Device: c.Device().ID(), RecordContent: f.traceContent, KVSize: c.Size(),
+	})
+	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
 	if err != nil {
 		return err
 	}
+	metrics.SetStats(sched.Stats)
 	tmpl, err := chatTemplate(m, log)
 	if err != nil {
 		return err
@@ -170,6 +218,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		Tokenizer: engine.Tokenizer{Model: m},
 		Chat:      tmpl,
 		Scheduler: sched,
+		Tracer:    tracer,
 	}))
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -292,4 +341,19 @@ Lumen is serving. Try:
   lumen client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
 
 `, httpAddr, grpcAddr, auth)
+}
+
+// tenantFromHeader turns an X-Tenant-ID header into the tenant.id baggage
+// member, where the inference layer looks for the tenant.
+func tenantFromHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := r.Header.Get(telemetry.HeaderTenant); t != "" {
+			if m, err := baggage.NewMemberRaw(telemetry.BaggageTenantKey, t); err == nil {
+				if b, err := baggage.FromContext(r.Context()).SetMember(m); err == nil {
+					r = r.WithContext(baggage.ContextWithBaggage(r.Context(), b))
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
