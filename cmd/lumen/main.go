@@ -21,7 +21,11 @@ usage:
   lumen generate --prompt TEXT [--model PATH] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
   lumen model synth --out PATH [--preset NAME] [--layers N --embd N --heads N --kv-heads N --ff N --ctx N --vocab N --type f32|f16|q8_0]
   lumen model info PATH
+  lumen serve [--model PATH] [--http-addr 127.0.0.1:8080] [--grpc-addr 127.0.0.1:9090] [--parallel N] [--max-queue N]
+              [--api-key KEY] [--otlp-endpoint HOST:PORT] [--sampling-config FILE]
+  lumen client generate|tokenize|models [--addr 127.0.0.1:9090] ...
   lumen bench engine [--model PATH | --preset NAME] [--threads N] [--sequences 1,4,8,16]
+  lumen bench serve [--protocol grpc|http] [--addr ADDR] [--concurrency N | --rate R] [--requests N]
 
 Run 'lumen COMMAND -h' for a command's flags.
 `
