@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,15 +182,19 @@ func (s *FileSampler) loadLocked(st fileState) error {
 	return nil
 }
 
-// fileState is what polling compares to notice a changed file.
+// fileState is what polling compares to notice a changed file. The
+// content hash catches an edit that keeps the size within the file
+// system's timestamp granularity; strategy files are small, so reading
+// one per poll costs nothing.
 type fileState struct {
 	exists  bool
 	modTime time.Time
 	size    int64
+	sum     [sha256.Size]byte
 }
 
 func (f fileState) same(g fileState) bool {
-	return f.exists == g.exists && f.size == g.size && f.modTime.Equal(g.modTime)
+	return f.exists == g.exists && f.size == g.size && f.modTime.Equal(g.modTime) && f.sum == g.sum
 }
 
 func statFile(path string) fileState {
@@ -197,7 +202,11 @@ func statFile(path string) fileState {
 	if err != nil {
 		return fileState{}
 	}
-	return fileState{exists: true, modTime: fi.ModTime(), size: fi.Size()}
+	st := fileState{exists: true, modTime: fi.ModTime(), size: fi.Size()}
+	if data, err := os.ReadFile(path); err == nil {
+		st.sum = sha256.Sum256(data)
+	}
+	return st
 }
 
 // The JSON document. Param is a pointer so that a missing one is an error
