@@ -245,8 +245,8 @@ func TestBuildResource(t *testing.T) {
 				t.Errorf("service name %q, want %q", name, tt.want[semconv.ServiceNameKey])
 			}
 			for k, want := range tt.want {
-				if got, ok := res.Set().Value(k); !ok || got.Emit() != want {
-					t.Errorf("%s = %q, want %q (resource %v)", k, got.Emit(), want, res)
+				if got, ok := res.Set().Value(k); !ok || got.String() != want {
+					t.Errorf("%s = %q, want %q (resource %v)", k, got.String(), want, res)
 				}
 			}
 			if res.SchemaURL() != semconv.SchemaURL {
