@@ -454,8 +454,7 @@ func (l *loop) step() {
 				l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
 			}
 		}
-		l.updateKV()
-		info.KVUsed = s.eng.KVUsed()
+		info.KVUsed = l.updateKV()
 		s.cfg.Observer.Step(info)
 		return
 	}
@@ -470,8 +469,7 @@ func (l *loop) step() {
 		}
 		l.accept(q, q.sampler.Sample(q.logitsIdx), info.End)
 	}
-	l.updateKV()
-	info.KVUsed = s.eng.KVUsed()
+	info.KVUsed = l.updateKV()
 	s.cfg.Observer.Step(info)
 }
 
@@ -562,7 +560,8 @@ func (l *loop) abortAll(err error) {
 	}
 }
 
-func (l *loop) updateKV() {
+// updateKV publishes the cache use for Stats and returns the cells in use.
+func (l *loop) updateKV() int {
 	cached := 0
 	for i, c := range l.cache {
 		if l.slots[i] == nil {
@@ -570,5 +569,7 @@ func (l *loop) updateKV() {
 		}
 	}
 	l.s.cachedKV.Store(int64(cached))
-	l.s.kvUsed.Store(int64(l.s.eng.KVUsed()))
+	used := l.s.eng.KVUsed()
+	l.s.kvUsed.Store(int64(used))
+	return used
 }

@@ -42,6 +42,7 @@ type Tracer struct {
 	tracer  trace.Tracer
 	metrics *Metrics
 	opts    TracerOptions
+	gpu     attribute.KeyValue // gpu.id, derived once from opts.Device
 }
 
 var _ scheduler.Observer = (*Tracer)(nil)
@@ -51,7 +52,7 @@ func NewTracer(tp trace.TracerProvider, m *Metrics, opts TracerOptions) *Tracer 
 	if opts.ContentMax <= 0 {
 		opts.ContentMax = DefaultContentMax
 	}
-	return &Tracer{tracer: tp.Tracer("github.com/lumenllm/lumen"), metrics: m, opts: opts}
+	return &Tracer{tracer: tp.Tracer("github.com/lumenllm/lumen"), metrics: m, opts: opts, gpu: gpuID(opts.Device)}
 }
 
 type infoKey struct{}
@@ -100,10 +101,11 @@ func truncate(s string, n int) string {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// gpuID is the gpu.id attribute: the device index, or "cpu".
-func (t *Tracer) gpuID() attribute.KeyValue {
-	if i := strings.LastIndexByte(t.opts.Device, ':'); i >= 0 {
-		if n, err := strconv.Atoi(t.opts.Device[i+1:]); err == nil {
+// gpuID is the gpu.id attribute for a device label: the device index of
+// "gpu:N", or "cpu".
+func gpuID(device string) attribute.KeyValue {
+	if i := strings.LastIndexByte(device, ':'); i >= 0 {
+		if n, err := strconv.Atoi(device[i+1:]); err == nil {
 			return AttrGPUID.Int(n)
 		}
 	}
@@ -134,7 +136,7 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 			AttrDecodeMs.Float64(ms(tm.Decode())),
 			AttrTokensPerSec.Float64(tps),
 			AttrSlot.Int(r.Slot),
-			t.gpuID(),
+			t.gpu,
 		)
 		setOutcome(span, r, ctx)
 		span.End(trace.WithTimestamp(tm.Finished))
@@ -184,7 +186,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	}
 	p := start(SpanPrefill, tm.Admitted,
 		AttrInputTokens.Int(r.PromptTokens), AttrCachedTokens.Int(r.CachedTokens),
-		AttrChunks.Int(len(tm.PrefillChunks)), t.gpuID())
+		AttrChunks.Int(len(tm.PrefillChunks)), t.gpu)
 	for _, c := range tm.PrefillChunks {
 		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(AttrChunkTokens.Int(c.Tokens)))
 	}
@@ -197,7 +199,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	}
 	d := start(SpanDecode, tm.FirstToken,
 		AttrOutputTokens.Int(r.CompletionTokens), AttrSteps.Int(tm.DecodeSteps),
-		AttrMeanBatch.Float64(tm.MeanBatch()), t.gpuID())
+		AttrMeanBatch.Float64(tm.MeanBatch()), t.gpu)
 	setOutcome(d, r, ctx)
 	d.End(trace.WithTimestamp(tm.Finished))
 }
@@ -224,7 +226,7 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 			AttrBatchDecode.Int(si.DecodeTokens),
 			AttrKVUsed.Int(si.KVUsed),
 			AttrKVSize.Int(t.opts.KVSize),
-			t.gpuID(),
+			t.gpu,
 		))
 	if si.Err != nil {
 		span.RecordError(si.Err)
