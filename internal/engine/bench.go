@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -41,17 +42,13 @@ func Bench(c *llama.Context, o BenchOptions) (BenchResult, error) {
 	defer b.Close()
 
 	c.ClearKV()
+	prompt := make([]llama.Token, o.PromptTokens)
+	for i := range prompt {
+		prompt[i] = tok(i)
+	}
 	start := time.Now()
-	for off := 0; off < o.PromptTokens; off += c.BatchSize() {
-		b.Clear()
-		for i := off; i < min(off+c.BatchSize(), o.PromptTokens); i++ {
-			if _, err := b.Add(tok(i), i, 0, i == o.PromptTokens-1); err != nil {
-				return res, err
-			}
-		}
-		if err := c.Decode(b); err != nil {
-			return res, fmt.Errorf("prefill: %w", err)
-		}
+	if _, err := prefill(context.Background(), c, b, prompt); err != nil {
+		return res, fmt.Errorf("prefill: %w", err)
 	}
 	res.PrefillTokensPerSec = float64(o.PromptTokens) / time.Since(start).Seconds()
 

@@ -77,23 +77,10 @@ func Generate(ctx context.Context, c *llama.Context, prompt string, opts Generat
 		return res, err
 	}
 
-	// Prefill in batch-sized chunks; logits only for the last prompt token.
 	start := time.Now()
-	last := 0
-	for off := 0; off < len(toks); off += c.BatchSize() {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		b.Clear()
-		end := min(off+c.BatchSize(), len(toks))
-		for i := off; i < end; i++ {
-			if last, err = b.Add(toks[i], i, 0, i == len(toks)-1); err != nil {
-				return res, err
-			}
-		}
-		if err := c.Decode(b); err != nil {
-			return res, err
-		}
+	last, err := prefill(ctx, c, b, toks)
+	if err != nil {
+		return res, err
 	}
 	res.Prefill = time.Since(start)
 
@@ -140,4 +127,27 @@ func Generate(ctx context.Context, c *llama.Context, prompt string, opts Generat
 	}
 	res.Decode = time.Since(start)
 	return res, nil
+}
+
+// prefill decodes toks into sequence 0 of c in batch-sized chunks, with
+// logits only for the last token, whose batch index it returns. ctx is
+// checked between chunks.
+func prefill(ctx context.Context, c *llama.Context, b *llama.Batch, toks []llama.Token) (int, error) {
+	last := 0
+	for off := 0; off < len(toks); off += c.BatchSize() {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		b.Clear()
+		for i := off; i < min(off+c.BatchSize(), len(toks)); i++ {
+			var err error
+			if last, err = b.Add(toks[i], i, 0, i == len(toks)-1); err != nil {
+				return 0, err
+			}
+		}
+		if err := c.Decode(b); err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
 }
