@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/baggage"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 
 	"github.com/lumenllm/lumen/internal/auth"
@@ -50,8 +51,15 @@ type serveFlags struct {
 	traceExport  string
 	samplingFile string
 	traceContent bool
-	// ready, when set, receives the bound addresses once serving (tests).
+	hooks        serveHooks
+}
+
+// serveHooks let tests (and `lumen bench`) observe an in-process server.
+type serveHooks struct {
+	// ready, when set, receives the bound addresses once serving.
 	ready chan<- [2]string
+	// spanProcessors see every sampled span (a test's span recorder).
+	spanProcessors []sdktrace.SpanProcessor
 }
 
 func runServe(ctx context.Context, args []string, e env) error {
@@ -60,7 +68,12 @@ func runServe(ctx context.Context, args []string, e env) error {
 
 // runServeWith is runServe that reports the bound addresses on ready.
 func runServeWith(ctx context.Context, args []string, e env, ready chan<- [2]string) error {
-	f := serveFlags{ready: ready}
+	return runServeHooked(ctx, args, e, serveHooks{ready: ready})
+}
+
+// runServeHooked is runServe with test hooks.
+func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks) error {
+	f := serveFlags{hooks: hooks}
 	fs := newFlagSet("serve", "Serves a GGUF model over gRPC and HTTP (OpenAI-compatible) with continuous batching.", e.stderr)
 	f.load.register(fs)
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
@@ -127,6 +140,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		SamplingConfig: f.samplingFile,
 		Getenv:         e.getenv,
 		ConsoleWriter:  e.stderr,
+		SpanProcessors: f.hooks.spanProcessors,
+		Logger:         log,
 	})
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
@@ -229,8 +244,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	grpcSrv.SetServing(true)
 	log.Info("serving", "model", name, "device", c.Device().ID(), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
 	printTryLines(e, httpLis.Addr().String(), grpcLis.Addr().String(), !keys.Enabled())
-	if f.ready != nil {
-		f.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
+	if f.hooks.ready != nil {
+		f.hooks.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
 	}
 
 	select {

@@ -156,6 +156,12 @@ type Config struct {
 	// ConsoleWriter receives the console exporter's output; nil means
 	// os.Stdout.
 	ConsoleWriter io.Writer
+	// SpanProcessors are added after the exporting processor and see every
+	// sampled span: the live view's ring buffer, a test's recorder. Setup
+	// does not shut them down directly; the tracer provider's Shutdown
+	// does.
+	SpanProcessors []sdktrace.SpanProcessor
+
 	// Logger receives background problems: export failures (once when
 	// exports start failing, once when they recover) and sampling file
 	// reloads. Nil discards them.
@@ -262,6 +268,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if exporter != nil {
 		bp = newBatchProcessor(exporter, bopts, logger)
 		opts = append(opts, sdktrace.WithSpanProcessor(bp))
+	}
+	for _, p := range cfg.SpanProcessors {
+		opts = append(opts, sdktrace.WithSpanProcessor(p))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 

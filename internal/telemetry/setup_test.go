@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -207,6 +209,23 @@ func TestSetupExporterNoneStillTraces(t *testing.T) {
 	defer span.End()
 	if !span.SpanContext().IsValid() || !span.SpanContext().IsSampled() {
 		t.Errorf("span context %v: want a valid sampled one", span.SpanContext())
+	}
+}
+
+func TestSetupExtraSpanProcessorsSeeSampledSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tel := mustSetup(t, Config{SpanProcessors: []sdktrace.SpanProcessor{rec}, Sampler: "traceidratio", SamplerArg: "0"})
+	_, dropped := tel.TracerProvider.Tracer("test").Start(context.Background(), "unsampled")
+	dropped.End()
+	tel2 := mustSetup(t, Config{SpanProcessors: []sdktrace.SpanProcessor{rec}})
+	_, kept := tel2.TracerProvider.Tracer("test").Start(context.Background(), "sampled")
+	kept.End()
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+	}
+	if len(names) != 1 || names[0] != "sampled" {
+		t.Errorf("recorder saw %q, want only the sampled span", names)
 	}
 }
 
