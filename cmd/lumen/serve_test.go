@@ -20,6 +20,13 @@ import (
 // ephemeral ports and returns the HTTP and gRPC addresses.
 func startServe(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 	t.Helper()
+	return startServeHooked(t, serveHooks{}, nil, extra...)
+}
+
+// startServeHooked is startServe with test hooks and an environment of
+// its own (vars; nothing else leaks in).
+func startServeHooked(t *testing.T, hooks serveHooks, vars map[string]string, extra ...string) (httpAddr, grpcAddr string) {
+	t.Helper()
 	cfg, err := synth.Preset("tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -30,11 +37,12 @@ func startServe(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 	}
 	args := append([]string{"--model", model, "--threads", "1", "--ctx-size", "2048", "--parallel", "4"}, extra...)
 	ready := make(chan [2]string, 1)
+	hooks.ready = ready
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServeWith(ctx, append(args, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"),
-			env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}, ready)
+		done <- runServeHooked(ctx, append(args, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"),
+			env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}, hooks)
 	}()
 	select {
 	case addrs := <-ready:

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/telemetry"
+)
+
+// spanLog records ended spans and signals each one, so tests wait for
+// spans without sleeping.
+type spanLog struct {
+	*tracetest.SpanRecorder
+	ended chan struct{}
+}
+
+func newSpanLog() *spanLog {
+	return &spanLog{SpanRecorder: tracetest.NewSpanRecorder(), ended: make(chan struct{}, 1)}
+}
+
+func (l *spanLog) OnEnd(s sdktrace.ReadOnlySpan) {
+	l.SpanRecorder.OnEnd(s)
+	select {
+	case l.ended <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor returns the ended spans once cond holds for them.
+func (l *spanLog) waitFor(t *testing.T, what string, cond func([]sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		spans := l.Ended()
+		if cond(spans) {
+			return spans
+		}
+		select {
+		case <-l.ended:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; recorded:\n%s", what, describeSpans(spans))
+		}
+	}
+}
+
+func describeSpans(spans []sdktrace.ReadOnlySpan) string {
+	var b strings.Builder
+	for _, s := range spans {
+		fmt.Fprintf(&b, "  %s trace=%s span=%s parent=%s links=%d\n", s.Name(), s.SpanContext().TraceID(),
+			s.SpanContext().SpanID(), s.Parent().SpanID(), len(s.Links()))
+	}
+	return b.String()
+}
+
+// caller is a span of a client that calls Lumen: its traceparent.
+type caller struct {
+	traceID trace.TraceID
+	spanID  trace.SpanID
+}
+
+func newCaller(t *testing.T) caller {
+	var c caller
+	if _, err := rand.Read(c.traceID[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rand.Read(c.spanID[:]); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c caller) traceparent() string { return fmt.Sprintf("00-%s-%s-01", c.traceID, c.spanID) }
+
+// wantTree is the span story one request must leave.
+type wantTree struct {
+	caller        caller
+	transport     string // otelgrpc / otelhttp span name
+	operation     string // "{gen_ai.operation.name} {model}"
+	inputTokens   int
+	outputTokens  int
+	tenant        string
+	finish        string // finish reason the reply gave
+	responseTrace string // trace id the reply named
+}
+
+func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// linkedBatches are the batch spans with a link to span sc, each with
+// that link's attributes.
+func linkedBatches(spans []sdktrace.ReadOnlySpan, sc trace.SpanContext) (prefill, decode []map[attribute.Key]attribute.Value) {
+	for _, s := range spans {
+		if s.Name() != telemetry.SpanBatch {
+			continue
+		}
+		for _, l := range s.Links() {
+			if l.SpanContext.SpanID() != sc.SpanID() || l.SpanContext.TraceID() != sc.TraceID() {
+				continue
+			}
+			m := map[attribute.Key]attribute.Value{}
+			for _, kv := range l.Attributes {
+				m[kv.Key] = kv.Value
+			}
+			if m["lumen.decode"].AsBool() {
+				decode = append(decode, m)
+			} else {
+				prefill = append(prefill, m)
+			}
+		}
+	}
+	return prefill, decode
+}
+
+// waitForTree waits until the request's spans have all ended, the
+// transport span included, and every engine step it took part in has
+// its batch span.
+func waitForTree(t *testing.T, log *spanLog, w wantTree) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	return log.waitFor(t, "the span tree of "+w.transport, func(spans []sdktrace.ReadOnlySpan) bool {
+		var transport, decode sdktrace.ReadOnlySpan
+		for _, s := range spans {
+			if s.SpanContext().TraceID() != w.caller.traceID {
+				continue
+			}
+			switch s.Name() {
+			case w.transport:
+				transport = s
+			case telemetry.SpanDecode:
+				decode = s
+			}
+		}
+		if transport == nil || decode == nil {
+			return false
+		}
+		_, links := linkedBatches(spans, decode.Parent())
+		return len(links) == int(attrs(decode)[telemetry.AttrSteps].AsInt64())
+	})
+}
+
+// checkTree asserts the exact span tree of one request and returns its
+// request span.
+func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace.ReadOnlySpan {
+	t.Helper()
+	if w.responseTrace != w.caller.traceID.String() {
+		t.Errorf("reply names trace %q, want the caller's %s", w.responseTrace, w.caller.traceID)
+	}
+	var inTrace []sdktrace.ReadOnlySpan
+	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		if s.SpanContext().TraceID() == w.caller.traceID {
+			inTrace = append(inTrace, s)
+			children[s.Parent().SpanID()] = append(children[s.Parent().SpanID()], s)
+		}
+	}
+	for _, list := range children {
+		slices.SortFunc(list, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
+	}
+	// caller → transport span (server kind) → request span → queue, prefill, decode.
+	top := children[w.caller.spanID]
+	if len(top) != 1 || top[0].Name() != w.transport || top[0].SpanKind() != trace.SpanKindServer {
+		t.Fatalf("children of the caller's span: want one server span %q; trace:\n%s", w.transport, describeSpans(inTrace))
+	}
+	transport := top[0]
+	below := children[transport.SpanContext().SpanID()]
+	if len(below) != 1 || below[0].Name() != w.operation || below[0].SpanKind() != trace.SpanKindInternal {
+		t.Fatalf("children of %q: want one internal span %q; trace:\n%s", w.transport, w.operation, describeSpans(inTrace))
+	}
+	req := below[0]
+	phases := children[req.SpanContext().SpanID()]
+	var names []string
+	for _, s := range phases {
+		names = append(names, s.Name())
+	}
+	if !slices.Equal(names, []string{telemetry.SpanQueue, telemetry.SpanPrefill, telemetry.SpanDecode}) {
+		t.Fatalf("children of the request span: %q, want queue, prefill, decode", names)
+	}
+	if len(inTrace) != 5 {
+		t.Errorf("trace has %d spans, want 5:\n%s", len(inTrace), describeSpans(inTrace))
+	}
+	queue, prefill, decode := phases[0], phases[1], phases[2]
+
+	// Durations add up: every span inside its parent, phases tiling the
+	// request span, queue + prefill = time to first token.
+	within := func(child, parent sdktrace.ReadOnlySpan) {
+		if child.StartTime().Before(parent.StartTime()) || child.EndTime().After(parent.EndTime()) {
+			t.Errorf("%s [%v, %v] is not inside %s [%v, %v]", child.Name(), child.StartTime(), child.EndTime(),
+				parent.Name(), parent.StartTime(), parent.EndTime())
+		}
+	}
+	within(req, transport)
+	for _, p := range phases {
+		within(p, req)
+	}
+	if !queue.EndTime().Equal(prefill.StartTime()) || !prefill.EndTime().Equal(decode.StartTime()) || !decode.EndTime().Equal(req.EndTime()) {
+		t.Errorf("phases do not tile the request: queue ends %v, prefill %v–%v, decode %v–%v, request ends %v",
+			queue.EndTime(), prefill.StartTime(), prefill.EndTime(), decode.StartTime(), decode.EndTime(), req.EndTime())
+	}
+	ra := attrs(req)
+	ttft := time.Duration(ra[telemetry.AttrTTFTMs].AsFloat64() * float64(time.Millisecond))
+	if got := prefill.EndTime().Sub(queue.StartTime()); (got - ttft).Abs() > time.Millisecond {
+		t.Errorf("queue + prefill = %v, time to first token attribute = %v", got, ttft)
+	}
+
+	// Attributes agree with the reply.
+	wantAttrs := map[attribute.Key]attribute.Value{
+		telemetry.AttrProvider:     attribute.StringValue(telemetry.ProviderName),
+		telemetry.AttrInputTokens:  attribute.IntValue(w.inputTokens),
+		telemetry.AttrOutputTokens: attribute.IntValue(w.outputTokens),
+		telemetry.AttrGPUID:        attribute.StringValue("cpu"),
+	}
+	if w.tenant != "" {
+		wantAttrs[telemetry.AttrTenant] = attribute.StringValue(w.tenant)
+	}
+	for k, v := range wantAttrs {
+		if ra[k] != v {
+			t.Errorf("request span %s = %v, want %v", k, ra[k].Emit(), v.Emit())
+		}
+	}
+	if op, model, _ := strings.Cut(w.operation, " "); ra[telemetry.AttrOperation].AsString() != op || ra[telemetry.AttrRequestModel].AsString() != model {
+		t.Errorf("request span operation/model = %q/%q, want %q", ra[telemetry.AttrOperation].Emit(), ra[telemetry.AttrRequestModel].Emit(), w.operation)
+	}
+	if ra[telemetry.AttrResponseID].AsString() == "" {
+		t.Error("request span has no gen_ai.response.id")
+	}
+	if got := attrs(prefill)[telemetry.AttrInputTokens]; got != attribute.IntValue(w.inputTokens) {
+		t.Errorf("prefill span input tokens = %v, want %d", got.Emit(), w.inputTokens)
+	}
+	if got := attrs(decode)[telemetry.AttrOutputTokens]; got != attribute.IntValue(w.outputTokens) {
+		t.Errorf("decode span output tokens = %v, want %d", got.Emit(), w.outputTokens)
+	}
+	for _, s := range inTrace {
+		for _, k := range []attribute.Key{telemetry.AttrPrompt, telemetry.AttrCompletion} {
+			if _, ok := attrs(s)[k]; ok {
+				t.Errorf("span %s records %s without --trace-content", s.Name(), k)
+			}
+		}
+	}
+	if got := ra[telemetry.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != w.finish {
+		t.Errorf("finish reasons = %q, want [%s] as in the reply", got, w.finish)
+	}
+
+	// Batch spans: roots of their own traces, linked to this request once
+	// per engine step it was in.
+	for _, s := range spans {
+		if s.Name() == telemetry.SpanBatch && (s.Parent().IsValid() || s.SpanContext().TraceID() == w.caller.traceID) {
+			t.Fatalf("batch span is not a root of its own trace: parent %v", s.Parent())
+		}
+	}
+	pre, dec := linkedBatches(spans, req.SpanContext())
+	pa, da := attrs(prefill), attrs(decode)
+	if len(pre) != int(pa[telemetry.AttrChunks].AsInt64()) || len(dec) != int(da[telemetry.AttrSteps].AsInt64()) {
+		t.Errorf("batch spans linked: %d prefill, %d decode; the request had %d chunks and %d decode steps",
+			len(pre), len(dec), pa[telemetry.AttrChunks].AsInt64(), da[telemetry.AttrSteps].AsInt64())
+	}
+	prefilled := 0
+	for _, l := range pre {
+		prefilled += int(l[telemetry.AttrBatchPrefill].AsInt64())
+	}
+	if want := w.inputTokens - int(ra[telemetry.AttrCachedTokens].AsInt64()); prefilled != want {
+		t.Errorf("batch links carry %d prefill tokens, want %d (prompt minus cached)", prefilled, want)
+	}
+	return req
+}
+
+// finishName is a gRPC finish reason as the span attribute spells it.
+func finishName(f lumenv1.FinishReason) string {
+	return strings.ToLower(strings.TrimPrefix(f.String(), "FINISH_REASON_"))
+}
+
+func TestSpanTreeThroughTransports(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := lumenv1.NewLumenServiceClient(conn)
+	withCaller := func(c caller, kv ...string) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), append([]string{"traceparent", c.traceparent()}, kv...)...)
+	}
+	const maxTokens = 12
+
+	t.Run("gRPC unary", func(t *testing.T) {
+		c := newCaller(t)
+		resp, err := client.Generate(withCaller(c), &lumenv1.GenerateRequest{Prompt: "Once upon a time", MaxTokens: maxTokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := wantTree{caller: c, transport: "lumen.v1.LumenService/Generate", operation: "text_completion tiny",
+			inputTokens: int(resp.GetUsage().GetPromptTokens()), outputTokens: int(resp.GetUsage().GetCompletionTokens()),
+			finish: finishName(resp.GetFinishReason()), responseTrace: resp.GetTraceId()}
+		checkTree(t, waitForTree(t, log, w), w)
+	})
+
+	t.Run("gRPC streaming, tenant from baggage", func(t *testing.T) {
+		c := newCaller(t)
+		stream, err := client.GenerateStream(withCaller(c, "baggage", "tenant.id=acme"),
+			&lumenv1.GenerateStreamRequest{Prompt: "The quick brown fox", MaxTokens: maxTokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *lumenv1.GenerateStreamResponse
+		for {
+			msg, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = msg
+		}
+		w := wantTree{caller: c, transport: "lumen.v1.LumenService/GenerateStream", operation: "text_completion tiny",
+			inputTokens: int(last.GetUsage().GetPromptTokens()), outputTokens: int(last.GetUsage().GetCompletionTokens()),
+			tenant: "acme", finish: finishName(last.GetFinishReason()), responseTrace: last.GetTraceId()}
+		checkTree(t, waitForTree(t, log, w), w)
+	})
+
+	t.Run("HTTP SSE chat, tenant from header", func(t *testing.T) {
+		c := newCaller(t)
+		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions", strings.NewReader(
+			fmt.Sprintf(`{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":%d,"stream":true,"stream_options":{"include_usage":true}}`, maxTokens)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("traceparent", c.traceparent())
+		req.Header.Set(telemetry.HeaderTenant, "globex")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		var usage struct{ PromptTokens, CompletionTokens int }
+		finish := ""
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok || data == "[DONE]" {
+				continue
+			}
+			var chunk struct {
+				Choices []struct {
+					FinishReason *string `json:"finish_reason"`
+				} `json:"choices"`
+				Usage *struct {
+					PromptTokens     int `json:"prompt_tokens"`
+					CompletionTokens int `json:"completion_tokens"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+				t.Fatalf("SSE data %q: %v", data, err)
+			}
+			for _, ch := range chunk.Choices {
+				if ch.FinishReason != nil {
+					finish = *ch.FinishReason
+				}
+			}
+			if chunk.Usage != nil {
+				usage.PromptTokens, usage.CompletionTokens = chunk.Usage.PromptTokens, chunk.Usage.CompletionTokens
+			}
+		}
+		respTrace := ""
+		if parts := strings.Split(resp.Header.Get("traceparent"), "-"); len(parts) == 4 {
+			respTrace = parts[1]
+		}
+		w := wantTree{caller: c, transport: "POST /v1/chat/completions", operation: "chat tiny",
+			inputTokens: usage.PromptTokens, outputTokens: usage.CompletionTokens, tenant: "globex", finish: finish, responseTrace: respTrace}
+		checkTree(t, waitForTree(t, log, w), w)
+	})
+
+	t.Run("a cancelled stream's spans end with the reason", func(t *testing.T) {
+		c := newCaller(t)
+		greedy := float32(0) // no end-of-generation token on this prompt
+		ctx, cancel := context.WithCancel(withCaller(c))
+		defer cancel()
+		stream, err := client.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "A long story", MaxTokens: 120, Temperature: &greedy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		// The transport span may end first: the handler returns as soon
+		// as the caller is gone, the scheduler notices at its next step.
+		spans := log.waitFor(t, "the cancelled request span", func(spans []sdktrace.ReadOnlySpan) bool {
+			return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+				return s.SpanContext().TraceID() == c.traceID && s.Name() == "text_completion tiny"
+			})
+		})
+		var req, decode sdktrace.ReadOnlySpan
+		for _, s := range spans {
+			if s.SpanContext().TraceID() != c.traceID {
+				continue
+			}
+			switch s.Name() {
+			case "text_completion tiny":
+				req = s
+			case telemetry.SpanDecode:
+				decode = s
+			}
+		}
+		if req == nil || decode == nil {
+			t.Fatalf("cancelled request left no request/decode span:\n%s", describeSpans(spans))
+		}
+		ra := attrs(req)
+		if got := ra[telemetry.AttrCancelReason].AsString(); got != "client cancelled" {
+			t.Errorf("%s = %q, want client cancelled (first message %q)", telemetry.AttrCancelReason, got, first.GetText())
+		}
+		if got := ra[telemetry.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != "cancelled" {
+			t.Errorf("finish reasons = %q, want [cancelled]", got)
+		}
+		if out := ra[telemetry.AttrOutputTokens].AsInt64(); out < 1 || out >= 120 {
+			t.Errorf("cancelled request produced %d tokens, want between 1 and 119", out)
+		}
+		if !slices.ContainsFunc(decode.Events(), func(e sdktrace.Event) bool { return e.Name == "cancelled" }) {
+			t.Error("decode span has no cancelled event")
+		}
+		if decode.EndTime() != req.EndTime() {
+			t.Errorf("decode ends %v, request %v", decode.EndTime(), req.EndTime())
+		}
+	})
+}
