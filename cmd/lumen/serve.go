@@ -100,9 +100,9 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 func (f *serveFlags) logger(e env) (*slog.Logger, error) {
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(e.stderr, nil)), nil
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(e.stderr, nil))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(e.stderr, nil)), nil
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(e.stderr, nil))), nil
 	}
 	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", f.logFormat)}
 }
@@ -213,7 +213,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	batcher := engine.NewBatcher(c)
 	defer batcher.Close()
 	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
-		Device: c.Device().ID(), RecordContent: f.traceContent, KVSize: c.Size(),
+		Device: c.Device().ID(), RecordContent: f.traceContent, KVSize: c.Size(), Logger: log,
 	})
 	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
 	if err != nil {

@@ -27,6 +27,12 @@ func startServe(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 // its own (vars; nothing else leaks in).
 func startServeHooked(t *testing.T, hooks serveHooks, vars map[string]string, extra ...string) (httpAddr, grpcAddr string) {
 	t.Helper()
+	return startServeEnv(t, hooks, env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}, extra...)
+}
+
+// startServeEnv is startServe with test hooks and the given environment.
+func startServeEnv(t *testing.T, hooks serveHooks, e env, extra ...string) (httpAddr, grpcAddr string) {
+	t.Helper()
 	cfg, err := synth.Preset("tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +47,7 @@ func startServeHooked(t *testing.T, hooks serveHooks, vars map[string]string, ex
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServeHooked(ctx, append(args, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"),
-			env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}, hooks)
+		done <- runServeHooked(ctx, append(args, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"), e, hooks)
 	}()
 	select {
 	case addrs := <-ready:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,4 +451,66 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			t.Errorf("decode ends %v, request %v", decode.EndTime(), req.EndTime())
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestJSONLogLinesCarryTraceIDs(t *testing.T) {
+	log := newSpanLog()
+	var stderr syncBuffer
+	httpAddr, _ := startServeEnv(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}},
+		env{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}, "--log-format", "json")
+	c := newCaller(t)
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"Hello","max_tokens":4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", c.traceparent())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	spans := log.waitFor(t, "the request span", func(spans []sdktrace.ReadOnlySpan) bool {
+		return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+			return s.SpanContext().TraceID() == c.traceID && s.Name() == "text_completion tiny"
+		})
+	})
+	var reqSpan sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.SpanContext().TraceID() == c.traceID && s.Name() == "text_completion tiny" {
+			reqSpan = s
+		}
+	}
+	// The line is written right after the span ends, on the same goroutine
+	// as the final event the reply waited for.
+	var found map[string]any
+	for line := range strings.SplitSeq(stderr.String(), "\n") {
+		m := map[string]any{}
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request finished" {
+			found = m
+		}
+	}
+	if found == nil {
+		t.Fatalf("no request finished line in:\n%s", stderr.String())
+	}
+	if found[telemetry.LogTraceID] != c.traceID.String() || found[telemetry.LogSpanID] != reqSpan.SpanContext().SpanID().String() {
+		t.Errorf("request line %v: want trace_id %s span_id %s", found, c.traceID, reqSpan.SpanContext().SpanID())
+	}
 }

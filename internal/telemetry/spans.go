@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ type TracerOptions struct {
 	ContentMax    int
 	// KVSize is the KV cache size, for batch spans.
 	KVSize int
+	// Logger gets one line per finished or refused request, logged with
+	// the request's context (see LogHandler for its trace_id and
+	// span_id). Nil discards them.
+	Logger *slog.Logger
 }
 
 // Tracer turns requests and the scheduler's records into spans and
@@ -51,6 +56,9 @@ var _ scheduler.Observer = (*Tracer)(nil)
 func NewTracer(tp trace.TracerProvider, m *Metrics, opts TracerOptions) *Tracer {
 	if opts.ContentMax <= 0 {
 		opts.ContentMax = DefaultContentMax
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Tracer{tracer: tp.Tracer("github.com/lumenllm/lumen"), metrics: m, opts: opts, gpu: gpuID(opts.Device)}
 }
@@ -89,6 +97,9 @@ func (t *Tracer) Abort(ctx context.Context, err error) {
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
 	span.End()
+	info, _ := ctx.Value(infoKey{}).(RequestInfo)
+	t.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "request refused",
+		slog.String("model", info.Model), slog.String("tenant", info.Tenant), slog.Any("err", err))
 }
 
 func truncate(s string, n int) string {
@@ -144,6 +155,37 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 	if t.metrics != nil {
 		t.metrics.finished(span.SpanContext(), info, r)
 	}
+	t.logFinished(ctx, info, r)
+}
+
+// logFinished writes the request's access-log line: what was asked, how
+// it ended, and where its time went.
+func (t *Tracer) logFinished(ctx context.Context, info RequestInfo, r scheduler.Result) {
+	level := slog.LevelInfo
+	if r.Finish == scheduler.FinishError {
+		level = slog.LevelError
+	}
+	tm := r.Timings
+	attrs := []slog.Attr{
+		slog.String("id", r.ID),
+		slog.String("operation", info.Operation),
+		slog.String("model", info.Model),
+		slog.String("finish", string(r.Finish)),
+		slog.Int("prompt_tokens", r.PromptTokens),
+		slog.Int("completion_tokens", r.CompletionTokens),
+		slog.Int("cached_tokens", r.CachedTokens),
+		slog.Float64("queue_ms", ms(tm.Queue())),
+		slog.Float64("prefill_ms", ms(tm.Prefill())),
+		slog.Float64("ttft_ms", ms(tm.TTFT())),
+		slog.Float64("decode_ms", ms(tm.Decode())),
+	}
+	if info.Tenant != "" {
+		attrs = append(attrs, slog.String("tenant", info.Tenant))
+	}
+	if r.Err != nil {
+		attrs = append(attrs, slog.Any("err", r.Err))
+	}
+	t.opts.Logger.LogAttrs(ctx, level, "request finished", attrs...)
 }
 
 // setOutcome marks errors; a request its caller abandoned is not a
