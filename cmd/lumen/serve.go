@@ -51,6 +51,7 @@ type serveFlags struct {
 	traceExport  string
 	samplingFile string
 	traceContent bool
+	batchRate    float64
 	hooks        serveHooks
 }
 
@@ -91,6 +92,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.traceExport, "trace-exporter", "", "trace exporter: otlp (gRPC), otlp-http, console or none (default: otlp when an endpoint is set, else none; OTEL_TRACES_EXPORTER)")
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompts on spans (truncated); off by default")
+	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
 	if _, err := parseFlags(fs, args, e.getenv); err != nil {
 		return err
 	}
@@ -105,6 +107,15 @@ func (f *serveFlags) logger(e env) (*slog.Logger, error) {
 		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(e.stderr, nil))), nil
 	}
 	return nil, usageError{fmt.Sprintf("--log-format %q: want text or json", f.logFormat)}
+}
+
+// batchSpanRate maps --batch-span-rate (0: no limit) to
+// telemetry.Config.BatchSpanRate (negative: no limit).
+func batchSpanRate(flag float64) float64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 func (f *serveFlags) keys() (auth.Keys, error) {
@@ -129,6 +140,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if f.parallel < 1 || f.maxQueue < 1 || f.batchSize < f.parallel || f.prefillChunk < 1 {
 		return usageError{"serve: --parallel, --max-queue, --prefill-chunk must be ≥ 1 and --batch-size ≥ --parallel"}
 	}
+	if f.batchRate < 0 {
+		return usageError{"serve: --batch-span-rate must be ≥ 0 (0: no limit)"}
+	}
 	keys, err := f.keys()
 	if err != nil {
 		return err
@@ -141,6 +155,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		Getenv:         e.getenv,
 		ConsoleWriter:  e.stderr,
 		SpanProcessors: f.hooks.spanProcessors,
+		BatchSpanRate:  batchSpanRate(f.batchRate),
 		Logger:         log,
 	})
 	if err != nil {

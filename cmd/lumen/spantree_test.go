@@ -294,7 +294,8 @@ func finishName(f lumenv1.FinishReason) string {
 
 func TestSpanTreeThroughTransports(t *testing.T) {
 	log := newSpanLog()
-	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	// Every step's batch span, so that links can be counted.
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil, "--batch-span-rate", "0")
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -120,6 +120,11 @@ type Config struct {
 	// SamplerArg is the ratio for the traceidratio samplers, in [0, 1];
 	// empty means 1. Empty with an empty Sampler: OTEL_TRACES_SAMPLER_ARG.
 	SamplerArg string
+	// BatchSpanRate is the most batch spans (one per engine step) sampled
+	// per second; a batch span is also sampled only when a request linked
+	// to it is (see batchSampler). Zero: DefaultBatchSpanRate. Negative:
+	// no limit.
+	BatchSpanRate float64
 	// ReloadInterval is how often SamplingConfig is checked for changes
 	// (modification time and size). Zero: 10s. Negative: never polled;
 	// Telemetry.ReloadSampling still reloads on demand.
@@ -435,7 +440,7 @@ func buildSampler(cfg Config, getenv func(string) string, service string) (sdktr
 		if err != nil {
 			return nil, nil, err
 		}
-		return sdktrace.ParentBased(fs), fs, nil
+		return newBatchSampler(sdktrace.ParentBased(fs), fs, cfg.BatchSpanRate, time.Now), fs, nil
 	}
 	name, arg, source := cfg.Sampler, cfg.SamplerArg, "sampler"
 	if name == "" {
@@ -448,7 +453,7 @@ func buildSampler(cfg Config, getenv func(string) string, service string) (sdktr
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: %s: %w", source, err)
 	}
-	return s, nil, nil
+	return newBatchSampler(s, nil, cfg.BatchSpanRate, time.Now), nil, nil
 }
 
 // namedSampler maps an OTEL_TRACES_SAMPLER value and its argument to a
