@@ -21,6 +21,7 @@ import (
 	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/engine"
 	"github.com/lumenllm/lumen/internal/engine/llama"
+	"github.com/lumenllm/lumen/internal/gpumon"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
@@ -171,6 +172,14 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}()
 	metrics := telemetry.NewMetrics()
 	metrics.SetDropped(tel.DroppedSpans)
+	// GPU telemetry; without NVML (no NVIDIA driver) it reports nothing.
+	gpus, err := gpumon.New(gpumon.Config{Logger: log})
+	if err != nil {
+		log.Warn("GPU metrics off", "err", err)
+	} else {
+		defer gpus.Close()
+		metrics.Registry().MustRegister(gpus)
+	}
 
 	// Listen first so the ports are taken (and reported) before the
 	// model loads; health says NOT_SERVING until it has.
