@@ -50,9 +50,16 @@ generate: build
 
 # Test tools, built from the Go module proxy into bin/tools.
 GRPCURL := $(BIN)/tools/grpcurl
-tools: $(GRPCURL)
+JAEGER  := $(BIN)/tools/jaeger
+tools: $(GRPCURL) $(JAEGER)
 $(GRPCURL):
 	GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+# Jaeger v2 (all-in-one collector + query) for the end-to-end tracing tests
+# and bench-tracing. Its own module, tools/jaeger, because Jaeger's go.mod
+# has a replace directive that `go install pkg@version` refuses; its go.sum
+# is committed, so no checksum-database lookups. ~5 min on 2 cold cores.
+$(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
+	cd tools/jaeger && CGO_ENABLED=0 $(GO) build -mod=readonly -o $(abspath $(JAEGER)) github.com/jaegertracing/jaeger/cmd/jaeger
 
 test: build tools test-go fuzz
 
