@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/gpumon"
 	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/liveview"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
 	"github.com/lumenllm/lumen/internal/server/httpserver"
@@ -53,6 +55,7 @@ type serveFlags struct {
 	samplingFile string
 	traceContent bool
 	batchRate    float64
+	liveView     bool
 	hooks        serveHooks
 }
 
@@ -93,6 +96,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.traceExport, "trace-exporter", "", "trace exporter: otlp (gRPC), otlp-http, console or none (default: otlp when an endpoint is set, else none; OTEL_TRACES_EXPORTER)")
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompts on spans (truncated); off by default")
+	fs.BoolVar(&f.liveView, "live-view", true, "serve the live view (recent traces, live charts) at GET / on the HTTP port")
 	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
 	if _, err := parseFlags(fs, args, e.getenv); err != nil {
 		return err
@@ -148,6 +152,18 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if err != nil {
 		return err
 	}
+	// The live view is built first: its span processor goes into the
+	// tracer provider. Its API takes the same keys as the inference routes.
+	processors := f.hooks.spanProcessors
+	var live *liveview.View
+	if f.liveView {
+		live, err = liveview.New(liveview.Config{Keys: keys})
+		if err != nil {
+			return fmt.Errorf("live view: %w", err)
+		}
+		defer live.Close()
+		processors = append(slices.Clip(processors), live.Processor())
+	}
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceVersion: version,
 		Exporter:       f.traceExport,
@@ -155,7 +171,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		SamplingConfig: f.samplingFile,
 		Getenv:         e.getenv,
 		ConsoleWriter:  e.stderr,
-		SpanProcessors: f.hooks.spanProcessors,
+		SpanProcessors: processors,
 		BatchSpanRate:  batchSpanRate(f.batchRate),
 		Logger:         log,
 	})
@@ -170,6 +186,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 			log.Warn("telemetry flush", "err", err)
 		}
 	}()
+	if live != nil {
+		live.SetTracing(tel.Exporter != telemetry.ExporterDisabled)
+	}
 	metrics := telemetry.NewMetrics()
 	metrics.SetDropped(tel.DroppedSpans)
 	// GPU telemetry; without NVML (no NVIDIA driver) it reports nothing.
@@ -202,6 +221,12 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
+	if live != nil {
+		// Exactly "/" and the view's prefix: every other path stays with
+		// the API's own 404.
+		mux.Handle(liveview.PagePattern, live.Handler())
+		mux.Handle(liveview.Prefix, live.Handler())
+	}
 	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
 		Middleware: func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
@@ -244,6 +269,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		return err
 	}
 	metrics.SetStats(sched.Stats)
+	if live != nil {
+		live.SetStats(sched.Stats)
+	}
 	tmpl, err := chatTemplate(m, log)
 	if err != nil {
 		return err
@@ -267,7 +295,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	ready.Store(true)
 	grpcSrv.SetServing(true)
 	log.Info("serving", "model", name, "device", c.Device().ID(), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
-	printTryLines(e, httpLis.Addr().String(), grpcLis.Addr().String(), !keys.Enabled())
+	printTryLines(e, httpLis.Addr().String(), grpcLis.Addr().String(), !keys.Enabled(), live != nil)
 	if f.hooks.ready != nil {
 		f.hooks.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
 	}
@@ -366,7 +394,7 @@ func (a *apiSwitch) Models() []inference.Model {
 var errNotLoaded = fmt.Errorf("model still loading: %w", scheduler.ErrDraining)
 
 // printTryLines shows a newcomer how to call the server just started.
-func printTryLines(e env, httpAddr, grpcAddr string, open bool) {
+func printTryLines(e env, httpAddr, grpcAddr string, open, liveView bool) {
 	auth := ""
 	if !open {
 		auth = ` -H 'Authorization: Bearer $LUMEN_API_KEY'`
@@ -380,6 +408,13 @@ Lumen is serving. Try:
   lumen client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
 
 `, httpAddr, grpcAddr, auth)
+	if liveView {
+		key := ""
+		if !open {
+			key = " (add ?key=$LUMEN_API_KEY once)"
+		}
+		fmt.Fprintf(e.stderr, "Open http://%s/ for the live view%s\n\n", httpAddr, key)
+	}
 }
 
 // tenantFromHeader turns an X-Tenant-ID header into the tenant.id baggage

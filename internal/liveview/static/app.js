@@ -151,6 +151,7 @@
     var box = svg.closest('.chart-box');
     if (!samples.length) {
       svg.dataset.points = '0';
+      svg.dataset.max = '0';
       svg.appendChild(svgEl('text', { 'class': 'empty', x: 4, y: 50 })).textContent = 'waiting for data…';
       box.querySelector('.value').textContent = '';
       return;
@@ -202,6 +203,7 @@
     svg.appendChild(svgEl('text', { 'class': 'label', x: 2, y: H - 2 })).textContent = '−' + Math.round(span / 60000) + ' min';
     svg.appendChild(svgEl('text', { 'class': 'label', x: W - 22, y: H - 2 })).textContent = 'now';
     svg.dataset.points = String(n);
+    svg.dataset.max = String(max);
     var last = chartValue(samples[samples.length - 1], name);
     box.querySelector('.value').textContent = last === null ? '–' : last.toFixed(spec.digits);
   }
