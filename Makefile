@@ -32,7 +32,7 @@ MODEL_CACHE ?= $(HOME)/.cache/lumen/models
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run serve generate tools test test-go fuzz lint bench clean tidy-check proto
+.PHONY: all build run serve generate tools chromium test test-go fuzz lint bench clean tidy-check proto
 
 all: build
 
@@ -51,7 +51,7 @@ generate: build
 # Test tools, built from the Go module proxy into bin/tools.
 GRPCURL := $(BIN)/tools/grpcurl
 JAEGER  := $(BIN)/tools/jaeger
-tools: $(GRPCURL) $(JAEGER)
+tools: $(GRPCURL) $(JAEGER) chromium
 $(GRPCURL):
 	GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 # Jaeger v2 (all-in-one collector + query) for the end-to-end tracing tests
@@ -60,6 +60,11 @@ $(GRPCURL):
 # is committed, so no checksum-database lookups. ~5 min on 2 cold cores.
 $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 	cd tools/jaeger && CGO_ENABLED=0 $(GO) build -mod=readonly -o $(abspath $(JAEGER)) github.com/jaegertracing/jaeger/cmd/jaeger
+
+# Headless Chromium for the live view's browser test (Debian package; the
+# test runs it with --no-sandbox, as root in CI). ~1-2 min when missing.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 test: build tools test-go fuzz
 
