@@ -15,8 +15,11 @@ func runBench(ctx context.Context, args []string, e env) error {
 	if len(args) > 0 && args[0] == "serve" {
 		return runBenchServe(ctx, args[1:], e)
 	}
+	if len(args) > 0 && args[0] == "tracing" {
+		return runBenchTracing(ctx, args[1:], e)
+	}
 	if len(args) == 0 || args[0] != "engine" {
-		return usageError{"usage: lumen bench engine|serve [flags]"}
+		return usageError{"usage: lumen bench engine|serve|tracing [flags]"}
 	}
 	return runBenchEngine(ctx, args[1:], e)
 }

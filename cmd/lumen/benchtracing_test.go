@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenllm/lumen/internal/synth"
+)
+
+// TestBenchTracingSmoke runs `lumen bench tracing` briefly against a real
+// Jaeger: it measures both modes in alternating order, prints the on/off
+// ratio per concurrency, and the "on" mode's spans reach Jaeger. (What
+// the figures are is the benchmark's business, not the test's.)
+func TestBenchTracingSmoke(t *testing.T) {
+	otlp, queryURL := startJaeger(t)
+	cfg, err := synth.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "smoke.gguf")
+	if err := synth.WriteFile(model, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runCLI(t, "bench", "tracing", "--otlp-endpoint", otlp, "--model", model,
+		"--threads", "1", "--ctx-size", "1024", "--concurrency", "1,2", "--rounds", "2",
+		"--requests-per-worker", "1", "--prompt-tokens", "8", "--max-tokens", "4")
+	if err != nil {
+		t.Fatalf("bench tracing: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	}
+	t.Logf("\n%s", out)
+
+	// Rounds alternate the order of the modes: off, on, then on, off.
+	var order []string
+	for _, m := range regexp.MustCompile(`(?m)^round (\d) (off|on): *  c=1 [\d.]+ tok/s  c=2 [\d.]+ tok/s`).FindAllStringSubmatch(out, -1) {
+		order = append(order, m[1]+" "+m[2])
+	}
+	if got, want := strings.Join(order, ", "), "1 off, 1 on, 2 on, 2 off"; got != want {
+		t.Errorf("rounds measured %q, want %q", got, want)
+	}
+	for _, c := range []string{"1", "2"} {
+		row := regexp.MustCompile(`(?m)^ *` + c + `  +([\d.]+)  +([\d.]+)  +([\d.]+)  +([\d.]+) ([\d.]+) *$`).FindStringSubmatch(out)
+		if row == nil {
+			t.Errorf("no summary row for concurrency %s (off tok/s, on tok/s, on/off, two per-round ratios)", c)
+			continue
+		}
+		off, _ := strconv.ParseFloat(row[1], 64)
+		on, _ := strconv.ParseFloat(row[2], 64)
+		ratio, _ := strconv.ParseFloat(row[3], 64)
+		// The printed figures are rounded: the ratio matches them to 1%.
+		if off <= 0 || on <= 0 || ratio <= 0 || math.Abs(on/off-ratio) > 0.01*ratio {
+			t.Errorf("concurrency %s: off %v, on %v, ratio %v", c, off, on, ratio)
+		}
+	}
+	spans := regexp.MustCompile(`tracing on: (\d+) spans sampled \(([\d.]+) per request, batch spans included\), 0 dropped by the exporter`).FindStringSubmatch(out)
+	// Each measured request has at least its transport, request, queue,
+	// prefill and decode spans.
+	if spans == nil {
+		t.Errorf("no span line with 0 dropped")
+	} else if per, _ := strconv.ParseFloat(spans[2], 64); per < 5 {
+		t.Errorf("%s spans per request, want at least 5", spans[2])
+	}
+	if !strings.Contains(out, "off: OTEL_SDK_DISABLED=true") || !strings.Contains(out, "on:  every span sampled") {
+		t.Errorf("the report does not say what off and on mean")
+	}
+
+	// "on" exported to Jaeger: the requests' traces are there.
+	pollUntil(t, 30*time.Second, func(ctx context.Context) error {
+		traces, err := findJaegerTraces(ctx, queryURL, url.Values{
+			"service": {"lumen"}, "operation": {"text_completion smoke"}, "limit": {"100"}, "lookback": {"1h"}})
+		if err != nil {
+			return err
+		}
+		// Two "on" servers, each with 2 warm-up and 1 + 2 measured requests.
+		if len(traces) < 2*(1+2+2) {
+			return fmt.Errorf("%d request traces in Jaeger, want %d", len(traces), 2*(1+2+2))
+		}
+		return nil
+	})
+}
+
+func TestBenchTracingFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"no endpoint", nil, true, "--otlp-endpoint is required"},
+		{"bad concurrency", []string{"--otlp-endpoint", "127.0.0.1:1", "--concurrency", "1,x"}, true, "--concurrency"},
+		{"no rounds", []string{"--otlp-endpoint", "127.0.0.1:1", "--rounds", "0"}, true, "must be positive"},
+		{"positional argument", []string{"--otlp-endpoint", "127.0.0.1:1", "extra"}, true, "unexpected arguments"},
+		{"receiver down", []string{"--otlp-endpoint", closedPort(t)}, false, "no OTLP receiver at 127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCLI(t, append([]string{"bench", "tracing"}, tt.args...)...)
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.As(err, &ue) != tt.usage {
+				t.Errorf("err = %v (usage error: %v), want one naming %q (usage error: %v)", err, errors.As(err, &ue), tt.want, tt.usage)
+			}
+		})
+	}
+}
