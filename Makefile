@@ -93,5 +93,19 @@ tidy-check:
 bench: build
 	$(LUMEN) bench engine --preset 250m --threads 2
 
+# Tracing overhead (docs/benchmarks.md): the server's throughput with
+# tracing off vs 100% sampling exported to a real Jaeger, started here on
+# loopback ports of its own (BENCH_OTLP_PORT; its log: $(BIN)/bench-tracing-jaeger.log).
+# BENCH_TRACING_FLAGS adds or overrides flags, e.g. "--rounds 5".
+BENCH_OTLP_PORT ?= 24317
+BENCH_TRACING_FLAGS ?=
+.PHONY: bench-tracing
+bench-tracing: build $(JAEGER)
+	@LUMEN_JAEGER_OTLP_GRPC_PORT=$(BENCH_OTLP_PORT) LUMEN_JAEGER_OTLP_HTTP_PORT=$$(($(BENCH_OTLP_PORT)+1)) \
+	LUMEN_JAEGER_QUERY_HTTP_PORT=$$(($(BENCH_OTLP_PORT)+2)) LUMEN_JAEGER_QUERY_GRPC_PORT=$$(($(BENCH_OTLP_PORT)+3)) \
+		$(JAEGER) --config cmd/lumen/testdata/jaeger.yaml >$(BIN)/bench-tracing-jaeger.log 2>&1 & jaeger=$$!; \
+	trap 'kill $$jaeger' EXIT; \
+	$(LUMEN) bench tracing --preset 250m --threads 2 --otlp-endpoint 127.0.0.1:$(BENCH_OTLP_PORT) $(BENCH_TRACING_FLAGS)
+
 clean:
 	rm -rf $(BIN)

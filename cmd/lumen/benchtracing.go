@@ -71,6 +71,7 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 	perWorker := fs.Int("requests-per-worker", 6, "requests per in-flight slot in one measurement (concurrency × this)")
 	promptTokens := fs.Int("prompt-tokens", 16, "prompt length in tokens (approximate)")
 	maxTokens := fs.Int("max-tokens", 64, "max_tokens of every request (greedy sampling)")
+	receiverWait := fs.Duration("receiver-wait", 30*time.Second, "how long to wait for the OTLP receiver to accept connections (it may be starting)")
 	rest, err := parseFlags(fs, args, e.getenv)
 	if err != nil {
 		return err
@@ -89,11 +90,9 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 		return usageError{"bench tracing: --rounds, --requests-per-worker, --prompt-tokens, --max-tokens, --threads and --ctx-size must be positive"}
 	}
 	// A receiver that is not there would make "on" measure dropped spans.
-	conn, err := net.DialTimeout("tcp", *endpoint, 5*time.Second)
-	if err != nil {
+	if err := waitListening(ctx, *endpoint, *receiverWait); err != nil {
 		return fmt.Errorf("bench tracing: no OTLP receiver at %s (start one first, e.g. make bench-tracing): %w", *endpoint, err)
 	}
-	conn.Close()
 
 	path := *model
 	if path == "" {
@@ -362,4 +361,27 @@ func scrapeMetric(ctx context.Context, httpAddr, name string) (float64, error) {
 		return 0, fmt.Errorf("GET /metrics: %w", err)
 	}
 	return 0, fmt.Errorf("GET /metrics: no sample of %s", name)
+}
+
+// waitListening dials addr every 100ms until it accepts a TCP connection
+// or wait has passed (one try when wait is 0).
+func waitListening(ctx context.Context, addr string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var d net.Dialer
+	for {
+		dialCtx, cancelDial := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, err := d.DialContext(dialCtx, "tcp", addr)
+		cancelDial()
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-tick.C:
+		}
+	}
 }

@@ -98,7 +98,7 @@ func TestBenchTracingFlags(t *testing.T) {
 		{"bad concurrency", []string{"--otlp-endpoint", "127.0.0.1:1", "--concurrency", "1,x"}, true, "--concurrency"},
 		{"no rounds", []string{"--otlp-endpoint", "127.0.0.1:1", "--rounds", "0"}, true, "must be positive"},
 		{"positional argument", []string{"--otlp-endpoint", "127.0.0.1:1", "extra"}, true, "unexpected arguments"},
-		{"receiver down", []string{"--otlp-endpoint", closedPort(t)}, false, "no OTLP receiver at 127.0.0.1:"},
+		{"receiver down", []string{"--otlp-endpoint", closedPort(t), "--receiver-wait", "300ms"}, false, "no OTLP receiver at 127.0.0.1:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
