@@ -33,22 +33,31 @@ type BackendOptions struct {
 	LogLevel LogLevel
 	// BackendDir, when set, is searched for loadable ggml backend libraries
 	// (libggml-cuda.so and friends) so that a GPU backend can be added
-	// without rebuilding the Go binary.
+	// without rebuilding the Go binary. See loadBackendDir for what the
+	// directory must hold.
 	BackendDir string
+	// GGMLSource names the ggml sources this binary was compiled from, as
+	// "module version" (for example "github.com/ollama/ollama v0.17.4").
+	// When set, BackendDir must carry a ggml-source.txt stamp with the
+	// same text: a backend built from other ggml sources shares structs
+	// with the binary's ggml and would corrupt memory instead of failing.
+	GGMLSource string
 }
 
 // runtimeState mirrors llama.cpp's own process-wide state (its logger and
 // backend registry live in C globals), so initialisation happens once and
-// each backend directory is loaded at most once.
+// each backend directory is loaded at most once (ggml cannot unload a
+// backend, and loading one twice would register its devices twice).
 var runtimeState struct {
 	sync.Mutex
 	initialised bool
-	dirs        map[string]bool
+	dirs        map[string]error
 }
 
 // Init initialises llama.cpp. It must be called before loading a model. Later
-// calls only load backend directories not loaded before; the log level of
-// the first call stays in force.
+// calls only load backend directories not loaded before (a directory's
+// first result is returned again); the log level of the first call stays
+// in force.
 func Init(opts BackendOptions) error {
 	runtimeState.Lock()
 	defer runtimeState.Unlock()
@@ -56,7 +65,7 @@ func Init(opts BackendOptions) error {
 		C.lumen_log_init(C.int(opts.LogLevel))
 		C.llama_backend_init()
 		runtimeState.initialised = true
-		runtimeState.dirs = map[string]bool{}
+		runtimeState.dirs = map[string]error{}
 	}
 	if opts.BackendDir == "" {
 		return nil
@@ -68,14 +77,12 @@ func Init(opts BackendOptions) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("llama: backend directory %q: %w", opts.BackendDir, ErrNoBackendDir)
 	}
-	if runtimeState.dirs[dir] {
-		return nil
+	if err, done := runtimeState.dirs[dir]; done {
+		return err
 	}
-	cdir := C.CString(dir)
-	defer C.free(unsafe.Pointer(cdir))
-	C.ggml_backend_load_all_from_path(cdir)
-	runtimeState.dirs[dir] = true
-	return nil
+	err = loadBackendDir(dir, opts.GGMLSource)
+	runtimeState.dirs[dir] = err
+	return err
 }
 
 // DeviceKind says what sort of processor a ggml device is.
@@ -102,6 +109,9 @@ type Device struct {
 	Description string
 	// MemoryFree and MemoryTotal are in bytes, as reported by the backend.
 	MemoryFree, MemoryTotal uint64
+	// Library is the backend library the device comes from, or "" for a
+	// backend compiled into the binary (the CPU).
+	Library string
 }
 
 // ID is the stable label for telemetry: "cpu" or "gpu:<index>".
@@ -112,7 +122,9 @@ func (d Device) ID() string {
 	return fmt.Sprintf("%s:%d", d.Kind, d.Index)
 }
 
-// Devices lists the ggml devices known to the runtime, in registry order.
+// Devices lists the ggml devices known to the runtime, in registry order
+// (ggml sorts loaded backends by their score, so a loaded CPU backend comes
+// before the built-in one).
 func Devices() []Device {
 	n := int(C.ggml_backend_dev_count())
 	out := make([]Device, 0, n)
@@ -145,26 +157,39 @@ func describeDevice(dev C.ggml_backend_dev_t) Device {
 		Description: C.GoString(C.ggml_backend_dev_description(dev)),
 		MemoryFree:  uint64(free),
 		MemoryTotal: uint64(total),
+		Library:     objectPath(unsafe.Pointer(C.ggml_backend_dev_backend_reg(dev))),
 	}
 }
 
-// gpuDevice returns the C handle of the index-th GPU device, or nil.
-func gpuDevice(index int) (C.ggml_backend_dev_t, Device) {
+// findDevice returns the C handle of the index-th device of a kind, or nil.
+// llama.cpp runs its CPU work on the first CPU device (index 0).
+func findDevice(kind DeviceKind, index int) (C.ggml_backend_dev_t, Device) {
 	n := int(C.ggml_backend_dev_count())
 	seen := 0
 	for i := range n {
 		dev := C.ggml_backend_dev_get(C.size_t(i))
-		if C.ggml_backend_dev_type(dev) != C.GGML_BACKEND_DEVICE_TYPE_GPU {
+		d := describeDevice(dev)
+		if d.Kind != kind {
 			continue
 		}
 		if seen == index {
-			d := describeDevice(dev)
 			d.Index = index
 			return dev, d
 		}
 		seen++
 	}
 	return nil, Device{}
+}
+
+// countDevices is how many devices of a kind the registry holds.
+func countDevices(kind DeviceKind) int {
+	n := 0
+	for _, d := range Devices() {
+		if d.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // SystemInfo is llama.cpp's summary of the CPU features it was built with.

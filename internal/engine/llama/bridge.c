@@ -5,7 +5,7 @@
 static int lumen_min_log_level = GGML_LOG_LEVEL_ERROR;
 static int lumen_last_log_level = GGML_LOG_LEVEL_INFO;
 
-static void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data) {
+void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data) {
 	(void)user_data;
 	// CONT continues the previous message and inherits its level.
 	if (level == GGML_LOG_LEVEL_CONT) {

@@ -13,6 +13,27 @@
 // messages below min_level (a ggml_log_level).
 void lumen_log_init(int min_level);
 
+// lumen_log_cb is the ggml log callback installed by lumen_log_init; it is
+// also handed to the separate ggml copy of loadable backends.
+void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data);
+
+// Loadable backends (dynload.c).
+
+// lumen_backend_base_open loads a backend directory's libggml-base.so, which
+// every backend library there links, before any backend is loaded, and
+// routes that ggml copy's logging through lumen_log_cb. On failure it
+// returns false with the loader's message in err.
+bool lumen_backend_base_open(const char * path, char * err, size_t n);
+
+// lumen_backend_open loads a backend library ahead of ggml (which then
+// finds it loaded), binding it to its own libggml-base.so. On failure it
+// returns false with the loader's message in err.
+bool lumen_backend_open(const char * path, char * err, size_t n);
+
+// lumen_object_path copies the file name of the shared library that holds
+// addr into out; it returns false when addr is in the executable itself.
+bool lumen_object_path(const void * addr, char * out, size_t n);
+
 // lumen_model_load loads a model; when handle is non-zero the load progress is
 // reported to the Go function registered under that cgo.Handle.
 struct llama_model * lumen_model_load(const char * path, struct llama_model_params params, uintptr_t handle);

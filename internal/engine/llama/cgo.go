@@ -3,6 +3,7 @@ package llama
 /*
 #cgo CFLAGS: -std=c11
 #cgo CXXFLAGS: -std=c++17
+#cgo linux LDFLAGS: -ldl
 #include "bridge.h"
 */
 import "C"

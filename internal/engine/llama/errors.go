@@ -7,6 +7,13 @@ import "errors"
 var (
 	// ErrNoBackendDir: the backend directory does not exist.
 	ErrNoBackendDir = errors.New("backend directory not found")
+	// ErrNoBackends: the backend directory holds no libggml-NAME.so.
+	ErrNoBackends = errors.New("no ggml backend library in directory")
+	// ErrBackendLoad: a backend library in the backend directory did not load.
+	ErrBackendLoad = errors.New("backend library failed to load")
+	// ErrBackendMismatch: the backend directory was built from other ggml
+	// sources than the binary (or does not say which).
+	ErrBackendMismatch = errors.New("backend built from different ggml sources")
 	// ErrNoGPU: GPU offload was requested but no GPU backend/device exists.
 	ErrNoGPU = errors.New("no GPU device available")
 	// ErrLoad: llama.cpp refused the model file.

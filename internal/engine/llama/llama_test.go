@@ -243,8 +243,8 @@ func TestLoadRejectsMalformedGGUF(t *testing.T) {
 
 func TestNoGPUIsAClearError(t *testing.T) {
 	_, err := llama.Load(synthModel(t), llama.ModelParams{GPULayers: llama.AllLayers})
-	if !errors.Is(err, llama.ErrNoGPU) {
-		t.Errorf("GPU load without a GPU backend: err = %v, want ErrNoGPU", err)
+	if !errors.Is(err, llama.ErrNoGPU) || !strings.Contains(err.Error(), "0 GPU device(s)") {
+		t.Errorf("GPU load without a GPU backend: err = %v, want ErrNoGPU saying 0 GPU device(s)", err)
 	}
 }
 

@@ -89,16 +89,17 @@ func Load(path string, p ModelParams) (*Model, error) {
 
 	params := C.llama_model_default_params()
 	params.use_mmap = C.bool(!p.NoMmap)
-	device := Device{Kind: DeviceCPU, Name: "CPU", Description: "CPU"}
+	// llama.cpp does its CPU work on the first CPU device in the registry.
+	_, device := findDevice(DeviceCPU, 0)
 
 	// An explicit device list makes placement deterministic: exactly the
 	// chosen GPU, or no GPU at all.
 	devs := (*C.ggml_backend_dev_t)(C.calloc(2, C.size_t(unsafe.Sizeof(C.ggml_backend_dev_t(nil)))))
 	defer C.free(unsafe.Pointer(devs))
 	if p.GPULayers != 0 {
-		dev, d := gpuDevice(p.MainGPU)
-		if dev == nil {
-			return nil, fmt.Errorf("llama: gpu %d requested for %d layers: %w", p.MainGPU, p.GPULayers, ErrNoGPU)
+		dev, d := findDevice(DeviceGPU, p.MainGPU)
+		if dev == nil || p.MainGPU < 0 {
+			return nil, fmt.Errorf("llama: gpu %d requested, %d GPU device(s) present: %w", p.MainGPU, countDevices(DeviceGPU), ErrNoGPU)
 		}
 		unsafe.Slice(devs, 2)[0] = dev
 		device = d
