@@ -66,7 +66,46 @@ $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
-test: build tools test-go fuzz
+# Loadable ggml backends (README "CUDA"), built with CMake from the same
+# pinned ggml sources the binary compiles (scripts/build-cuda.sh), into
+# $(BIN)/lib beside the binary, where lumen looks by default.
+# CUDA_ARCHS: 80 A100, 86 RTX 30xx/A10, 89 L4/RTX 40xx, 90 H100/H200.
+CUDA_ARCHS  ?= 80;90
+BACKEND_LIB ?= $(BIN)/lib
+GGML_BUILD  := $(BIN)/ggml-build
+# The ggml sources as "module version", stamped into each backend directory;
+# lumen refuses a backend built from other sources (they share structs).
+GGML_SOURCE = $(shell $(GO) list -m -f '{{.Path}} {{.Version}}' $(LLAMA_MODULE))
+# A loadable CPU backend: the same loading path as CUDA, testable without a
+# GPU (cmd/lumen's dynamic backend test). ~1 min on 2 cores.
+BACKEND_CPU := $(BIN)/backend-cpu
+export LUMEN_TEST_BACKEND_CPU := $(abspath $(BACKEND_CPU))
+# Sources + build script for a GPU machine without Go (see cuda-src).
+CUDA_SRC := $(BIN)/lumen-ggml-src.tar.gz
+
+.PHONY: cuda cuda-src backend-cpu cmake-tool
+
+cuda: cmake-tool
+	CUDA_ARCHS='$(CUDA_ARCHS)' GGML_SOURCE='$(GGML_SOURCE)' scripts/build-cuda.sh cuda $(LLAMA_DIR) $(GGML_BUILD)/cuda $(BACKEND_LIB)
+
+backend-cpu: cmake-tool
+	GGML_SOURCE='$(GGML_SOURCE)' scripts/build-cuda.sh cpu $(LLAMA_DIR) $(GGML_BUILD)/cpu $(BACKEND_CPU)
+
+# On the GPU machine: tar xzf lumen-ggml-src.tar.gz && cd lumen-ggml-src &&
+#   ./build-cuda.sh cuda . build lib    (needs CMake, nvcc and a C++ compiler)
+cuda-src:
+	mkdir -p $(BIN)/cuda-src
+	printf '%s\n' '$(GGML_SOURCE)' > $(BIN)/cuda-src/GGML_SOURCE
+	tar -czf $(CUDA_SRC) --mode=u+w --transform 's,^,lumen-ggml-src/,' \
+		-C $(LLAMA_DIR) CMakeLists.txt ml/backend/ggml/ggml \
+		-C $(abspath scripts) build-cuda.sh -C $(abspath $(BIN)/cuda-src) GGML_SOURCE
+	@echo "$(CUDA_SRC): $$(du -h $(CUDA_SRC) | cut -f1)"
+
+# CMake (and ninja) for the backend builds, from Debian when missing (~1 min).
+cmake-tool:
+	@command -v cmake >/dev/null || (apt-get update && apt-get install -y --no-install-recommends cmake ninja-build)
+
+test: build tools backend-cpu test-go fuzz
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
@@ -21,6 +22,7 @@ usage:
   lumen generate --prompt TEXT [--model PATH] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
   lumen model synth --out PATH [--preset NAME] [--layers N --embd N --heads N --kv-heads N --ff N --ctx N --vocab N --type f32|f16|q8_0]
   lumen model info PATH
+  lumen devices [--backend-dir DIR]      (devices a model can run on; GPUs come from backends such as make cuda's)
   lumen serve [--model PATH] [--http-addr 127.0.0.1:8080] [--grpc-addr 127.0.0.1:9090] [--parallel N] [--max-queue N]
               [--api-key KEY] [--otlp-endpoint HOST:PORT] [--sampling-config FILE]
   lumen client generate|tokenize|models [--addr 127.0.0.1:9090] ...
@@ -40,11 +42,19 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	stderrTTY      bool
+	// exeDir is the lumen binary's directory, whose lib/ holds loadable
+	// backends by default; empty in tests.
+	exeDir string
+	// ggmlSource names the ggml sources compiled in (see ggmlSource).
+	ggmlSource string
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stderrTTY: isTerminal(os.Stderr)}
+	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stderrTTY: isTerminal(os.Stderr), ggmlSource: ggmlSource()}
+	if exe, err := os.Executable(); err == nil {
+		e.exeDir = filepath.Dir(exe)
+	}
 	err := run(ctx, os.Args[1:], e)
 	stop()
 	if err != nil {
@@ -83,6 +93,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runGenerate(ctx, rest, e)
 	case "model":
 		return runModel(ctx, rest, e)
+	case "devices":
+		return runDevices(ctx, rest, e)
 	case "bench":
 		return runBench(ctx, rest, e)
 	case "help", "-h", "--help":
