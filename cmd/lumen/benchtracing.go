@@ -44,9 +44,9 @@ func tracingModes(endpoint string) (off, on tracingMode) {
 	}
 	on = tracingMode{
 		name: "on",
-		what: "every span sampled (OTEL_TRACES_SAMPLER=always_on) and exported over OTLP gRPC to " + endpoint + " with the default batching",
+		what: "every span sampled (OTEL_TRACES_SAMPLER=always_on, --batch-span-rate 0: every engine step's batch span too) and exported over OTLP gRPC to " + endpoint + " with the default batching",
 		env:  map[string]string{"OTEL_TRACES_SAMPLER": "always_on"},
-		args: []string{"--otlp-endpoint", endpoint},
+		args: []string{"--otlp-endpoint", endpoint, "--batch-span-rate", "0"},
 	}
 	return off, on
 }

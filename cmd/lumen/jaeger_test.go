@@ -431,7 +431,7 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 	_, grpcAddr := startServeHooked(t, serveHooks{}, map[string]string{
 		"OTEL_BSP_SCHEDULE_DELAY": "100", // export within 100ms of a span's end
 		"OTEL_SERVICE_NAME":       service,
-	}, "--otlp-endpoint", otlp)
+	}, "--otlp-endpoint", otlp, "--batch-span-rate", "0") // every step's batch span
 	client, err := grpcclient.New(grpcclient.Config{Addr: grpcAddr})
 	if err != nil {
 		t.Fatal(err)
