@@ -69,7 +69,7 @@ func runBenchEngine(_ context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	m, err := lf.load(e)
+	m, err := lf.load(e, stderrWarn(e))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"runtime"
 	"time"
@@ -12,27 +13,34 @@ import (
 
 // loadFlags are the model-loading flags shared by commands that load one.
 type loadFlags struct {
-	model      string
-	cacheDir   string
-	threads    int
-	ctxSize    int
-	gpuLayers  int
-	mainGPU    int
-	backendDir string
-	llamaLog   string
+	model         string
+	cacheDir      string
+	threads       int
+	ctxSize       int
+	gpuLayers     gpuLayers
+	mainGPU       int
+	allowFallback bool
+	backendDir    string
+	llamaLog      string
+	// backendErr is why lib/ beside the binary did not load (a warning
+	// at the time), kept to explain a later missing GPU.
+	backendErr error
 }
 
 func (l *loadFlags) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	BoolVar(*bool, string, bool, string)
+	Var(flag.Value, string, string)
 }) {
 	fs.StringVar(&l.model, "model", "", "GGUF model path (default: Lumen's generated demo model, created once in --cache-dir)")
 	fs.StringVar(&l.cacheDir, "cache-dir", "", "directory for generated models (default: the user cache dir + /lumen/models)")
 	fs.IntVar(&l.threads, "threads", runtime.NumCPU(), "CPU threads for inference")
 	fs.IntVar(&l.ctxSize, "ctx-size", 4096, "KV cache size in tokens (capped at the model's trained context)")
-	fs.IntVar(&l.gpuLayers, "gpu-layers", 0, "layers to offload to the GPU (-1: all)")
-	fs.IntVar(&l.mainGPU, "main-gpu", 0, "GPU index that runs the model")
-	fs.StringVar(&l.backendDir, "backend-dir", "", "directory of loadable ggml backends (e.g. the CUDA backend)")
+	fs.Var(&l.gpuLayers, "gpu-layers", "layers to offload to the GPU: a number, all (or -1), or auto (all when a GPU is present, else the CPU)")
+	fs.IntVar(&l.mainGPU, "main-gpu", 0, "GPU index that runs the model (as listed by lumen devices)")
+	fs.BoolVar(&l.allowFallback, "allow-cpu-fallback", false, "run on the CPU when --gpu-layers asks for a GPU that is not there (default: fail)")
+	fs.StringVar(&l.backendDir, "backend-dir", "", "directory of loadable ggml backends such as the CUDA backend from make cuda (default: lib/ beside the lumen binary, when present)")
 	fs.StringVar(&l.llamaLog, "llama-log", "error", "llama.cpp log level: debug, info, warn, error, none")
 }
 
@@ -52,13 +60,18 @@ func (l *loadFlags) logLevel() (llama.LogLevel, error) {
 	return 0, usageError{fmt.Sprintf("--llama-log %q: want debug, info, warn, error or none", l.llamaLog)}
 }
 
-// load initialises llama.cpp and loads the model with a progress bar.
-func (l *loadFlags) load(e env) (*llama.Model, error) {
-	lvl, err := l.logLevel()
-	if err != nil {
+// load initialises llama.cpp (loading GPU backends), decides where the
+// model runs and loads it with a progress bar. warn reports problems that
+// do not stop the load (a backend that did not load, a CPU fallback).
+func (l *loadFlags) load(e env, warn func(string)) (*llama.Model, error) {
+	if l.mainGPU < 0 {
+		return nil, usageError{fmt.Sprintf("--main-gpu %d: want a GPU index ≥ 0", l.mainGPU)}
+	}
+	if err := l.initBackends(e, warn); err != nil {
 		return nil, err
 	}
-	if err := llama.Init(llama.BackendOptions{LogLevel: lvl, BackendDir: l.backendDir}); err != nil {
+	layers, err := l.gpuPlacement(warn)
+	if err != nil {
 		return nil, err
 	}
 	path, err := ensureModel(l.model, l.cacheDir, e)
@@ -67,7 +80,7 @@ func (l *loadFlags) load(e env) (*llama.Model, error) {
 	}
 	bar := newProgressBar(e.stderr, "loading model", e.stderrTTY)
 	return llama.Load(path, llama.ModelParams{
-		GPULayers: l.gpuLayers,
+		GPULayers: layers,
 		MainGPU:   l.mainGPU,
 		Progress: func(f float32) bool {
 			bar.Set(float64(f))
@@ -113,11 +126,12 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 		s = uint32(time.Now().UnixNano())
 	}
 
-	m, err := lf.load(e)
+	m, err := lf.load(e, stderrWarn(e))
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	fmt.Fprintf(e.stderr, "[device %s]\n", deviceLabel(m.Device()))
 	c, err := lf.newContext(m, 1, 0)
 	if err != nil {
 		return err

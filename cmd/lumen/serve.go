@@ -244,7 +244,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}()
 	log.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String())
 
-	m, err := f.load.load(e)
+	m, err := f.load.load(e, func(msg string) { log.Warn(msg) })
 	if err != nil {
 		grpcSrv.Stop()
 		httpSrv.Close()
@@ -294,7 +294,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	go func() { runDone <- sched.Run(runCtx) }()
 	ready.Store(true)
 	grpcSrv.SetServing(true)
-	log.Info("serving", "model", name, "device", c.Device().ID(), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
+	log.Info("serving", "model", name, "device", c.Device().ID(), "device_detail", deviceLabel(c.Device()), "slots", f.parallel, "ctx_per_request", sched.SlotContext())
 	printTryLines(e, httpLis.Addr().String(), grpcLis.Addr().String(), !keys.Enabled(), live != nil)
 	if f.hooks.ready != nil {
 		f.hooks.ready <- [2]string{httpLis.Addr().String(), grpcLis.Addr().String()}
