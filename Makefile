@@ -105,7 +105,13 @@ cuda-src:
 cmake-tool:
 	@command -v cmake >/dev/null || (apt-get update && apt-get install -y --no-install-recommends cmake ninja-build)
 
-test: build tools backend-cpu test-go fuzz
+# docker/Dockerfile.cuda read by BuildKit's parser and linter (no Docker
+# engine, no GPU); its own module keeps BuildKit out of go.mod.
+.PHONY: test-docker-cuda
+test-docker-cuda:
+	cd docker/cudacheck && $(GO) test -count=1 ./...
+
+test: build tools backend-cpu test-go test-docker-cuda fuzz
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
