@@ -120,26 +120,42 @@ func liveStreamChat(ctx context.Context, base, key, tenant string, maxTokens int
 	return m[1], nil
 }
 
-// liveLoad keeps n streaming requests in flight until the test ends.
+// liveLoad keeps the server busy until the test ends: every loadPace, n
+// streaming requests at once (so they share engine steps), waiting for
+// them all. Paced, because the tiny model answers in milliseconds and an
+// unpaced load would push the test's own trace out of the view's ring
+// before the page lists it.
 func liveLoad(t *testing.T, base, key string, n int) {
 	t.Helper()
+	const loadPace = 150 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if _, err := liveStreamChat(ctx, base, key, "load", 48); err != nil && ctx.Err() == nil {
-					t.Errorf("load request: %v", err)
-					return
-				}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(loadPace)
+		defer tick.Stop()
+		for {
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := liveStreamChat(ctx, base, key, "load", 60); err != nil && ctx.Err() == nil {
+						t.Errorf("load request: %v", err)
+					}
+				}()
 			}
-		}()
-	}
+			wg.Wait()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		<-done
 	})
 }
 
@@ -162,16 +178,14 @@ func liveChromium(t *testing.T) string {
 func TestLiveViewInBrowser(t *testing.T) {
 	browser := liveChromium(t)
 	const key = "live-key"
-	httpAddr, stderr := startLiveServe(t, nil, "--api-key", key)
+	// Every batch span sampled, so the test's request surely has linked
+	// steps (by default they are rate-limited).
+	httpAddr, stderr := startLiveServe(t, nil, "--api-key", key, "--batch-span-rate", "0")
 	base := "http://" + httpAddr
 	if want := "Open http://" + httpAddr + "/ for the live view"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("serve did not print %q:\n%s", want, stderr)
 	}
 	liveLoad(t, base, key, 3)
-	traceID, err := liveStreamChat(context.Background(), base, key, "browser-test", 24)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 1100))...)
@@ -221,6 +235,12 @@ func TestLiveViewInBrowser(t *testing.T) {
 		}
 	})
 
+	// A request of the test's own, made with the browser up so that its
+	// trace is among the newest when the page first lists traces.
+	traceID, err := liveStreamChat(context.Background(), base, key, "browser-test", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
 	row := `#traces tr[data-trace-id="` + traceID + `"]`
 	t.Run("lists the request's trace", func(t *testing.T) {
 		run("open the page with ?key=", chromedp.Navigate(base+"/?key="+key), chromedp.WaitVisible(chromedp.CSS(row)))

@@ -362,8 +362,18 @@
     var byRequest = {};
     d.batchSteps.forEach(function (b) { (byRequest[b.requestSpanId] = byRequest[b.requestSpanId] || []).push(b); });
 
+    // A request's batch steps go just below its subtree (its phases).
+    var pending = [];
+    var flush = function (depth) {
+      while (pending.length && pending[pending.length - 1].depth >= depth) {
+        var p = pending.pop();
+        rows.appendChild(batchRow(byRequest[p.id], p.depth + 1, pct, widthPct));
+        delete byRequest[p.id];
+      }
+    };
     order(d.spans).forEach(function (item) {
       var s = item.span;
+      flush(item.depth);
       var row = el('div', 'wf-row');
       row.dataset.spanId = s.spanId;
       row.dataset.role = s.role;
@@ -393,11 +403,9 @@
       row.appendChild(el('div', 'wf-dur', s.running ? 'running' : fmtMs(s.durationMs)));
       row.addEventListener('click', function () { showSpan(s); });
       rows.appendChild(row);
-      if (s.role === 'request' && byRequest[s.spanId]) {
-        rows.appendChild(batchRow(byRequest[s.spanId], item.depth + 1, pct, widthPct));
-        delete byRequest[s.spanId];
-      }
+      if (s.role === 'request' && byRequest[s.spanId]) pending.push({ id: s.spanId, depth: item.depth });
     });
+    flush(0);
     // Steps of requests whose span was not kept.
     Object.keys(byRequest).forEach(function (id) { rows.appendChild(batchRow(byRequest[id], 0, pct, widthPct)); });
     $('#wf-rows').replaceChildren(rows);
