@@ -326,6 +326,17 @@ func TestLiveViewInBrowser(t *testing.T) {
 		t.Logf("screenshot: %s", path)
 	})
 
+	t.Run("says when tracing is off", func(t *testing.T) {
+		offAddr, _ := startLiveServe(t, map[string]string{"OTEL_SDK_DISABLED": "true"})
+		run("open the page of a server without tracing", chromedp.Navigate("http://"+offAddr+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`#notice[data-kind="tracing-off"]`)))
+		// The scheduler's figures need no spans.
+		cond := `Number(document.querySelector('svg.chart[data-series="kvUsedRatio"]').dataset.points) >= 1`
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Errorf("KV chart without tracing: %v", err)
+		}
+	})
+
 	exMu.Lock()
 	defer exMu.Unlock()
 	if len(exceptions) > 0 {
