@@ -27,9 +27,9 @@ import (
 // a trace: it is indexed under each admitted request trace it links to.
 //
 // OnStart and OnEnd hold one mutex for O(1) work (O(links) for a batch
-// span, at most the number of sequence slots) and keep the SDK's
-// read-only span snapshot itself, so nothing is copied on the serving
-// path. Only sampled spans are considered.
+// span, at most the number of sequence slots), and OnEnd keeps the SDK's
+// read-only span snapshot itself rather than a copy: conversion to JSON
+// happens when the page asks. Only sampled spans are considered.
 type Store struct {
 	maxTraces, maxSpans, maxBatches int
 	now                             func() time.Time
@@ -38,15 +38,13 @@ type Store struct {
 	traces map[trace.TraceID]*traceRec
 	ring   []*traceRec // admission order; when full, ring[next] is the oldest
 	next   int
-	seq    uint64
 	acc    counters
 }
 
 // traceRec is one trace as the store holds it. Its fields change only
 // under Store.mu; spans and batches are only ever appended to.
 type traceRec struct {
-	id  trace.TraceID
-	seq uint64 // admission order
+	id trace.TraceID
 
 	// reqs are the trace's request spans as they started (a caller may
 	// send several requests under one trace); reqs[0] names the trace.
@@ -227,8 +225,7 @@ func (st *Store) admit(id trace.TraceID) *traceRec {
 	if rec := st.traces[id]; rec != nil {
 		return rec
 	}
-	st.seq++
-	rec := &traceRec{id: id, seq: st.seq}
+	rec := &traceRec{id: id}
 	if len(st.ring) < st.maxTraces {
 		st.ring = append(st.ring, rec)
 	} else {
