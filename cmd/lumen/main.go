@@ -28,6 +28,8 @@ usage:
   lumen client generate|tokenize|models [--addr 127.0.0.1:9090] ...
   lumen bench engine [--model PATH | --preset NAME] [--threads N] [--sequences 1,4,8,16]
   lumen bench serve [--protocol grpc|http] [--addr ADDR] [--concurrency N | --rate R] [--requests N]
+  lumen trace analyze (--file PATH | --jaeger URL (--trace-id ID | --service NAME [--since 1h]))
+              [--prices FILE] [--json] [--html FILE]
 
 Run 'lumen COMMAND -h' for a command's flags.
 `
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runDevices(ctx, rest, e)
 	case "bench":
 		return runBench(ctx, rest, e)
+	case "trace":
+		return runTrace(ctx, rest, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return nil

@@ -1,0 +1,159 @@
+package traceanalyze
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// WriteJSON writes the report as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// fmtMs prints a duration in milliseconds with microsecond precision.
+func fmtMs(d Dur) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }
+
+func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
+
+// fmtCost prints a cost to a billionth of the currency unit, without
+// trailing zeros or exponents (token costs are often fractions of a cent).
+func fmtCost(c float64) string {
+	return strconv.FormatFloat(math.Round(c*1e9)/1e9, 'f', -1, 64)
+}
+
+// WriteText writes the report for people.
+func (r *Report) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	ew.printf("%d spans in %d traces: %d requests, %d batch steps, from %s to %s (%s)\n",
+		r.Spans, r.Traces, r.Requests, r.Batches,
+		r.Start.Format(time.RFC3339Nano), r.End.Format(time.RFC3339Nano), r.End.Sub(r.Start).Round(time.Microsecond))
+
+	ew.printf("\nOperations (durations: p50/p99 by nearest rank)\n")
+	t := table{{"operation", "count", "mean", "p50", "p99", "max"}}
+	for _, o := range r.Operations {
+		t = append(t, []string{o.Name, fmt.Sprint(o.Count), fmtMs(o.Mean), fmtMs(o.P50), fmtMs(o.P99), fmtMs(o.Max)})
+	}
+	t.write(ew)
+
+	if p := r.Selected; p != nil {
+		ew.printf("\nCritical path of trace %s (%s, %s): %s\n", p.TraceID, p.Root, fmtMs(p.Duration), strings.Join(p.Chain, " → "))
+		t := table{{"span", "offset", "duration"}}
+		for _, s := range p.Segments {
+			t = append(t, []string{s.Name, "+" + fmtMs(s.Offset), fmtMs(s.Duration)})
+		}
+		t.write(ew)
+		if n := len(r.CriticalPaths); n > 1 {
+			ew.printf("(%d request traces; --json lists every critical path, --trace-id picks one)\n", n)
+		}
+	}
+
+	if len(r.Bottlenecks) > 0 {
+		ew.printf("\nBottlenecks: time on the critical paths of %d request traces\n", len(r.CriticalPaths))
+		t := table{{"operation", "on paths", "share", "traces"}}
+		for _, b := range r.Bottlenecks {
+			t = append(t, []string{b.Name, fmtMs(b.Time), pct(b.Share), fmt.Sprint(b.Traces)})
+		}
+		t.write(ew)
+	}
+
+	if ph := r.Phases; ph.Requests > 0 {
+		ew.printf("\nPhases over %d requests\n", ph.Requests)
+		t := table{{"phase", "total", "share", "mean/request", "requests"}}
+		for _, row := range []struct {
+			name string
+			s    PhaseStat
+		}{{"queue", ph.Queue}, {"prefill", ph.Prefill}, {"decode", ph.Decode}} {
+			t = append(t, []string{row.name, fmtMs(row.s.Total), pct(row.s.Share), fmtMs(row.s.Mean), fmt.Sprint(row.s.Count)})
+		}
+		t.write(ew)
+
+		c := r.Contention
+		ew.printf("\nBatch contention\n")
+		if c.AttrRequests > 0 {
+			ew.printf("  decode spans (lumen.decode.*), %d requests: mean batch size %.2f (max %.2f), decode steps per request %.2f (max %d)\n",
+				c.AttrRequests, c.MeanBatchAttr, c.MaxMeanBatchAttr, c.MeanDecodeSteps, c.MaxDecodeSteps)
+		} else {
+			ew.printf("  decode spans: no lumen.decode.mean_batch_size attributes\n")
+		}
+		if c.LinkedRequests > 0 {
+			ew.printf("  linked batch spans, %d requests: mean batch size %.2f (max %d), steps per request %.2f (max %d)\n",
+				c.LinkedRequests, c.MeanBatchLinked, c.MaxBatchLinked, c.MeanSteps, c.MaxSteps)
+		} else {
+			ew.printf("  linked batch spans: none in the input (batch spans are separate traces; include them to see per-step sizes)\n")
+		}
+
+		r.writeUsage(ew, "model", r.Models)
+		r.writeUsage(ew, "tenant", r.Tenants)
+	}
+	return ew.err
+}
+
+func (r *Report) writeUsage(w io.Writer, by string, rows []Usage) {
+	fmt.Fprintf(w, "\nTokens by %s\n", by)
+	t := table{{by, "requests", "input", "output"}}
+	if r.Currency != "" {
+		t[0] = append(t[0], "cost ("+r.Currency+")")
+	}
+	for _, u := range rows {
+		row := []string{u.Name, fmt.Sprint(u.Requests), fmt.Sprint(u.InputTokens), fmt.Sprint(u.OutputTokens)}
+		if u.Cost != nil {
+			row = append(row, fmtCost(*u.Cost))
+		}
+		t = append(t, row)
+	}
+	t.write(w)
+}
+
+// errWriter keeps the first write error so the report code stays linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+
+// table is rows of cells, the first row a header; write pads the first
+// column on the right (names) and the others on the left (numbers).
+type table [][]string
+
+func (t table) write(w io.Writer) {
+	var widths []int
+	for _, row := range t {
+		for i, cell := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	for _, row := range t {
+		var b strings.Builder
+		b.WriteString("  ")
+		for i, cell := range row {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if i == 0 {
+				b.WriteString(cell + pad)
+			} else {
+				b.WriteString("  " + pad + cell)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
