@@ -368,8 +368,8 @@ func cmp0(s, def string) string {
 
 // jaegerFromOTLP converts export requests to Jaeger's query API JSON the
 // way Jaeger translates OTLP: the parent becomes a CHILD_OF reference,
-// links FOLLOWS_FROM references, kind and status become tags, times are
-// cut to microseconds, arrays become JSON strings.
+// links FOLLOWS_FROM references after it, kind (but internal) and status
+// become tags, times are cut to microseconds, arrays become JSON strings.
 func jaegerFromOTLP(reqs []*coltracepb.ExportTraceServiceRequest) ([]byte, error) {
 	type kv struct {
 		Key   string `json:"key"`
@@ -419,8 +419,10 @@ func jaegerFromOTLP(reqs []*coltracepb.ExportTraceServiceRequest) ([]byte, error
 		return kv{k, "string", v.GetStringValue()}
 	}
 	kinds := map[tracepb.Span_SpanKind]string{
-		tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client", tracepb.Span_SPAN_KIND_INTERNAL: "internal",
-	}
+		tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client",
+		tracepb.Span_SPAN_KIND_PRODUCER: "producer", tracepb.Span_SPAN_KIND_CONSUMER: "consumer",
+	} // INTERNAL gets no span.kind tag
+
 	byID := map[string]*trace{}
 	var order []string
 	for _, req := range reqs {
