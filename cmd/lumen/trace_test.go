@@ -821,3 +821,69 @@ func TestTraceAnalyzeBadInput(t *testing.T) {
 		t.Errorf("unknown subcommand: %v", err)
 	}
 }
+
+// TestTraceAnalyzeRealJaeger reads a request's trace back from a real
+// Jaeger (bin/tools/jaeger, built by make tools) by id and by service
+// search: the client needs nothing but the query API's base URL.
+func TestTraceAnalyzeRealJaeger(t *testing.T) {
+	otlp, queryURL := startJaeger(t)
+	const service = "lumen-analyze"
+	httpAddr, _ := startServeHooked(t, serveHooks{}, map[string]string{
+		"OTEL_BSP_SCHEDULE_DELAY": "100", // export within 100ms of a span's end
+		"OTEL_SERVICE_NAME":       service,
+	}, "--otlp-endpoint", otlp, "--batch-span-rate", "0")
+
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/completions",
+		strings.NewReader(`{"prompt":"Once upon a time","max_tokens":5,"temperature":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Tenant-ID", "acme")
+	req.Header.Set("traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		Usage struct {
+			PromptTokens     int64 `json:"prompt_tokens"`
+			CompletionTokens int64 `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&reply)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("completion: %d %v", resp.StatusCode, err)
+	}
+	waitForJaegerTrace(t, queryURL, traceID, hasSpans("POST /v1/completions", "text_completion tiny", "queue", "prefill", "decode"))
+
+	got := analyzeJSON(t, "--jaeger", queryURL, "--trace-id", traceID)
+	wantChain := []string{"POST /v1/completions", "text_completion tiny", "queue", "prefill", "decode"}
+	if got.Requests != 1 || got.Selected.TraceID != traceID || !slices.Equal(got.Selected.Chain, wantChain) {
+		t.Errorf("by id: %d requests, path %s %q; want 1, %s %q", got.Requests, got.Selected.TraceID, got.Selected.Chain, traceID, wantChain)
+	}
+	if len(got.Tenants) != 1 || got.Tenants[0].Name != "acme" || got.Tenants[0].InputTokens != reply.Usage.PromptTokens ||
+		got.Tenants[0].OutputTokens != reply.Usage.CompletionTokens {
+		t.Errorf("tenants %+v, reply usage %+v", got.Tenants, reply.Usage)
+	}
+
+	// The service search also brings the request's batch steps, which are
+	// traces of their own, once Jaeger has them all.
+	jc := &traceanalyze.JaegerClient{BaseURL: queryURL}
+	pollUntil(t, 30*time.Second, func(ctx context.Context) error {
+		spans, err := jc.Search(ctx, traceanalyze.JaegerQuery{Service: service, Start: time.Now().Add(-time.Hour), End: time.Now().Add(time.Minute), Limit: 100})
+		if err != nil {
+			return err
+		}
+		r, err := traceanalyze.Analyze(spans, traceanalyze.Options{})
+		if err != nil {
+			return err
+		}
+		if c := r.Contention; r.Requests != 1 || c.LinkedRequests != 1 || c.MeanSteps < float64(reply.Usage.CompletionTokens) {
+			return fmt.Errorf("%d requests, contention %+v: want the request and at least one step per output token", r.Requests, c)
+		}
+		return nil
+	})
+}
