@@ -111,7 +111,15 @@ cmake-tool:
 test-docker-cuda:
 	cd docker/cudacheck && $(GO) test -count=1 ./...
 
-test: build tools backend-cpu test-go test-docker-cuda fuzz
+# The docker-compose stack's files (compose, Dockerfile, Prometheus,
+# collector, Jaeger, Grafana) read by each program's own loader and run
+# against bin/lumen, no Docker engine; its own module keeps Prometheus and
+# the collector out of go.mod.
+.PHONY: test-stack
+test-stack: build
+	cd docker/stacktest && LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -count=1 -timeout 10m ./...
+
+test: build tools backend-cpu test-go test-docker-cuda test-stack fuzz
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
