@@ -56,8 +56,8 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("bench tracing",
 		"Measures what tracing costs: aggregate output tokens/s of an in-process server with tracing off\n"+
 			"(OTEL_SDK_DISABLED=true) and on (100% sampling, exported to a RUNNING OTLP gRPC receiver such as\n"+
-			"Jaeger), at each concurrency, in rounds that alternate the order of the two modes (off,on then\n"+
-			"on,off) to cancel drift, and prints the on/off ratio. Each mode of each round gets a fresh server.",
+			"Jaeger), at each concurrency. Both servers stay up; they are measured in turns, each pair in the\n"+
+			"opposite order to the one before (off,on then on,off) to cancel drift, and it prints the on/off ratio.",
 		e.stderr)
 	endpoint := fs.String("otlp-endpoint", "", "the running OTLP gRPC receiver, host:port (required; make bench-tracing starts bin/tools/jaeger)")
 	model := fs.String("model", "", "GGUF model to serve (default: the --preset model, generated once into --cache-dir)")
@@ -67,8 +67,8 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads for inference")
 	ctxSize := fs.Int("ctx-size", 4096, "KV cache size in tokens, shared by the slots")
 	concList := fs.String("concurrency", "1,8", "concurrency levels (requests kept in flight); the server gets as many slots as the largest")
-	rounds := fs.Int("rounds", 3, "rounds; each measures both modes at every concurrency")
-	perWorker := fs.Int("requests-per-worker", 6, "requests per in-flight slot in one measurement (concurrency × this)")
+	rounds := fs.Int("rounds", 8, "rounds; each measures both modes at every concurrency, in alternating order")
+	perWorker := fs.Int("requests-per-worker", 4, "requests per in-flight slot in one measurement (concurrency × this)")
 	promptTokens := fs.Int("prompt-tokens", 16, "prompt length in tokens (approximate)")
 	maxTokens := fs.Int("max-tokens", 64, "max_tokens of every request (greedy sampling)")
 	receiverWait := fs.Duration("receiver-wait", 30*time.Second, "how long to wait for the OTLP receiver to accept connections (it may be starting)")
@@ -119,36 +119,64 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 		load:      loadgen.Config{PromptTokens: *promptTokens, MaxTokens: *maxTokens, Seed: 1},
 		perWorker: *perWorker,
 	}
-	fmt.Fprintf(e.stdout, "bench tracing: %s, %d threads, %d slots; %d rounds × {off, on} × concurrency %s; %d requests per worker, %d-token prompts, %d output tokens, greedy, gRPC streaming\n",
+	fmt.Fprintf(e.stdout, "bench tracing: %s, %d threads, %d slots; %d rounds × concurrency %s × {off, on}; %d requests per worker, %d-token prompts, %d output tokens, greedy, gRPC streaming\n",
 		filepath.Base(path), *threads, slices.Max(concs), *rounds, *concList, *perWorker, *promptTokens, *maxTokens)
 	fmt.Fprintf(e.stdout, "  off: %s\n  on:  %s\n", off.what, on.what)
+	fmt.Fprintln(e.stdout, "  both servers stay up for the whole run; only one is loaded at a time, and each pair of measurements alternates which goes first")
+
+	// Both servers are started once (one after the other, so the model
+	// loads do not compete) and measured in turns: pairs measured close
+	// together see the same machine, which is what the ratio needs.
+	servers := map[string]*benchServer{}
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, m := range []tracingMode{off, on} {
+		s, err := b.start(ctx, m)
+		if err != nil {
+			return fmt.Errorf("bench tracing: tracing %s: %w", m.name, err)
+		}
+		servers[m.name] = s
+	}
 
 	results := map[string]*modeTotals{off.name: newModeTotals(), on.name: newModeTotals()}
+	spansBefore := servers[on.name].spans.n.Load()
 	for r := range *rounds {
-		order := []tracingMode{off, on}
-		if r%2 == 1 {
-			order = []tracingMode{on, off}
+		fmt.Fprintf(e.stdout, "round %d", r+1)
+		for i, c := range concs {
+			// Each concurrency's pairs alternate their order from round
+			// to round, and neighbouring concurrencies start opposite.
+			order := []tracingMode{off, on}
+			if (r+i)%2 == 1 {
+				order = []tracingMode{on, off}
+			}
+			tps := map[string]float64{}
+			for _, m := range order {
+				rep, err := servers[m.name].load(ctx, b.load, c, b.perWorker)
+				if err != nil {
+					fmt.Fprintln(e.stdout)
+					return fmt.Errorf("bench tracing: round %d, concurrency %d, tracing %s: %w", r+1, c, m.name, err)
+				}
+				results[m.name].add(c, rep)
+				tps[m.name] = rep.OutputTokensPerS
+			}
+			fmt.Fprintf(e.stdout, "  c=%d %s-first off %.1f on %.1f tok/s", c, order[0].name, tps[off.name], tps[on.name])
 		}
-		for _, m := range order {
-			res, err := b.measure(ctx, m)
-			if err != nil {
-				return fmt.Errorf("bench tracing: round %d, tracing %s: %w", r+1, m.name, err)
-			}
-			results[m.name].add(res)
-			fmt.Fprintf(e.stdout, "round %d %-4s", r+1, m.name+":")
-			for _, c := range concs {
-				fmt.Fprintf(e.stdout, "  c=%d %.1f tok/s", c, res.reports[c].OutputTokensPerS)
-			}
-			if m.name == on.name {
-				fmt.Fprintf(e.stdout, "  (%d spans, %d dropped)", res.spans, res.dropped)
-			}
-			fmt.Fprintln(e.stdout)
-		}
+		fmt.Fprintln(e.stdout)
 	}
-	return printTracingSummary(e.stdout, concs, results[off.name], results[on.name])
+	onTotals := results[on.name]
+	onTotals.spans = servers[on.name].spans.n.Load() - spansBefore
+	dropped, err := scrapeMetric(ctx, servers[on.name].httpAddr, "lumen_spans_dropped_total")
+	if err != nil {
+		return fmt.Errorf("bench tracing: %w", err)
+	}
+	onTotals.dropped = int64(dropped)
+	return printTracingSummary(e.stdout, concs, results[off.name], onTotals)
 }
 
-// tracingBench runs one mode's measurement on a fresh in-process server.
+// tracingBench holds what every measurement shares.
 type tracingBench struct {
 	e         env
 	serveArgs []string
@@ -157,71 +185,65 @@ type tracingBench struct {
 	perWorker int
 }
 
-// modeResult is one mode's measurement in one round.
-type modeResult struct {
-	reports map[int]loadgen.Report // by concurrency
-	spans   int64                  // sampled spans ended during the measurement (not the warm-up)
-	dropped int64                  // lumen_spans_dropped_total after the load
+// benchServer is one mode's in-process server, up for the whole run.
+type benchServer struct {
+	httpAddr string
+	target   loadgen.Target
+	spans    *spanCount // sampled spans ended
+	logs     *lockedBuffer
+	stop     func() error
 }
 
-func (b *tracingBench) measure(ctx context.Context, m tracingMode) (modeResult, error) {
-	res := modeResult{reports: map[int]loadgen.Report{}}
-	spans := &spanCount{}
-	logs := &lockedBuffer{}
+// start starts m's server, waits until it serves, and warms it up: every
+// slot used once, so neither mode pays first-use costs in a measurement.
+func (b *tracingBench) start(ctx context.Context, m tracingMode) (*benchServer, error) {
+	s := &benchServer{spans: &spanCount{}, logs: &lockedBuffer{}}
 	ready := make(chan [2]string, 1)
-	serveCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	serveCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		e := env{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return m.env[k] }}
+		e := env{stdout: io.Discard, stderr: s.logs, getenv: func(k string) string { return m.env[k] }}
 		done <- runServeHooked(serveCtx, append(slices.Clone(b.serveArgs), m.args...), e,
-			serveHooks{ready: ready, spanProcessors: []sdktrace.SpanProcessor{spans}})
+			serveHooks{ready: ready, spanProcessors: []sdktrace.SpanProcessor{s.spans}})
 	}()
-	var httpAddr, grpcAddr string
+	var grpcAddr string
 	select {
 	case addrs := <-ready:
-		httpAddr, grpcAddr = addrs[0], addrs[1]
+		s.httpAddr, grpcAddr = addrs[0], addrs[1]
 	case err := <-done:
-		return res, fmt.Errorf("serve: %w\n%s", err, logs.tail(20))
+		cancel()
+		return nil, fmt.Errorf("serve: %w\n%s", err, s.logs.tail(20))
 	}
+	var closeTarget func() error
+	s.stop = sync.OnceValue(func() error {
+		var errs []error
+		if closeTarget != nil {
+			errs = append(errs, closeTarget())
+		}
+		cancel()
+		if err := <-done; err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w\n%s", err, s.logs.tail(20)))
+		}
+		return errors.Join(errs...)
+	})
+	target, err := loadgen.NewGRPCTarget(grpcclient.Config{Addr: grpcAddr})
+	if err != nil {
+		return nil, errors.Join(err, s.stop())
+	}
+	s.target, closeTarget = target, target.Close
+	maxC := slices.Max(b.concs)
+	warm := b.load
+	warm.MaxTokens = min(warm.MaxTokens, 8)
+	if _, err := s.load(ctx, warm, maxC, 1); err != nil {
+		return nil, errors.Join(fmt.Errorf("warm-up: %w", err), s.stop())
+	}
+	return s, nil
+}
 
-	runErr := func() error {
-		target, err := loadgen.NewGRPCTarget(grpcclient.Config{Addr: grpcAddr})
-		if err != nil {
-			return err
-		}
-		defer target.Close()
-		maxC := slices.Max(b.concs)
-		// Warm-up, not measured: every slot used once.
-		warm := b.load
-		warm.Concurrency, warm.Requests, warm.MaxTokens = maxC, maxC, min(warm.MaxTokens, 8)
-		if _, err := runLoad(ctx, warm, target); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
-		}
-		spansBefore := spans.n.Load()
-		for _, c := range b.concs {
-			cfg := b.load
-			cfg.Concurrency, cfg.Requests = c, c*b.perWorker
-			rep, err := runLoad(ctx, cfg, target)
-			if err != nil {
-				return fmt.Errorf("concurrency %d: %w", c, err)
-			}
-			res.reports[c] = rep
-		}
-		res.spans = spans.n.Load() - spansBefore
-		dropped, err := scrapeMetric(ctx, httpAddr, "lumen_spans_dropped_total")
-		if err != nil {
-			return err
-		}
-		res.dropped = int64(dropped)
-		return nil
-	}()
-	stop()
-	serveErr := <-done
-	if serveErr != nil {
-		serveErr = fmt.Errorf("serve: %w\n%s", serveErr, logs.tail(20))
-	}
-	return res, errors.Join(runErr, serveErr)
+// load runs c × perWorker requests with c in flight.
+func (s *benchServer) load(ctx context.Context, cfg loadgen.Config, c, perWorker int) (loadgen.Report, error) {
+	cfg.Concurrency, cfg.Requests = c, c*perWorker
+	return runLoad(ctx, cfg, s.target)
 }
 
 // runLoad runs cfg and insists that every request succeeded: a failed
@@ -239,27 +261,23 @@ func runLoad(ctx context.Context, cfg loadgen.Config, target loadgen.Target) (lo
 
 // modeTotals accumulates one mode over the rounds.
 type modeTotals struct {
-	tokens map[int]int       // completion tokens by concurrency
-	wallS  map[int]float64   // measurement windows by concurrency
-	rounds map[int][]float64 // tokens/s of each round by concurrency
-	spans  int64
-	dropd  int64
-	reqs   int
+	tokens  map[int]int       // completion tokens by concurrency
+	wallS   map[int]float64   // measurement windows by concurrency
+	rounds  map[int][]float64 // tokens/s of each round by concurrency
+	reqs    int
+	spans   int64 // sampled spans ended during the measurements (not the warm-up)
+	dropped int64 // lumen_spans_dropped_total at the end
 }
 
 func newModeTotals() *modeTotals {
 	return &modeTotals{tokens: map[int]int{}, wallS: map[int]float64{}, rounds: map[int][]float64{}}
 }
 
-func (t *modeTotals) add(r modeResult) {
-	for c, rep := range r.reports {
-		t.tokens[c] += rep.CompletionTokens
-		t.wallS[c] += rep.WallS
-		t.rounds[c] = append(t.rounds[c], rep.OutputTokensPerS)
-		t.reqs += rep.Requests
-	}
-	t.spans += r.spans
-	t.dropd += r.dropped
+func (t *modeTotals) add(c int, rep loadgen.Report) {
+	t.tokens[c] += rep.CompletionTokens
+	t.wallS[c] += rep.WallS
+	t.rounds[c] = append(t.rounds[c], rep.OutputTokensPerS)
+	t.reqs += rep.Requests
 }
 
 // tps is the aggregate output tokens/s at concurrency c over all rounds.
@@ -270,30 +288,54 @@ func (t *modeTotals) tps(c int) float64 {
 	return float64(t.tokens[c]) / t.wallS[c]
 }
 
+// pairRatios are on ÷ off of each round's pair at concurrency c, sorted.
+func pairRatios(c int, off, on *modeTotals) []float64 {
+	var rs []float64
+	for i := range min(len(on.rounds[c]), len(off.rounds[c])) {
+		if off.rounds[c][i] > 0 {
+			rs = append(rs, on.rounds[c][i]/off.rounds[c][i])
+		}
+	}
+	slices.Sort(rs)
+	return rs
+}
+
+// sortedMedian is the median of sorted xs (0 for none).
+func sortedMedian(xs []float64) float64 {
+	switch n := len(xs); {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return xs[n/2]
+	default:
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+}
+
 func printTracingSummary(w io.Writer, concs []int, off, on *modeTotals) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\toff tok/s\ton tok/s\ton/off\tper-round on/off\t")
+	fmt.Fprintln(tw, "concurrency\toff tok/s\ton tok/s\ton/off\tmedian pair\tpair range\t")
 	for _, c := range concs {
-		var perRound []string
-		for i := range min(len(on.rounds[c]), len(off.rounds[c])) {
-			if off.rounds[c][i] > 0 {
-				perRound = append(perRound, fmt.Sprintf("%.3f", on.rounds[c][i]/off.rounds[c][i]))
-			}
-		}
+		rs := pairRatios(c, off, on)
 		ratio := 0.0
 		if off.tps(c) > 0 {
 			ratio = on.tps(c) / off.tps(c)
 		}
-		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.3f\t%s\t\n", c, off.tps(c), on.tps(c), ratio, strings.Join(perRound, " "))
+		spread := "-"
+		if len(rs) > 0 {
+			spread = fmt.Sprintf("%.3f–%.3f", rs[0], rs[len(rs)-1])
+		}
+		fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%.3f\t%.3f\t%s\t\n", c, off.tps(c), on.tps(c), ratio, sortedMedian(rs), spread)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "tracing on: %d spans sampled (%.1f per request, batch spans included), %d dropped by the exporter\n",
-		on.spans, float64(on.spans)/float64(max(on.reqs, 1)), on.dropd)
-	fmt.Fprintln(w, "on/off is aggregate output tokens/s with tracing on ÷ off over all rounds (goal ≥ 0.99)")
-	if on.dropd > 0 {
+		on.spans, float64(on.spans)/float64(max(on.reqs, 1)), on.dropped)
+	fmt.Fprintln(w, "on/off is aggregate output tokens/s with tracing on ÷ off over all rounds (goal ≥ 0.99);")
+	fmt.Fprintln(w, "median pair and pair range are of the per-round ratios: a range wider than the distance from 1 is machine noise, not tracing")
+	if on.dropped > 0 {
 		fmt.Fprintln(w, "warning: spans were dropped, so part of the export cost was not paid: check the receiver")
 	}
 	return nil

@@ -18,7 +18,8 @@ import (
 
 // TestBenchTracingSmoke runs `lumen bench tracing` briefly against a real
 // Jaeger: it measures both modes in alternating order, prints the on/off
-// ratio per concurrency, and the "on" mode's spans reach Jaeger. (What
+// ratio and the per-pair spread per concurrency, and the "on" mode's
+// spans reach Jaeger. (What
 // the figures are is the benchmark's business, not the test's.)
 func TestBenchTracingSmoke(t *testing.T) {
 	otlp, queryURL := startJaeger(t)
@@ -38,26 +39,33 @@ func TestBenchTracingSmoke(t *testing.T) {
 	}
 	t.Logf("\n%s", out)
 
-	// Rounds alternate the order of the modes: off, on, then on, off.
+	// Each concurrency's pairs alternate their order from round to round,
+	// neighbouring concurrencies starting opposite.
 	var order []string
-	for _, m := range regexp.MustCompile(`(?m)^round (\d) (off|on): *  c=1 [\d.]+ tok/s  c=2 [\d.]+ tok/s`).FindAllStringSubmatch(out, -1) {
-		order = append(order, m[1]+" "+m[2])
+	for _, m := range regexp.MustCompile(`(?m)^round (\d)  c=1 (off|on)-first off [\d.]+ on [\d.]+ tok/s  c=2 (off|on)-first off [\d.]+ on [\d.]+ tok/s$`).FindAllStringSubmatch(out, -1) {
+		order = append(order, m[1]+" "+m[2]+","+m[3])
 	}
-	if got, want := strings.Join(order, ", "), "1 off, 1 on, 2 on, 2 off"; got != want {
+	if got, want := strings.Join(order, "; "), "1 off,on; 2 on,off"; got != want {
 		t.Errorf("rounds measured %q, want %q", got, want)
 	}
 	for _, c := range []string{"1", "2"} {
-		row := regexp.MustCompile(`(?m)^ *` + c + `  +([\d.]+)  +([\d.]+)  +([\d.]+)  +([\d.]+) ([\d.]+) *$`).FindStringSubmatch(out)
+		row := regexp.MustCompile(`(?m)^ *` + c + `  +([\d.]+)  +([\d.]+)  +([\d.]+)  +([\d.]+)  +([\d.]+)–([\d.]+) *$`).FindStringSubmatch(out)
 		if row == nil {
-			t.Errorf("no summary row for concurrency %s (off tok/s, on tok/s, on/off, two per-round ratios)", c)
+			t.Errorf("no summary row for concurrency %s (off tok/s, on tok/s, on/off, median pair, pair range)", c)
 			continue
 		}
-		off, _ := strconv.ParseFloat(row[1], 64)
-		on, _ := strconv.ParseFloat(row[2], 64)
-		ratio, _ := strconv.ParseFloat(row[3], 64)
-		// The printed figures are rounded: the ratio matches them to 1%.
+		var f [6]float64
+		for i := range f {
+			f[i], _ = strconv.ParseFloat(row[i+1], 64)
+		}
+		off, on, ratio, med, lo, hi := f[0], f[1], f[2], f[3], f[4], f[5]
+		// The printed figures are rounded: the ratio matches them to 1%,
+		// and the median of two pairs lies between them.
 		if off <= 0 || on <= 0 || ratio <= 0 || math.Abs(on/off-ratio) > 0.01*ratio {
 			t.Errorf("concurrency %s: off %v, on %v, ratio %v", c, off, on, ratio)
+		}
+		if lo <= 0 || lo > hi || math.Abs(med-(lo+hi)/2) > 0.0011 {
+			t.Errorf("concurrency %s: median pair %v, range %v–%v", c, med, lo, hi)
 		}
 	}
 	spans := regexp.MustCompile(`tracing on: (\d+) spans sampled \(([\d.]+) per request, batch spans included\), 0 dropped by the exporter`).FindStringSubmatch(out)
@@ -79,9 +87,9 @@ func TestBenchTracingSmoke(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// Two "on" servers, each with 2 warm-up and 1 + 2 measured requests.
-		if len(traces) < 2*(1+2+2) {
-			return fmt.Errorf("%d request traces in Jaeger, want %d", len(traces), 2*(1+2+2))
+		// One "on" server: 2 warm-up requests, then 1 + 2 in each of 2 rounds.
+		if len(traces) < 2+2*(1+2) {
+			return fmt.Errorf("%d request traces in Jaeger, want %d", len(traces), 2+2*(1+2))
 		}
 		return nil
 	})
