@@ -119,10 +119,16 @@ test-docker-cuda:
 test-stack: build
 	cd docker/stacktest && LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -count=1 -timeout 10m ./...
 
-test: build tools backend-cpu test-go test-docker-cuda test-stack fuzz
+test: build tools backend-cpu test-go test-docker-cuda test-stack fuzz bench-smoke
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Every Go benchmark once, so none rots between measurements (the figures
+# are not looked at; see bench-tracing-cost).
+.PHONY: bench-smoke
+bench-smoke:
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
 
 # A short fuzz run of every decoder of untrusted bytes.
 fuzz:
@@ -153,6 +159,12 @@ bench: build
 # BENCH_TRACING_FLAGS adds or overrides flags, e.g. "--rounds 5".
 BENCH_OTLP_PORT ?= 24317
 BENCH_TRACING_FLAGS ?=
+# What tracing costs per engine step and per request, off vs on (OTLP to
+# an in-process receiver), in one run (docs/benchmarks.md).
+.PHONY: bench-tracing-cost
+bench-tracing-cost:
+	$(GO) test -run='^$$' -bench=BenchmarkTracingCost -benchtime=2s -count=3 ./internal/telemetry
+
 .PHONY: bench-tracing
 bench-tracing: build $(JAEGER)
 	@LUMEN_JAEGER_OTLP_GRPC_PORT=$(BENCH_OTLP_PORT) LUMEN_JAEGER_OTLP_HTTP_PORT=$$(($(BENCH_OTLP_PORT)+1)) \

@@ -1,0 +1,145 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// otlpReceiver is an in-process OTLP/gRPC trace receiver that decodes
+// and counts what it is sent, so an export pays the whole wire cost.
+type otlpReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	spans atomic.Int64
+}
+
+func (r *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			r.spans.Add(int64(len(ss.GetSpans())))
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func startReceiver(b *testing.B) (string, *otlpReceiver) {
+	b.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	rec := &otlpReceiver{}
+	coltracepb.RegisterTraceServiceServer(srv, rec)
+	go srv.Serve(lis)
+	b.Cleanup(srv.Stop)
+	return lis.Addr().String(), rec
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTracingCost measures what tracing adds to serving, per engine
+// step and per request, with tracing off (OTEL_SDK_DISABLED: a no-op
+// provider) and on (everything sampled, batch spans unlimited, exported
+// over OTLP/gRPC to an in-process receiver). The work measured is what
+// the scheduler goroutine calls between decode steps (Tracer.Step,
+// Tracer.Finished, with their metrics) plus the request span's start in
+// the transport goroutine; "on" flushes the exporter every 256
+// operations inside the timed loop, so the cost of encoding, sending and
+// (for the in-process receiver) decoding every span is paid in the
+// benchmark rather than dropped. cpu-µs/op is the CPU time of the whole
+// process (exporter and receiver goroutines included) per operation; a
+// decode step takes milliseconds (docs/benchmarks.md), so µs per step is
+// the overhead's share of a step in thousandths.
+func BenchmarkTracingCost(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		var tp trace.TracerProvider = noop.NewTracerProvider()
+		var flush func(context.Context) error
+		var dropped func() int64
+		var rec *otlpReceiver
+		if mode == "on" {
+			var addr string
+			addr, rec = startReceiver(b)
+			tel, err := Setup(context.Background(), Config{
+				Exporter: ExporterOTLPGRPC, Endpoint: addr, Sampler: "always_on", BatchSpanRate: -1,
+				Getenv: func(string) string { return "" },
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { tel.Shutdown(context.Background()) })
+			tp, flush, dropped = tel.TracerProvider, tel.ForceFlush, tel.DroppedSpans
+		}
+		tr := NewTracer(tp, NewMetrics(), TracerOptions{Device: "cpu", KVSize: 4096})
+		info := RequestInfo{Operation: OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
+			Sampling: scheduler.SamplingParams{Temperature: 0.7, TopP: 0.9, TopK: 40, Seed: 1}}
+
+		run := func(name string, op func(i int)) {
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				var before int64
+				if rec != nil {
+					before = rec.spans.Load()
+				}
+				cpu0 := cpuTime(b)
+				b.ResetTimer()
+				for i := range b.N {
+					op(i)
+					if flush != nil && i%256 == 255 {
+						if err := flush(context.Background()); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if flush != nil {
+					if err := flush(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+				if rec != nil {
+					if d := dropped(); d > 0 {
+						b.Fatalf("%d spans dropped: the export cost was not all paid", d)
+					}
+					b.ReportMetric(float64(rec.spans.Load()-before)/float64(b.N), "spans/op")
+				}
+			})
+		}
+
+		// A step of 8 decoding sequences, each linked to its request.
+		seqs := make([]scheduler.StepSeq, 8)
+		for i := range seqs {
+			ctx := tr.StartRequest(context.Background(), info)
+			seqs[i] = scheduler.StepSeq{ID: fmt.Sprint("cmpl-", i), Ctx: ctx, Slot: i, Decode: true}
+		}
+		t0 := time.Now()
+		run("step-8-seqs", func(int) {
+			tr.Step(scheduler.StepInfo{Start: t0, End: t0.Add(50 * time.Millisecond), DecodeTokens: 8, KVUsed: 640, Device: "cpu", Seqs: seqs})
+		})
+		// A whole request's tracing: its span started, then ended with
+		// queue, prefill (two chunk events) and decode children, metrics
+		// and the access log line (discarded).
+		res := result("cmpl-bench", scheduler.FinishLength)
+		run("request", func(int) {
+			tr.Finished(tr.StartRequest(context.Background(), info), res)
+		})
+	}
+}
