@@ -19,6 +19,9 @@ type Request struct {
 	// Stop strings end generation; they are not part of the output, even
 	// when split across tokens.
 	Stop []string
+	// KeepText > 0 keeps the first KeepText bytes of the output text in
+	// Result.Text (for recording content on spans); 0 keeps none.
+	KeepText int
 }
 
 // FinishReason says why a request stopped, named as in the OpenAI API.
@@ -51,6 +54,10 @@ type Result struct {
 	PromptTokens, CompletionTokens, CachedTokens int
 	Slot                                         int
 	Timings                                      Timings
+	// Text is the start of the output, at most Request.KeepText bytes and
+	// cut at a character boundary; TextTruncated says more was produced.
+	Text          string
+	TextTruncated bool
 	// Err is why a cancelled or failed request ended (nil otherwise).
 	Err error
 }

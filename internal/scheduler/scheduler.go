@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lumenllm/lumen/internal/detok"
 )
@@ -239,6 +240,32 @@ type seq struct {
 	generated int
 	text      detok.Stream
 	stops     stopMatcher
+	kept      keptText
+}
+
+// keptText is the start of a sequence's output, up to a byte limit.
+type keptText struct {
+	buf       []byte
+	truncated bool
+}
+
+// add appends what fits of text within limit bytes, never splitting a
+// UTF-8 character (emitted text is always whole characters).
+func (k *keptText) add(text string, limit int) {
+	if limit <= 0 || k.truncated || text == "" {
+		return
+	}
+	room := limit - len(k.buf)
+	if len(text) <= room {
+		k.buf = append(k.buf, text...)
+		return
+	}
+	cut := room
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	k.buf = append(k.buf, text[:cut]...)
+	k.truncated = true
 }
 
 func (q *seq) prefilling() bool { return q.prefilled < len(q.req.r.Prompt) }
@@ -505,6 +532,7 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 
 func (l *loop) emit(q *seq, text string) {
 	if text != "" {
+		q.kept.add(text, q.req.r.KeepText)
 		q.req.events <- Event{Text: text}
 	}
 }
@@ -532,6 +560,8 @@ func (l *loop) release(q *seq, finish FinishReason, err error) {
 		CompletionTokens: q.generated,
 		CachedTokens:     q.reused,
 		Slot:             q.slot,
+		Text:             string(q.kept.buf),
+		TextTruncated:    q.kept.truncated,
 	}, err)
 }
 

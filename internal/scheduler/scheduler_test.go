@@ -164,6 +164,48 @@ func TestStopStringsSplitAcrossTokens(t *testing.T) {
 	}
 }
 
+// KeepText keeps the start of the streamed text for the result; none by
+// default.
+func TestKeepText(t *testing.T) {
+	prompt := tokens("keep")
+	full := expectText(prompt, 20)
+	s := start(t, newFakeEngine(1, 256, 64), Config{})
+	for _, tt := range []struct {
+		keep      int
+		want      string
+		truncated bool
+	}{
+		{0, "", false},
+		{5, full[:5], true},
+		{len(full), full, false},
+		{len(full) + 100, full, false},
+	} {
+		text, res, err := generate(t, s, context.Background(), Request{Prompt: prompt, MaxTokens: 20, KeepText: tt.keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text != full || res.Text != tt.want || res.TextTruncated != tt.truncated {
+			t.Errorf("KeepText %d: streamed %q, kept %q (truncated %v); want %q kept %q (truncated %v)",
+				tt.keep, text, res.Text, res.TextTruncated, full, tt.want, tt.truncated)
+		}
+	}
+}
+
+func TestKeptTextCutsAtCharacters(t *testing.T) {
+	var k keptText
+	k.add("ab", 4)
+	k.add("é€", 4) // "é" fits in the 2 bytes left; "€" does not
+	k.add("c", 4)  // nothing after the cut
+	if got := string(k.buf); got != "abé" || !k.truncated {
+		t.Errorf("kept %q (truncated %v), want %q truncated", got, k.truncated, "abé")
+	}
+	k = keptText{}
+	k.add("a€", 3) // "€" is 3 bytes: only "a"
+	if got := string(k.buf); got != "a" || !k.truncated {
+		t.Errorf("kept %q (truncated %v), want %q truncated", got, k.truncated, "a")
+	}
+}
+
 func TestStopMatcherHoldsPrefixes(t *testing.T) {
 	m := stopMatcher{stops: []string{"</end>"}}
 	steps := []struct{ in, out string }{{"abc<", "abc"}, {"/e", ""}, {"x", "</ex"}, {"</en", ""}, {"d>tail", ""}}
