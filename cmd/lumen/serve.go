@@ -54,6 +54,7 @@ type serveFlags struct {
 	traceExport  string
 	samplingFile string
 	traceContent bool
+	contentMax   int
 	batchRate    float64
 	liveView     bool
 	hooks        serveHooks
@@ -95,7 +96,8 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP collector host:port for traces (e.g. localhost:4317 for Jaeger); default from OTEL_EXPORTER_OTLP_ENDPOINT")
 	fs.StringVar(&f.traceExport, "trace-exporter", "", "trace exporter: otlp (gRPC), otlp-http, console or none (default: otlp when an endpoint is set, else none; OTEL_TRACES_EXPORTER)")
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
-	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompts on spans (truncated); off by default")
+	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompt and completion text on request spans (gen_ai.prompt, gen_ai.completion), truncated; off by default")
+	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
 	fs.BoolVar(&f.liveView, "live-view", true, "serve the live view (recent traces, live charts) at GET / on the HTTP port")
 	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
 	if _, err := parseFlags(fs, args, e.getenv); err != nil {
@@ -147,6 +149,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	if f.batchRate < 0 {
 		return usageError{"serve: --batch-span-rate must be ≥ 0 (0: no limit)"}
+	}
+	if f.contentMax < 1 {
+		return usageError{"serve: --trace-content-max must be ≥ 1 (bytes)"}
 	}
 	keys, err := f.keys()
 	if err != nil {
@@ -262,7 +267,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	batcher := engine.NewBatcher(c)
 	defer batcher.Close()
 	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
-		Device: c.Device().ID(), RecordContent: f.traceContent, KVSize: c.Size(), Logger: log,
+		Device: c.Device().ID(), RecordContent: f.traceContent, ContentMax: f.contentMax, KVSize: c.Size(), Logger: log,
 	})
 	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
 	if err != nil {

@@ -454,6 +454,103 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 	})
 }
 
+// With --trace-content the request span carries the prompt as the model
+// saw it and the completion as the caller got it, each truncated to
+// --trace-content-max bytes.
+func TestTraceContentThroughTransports(t *testing.T) {
+	log := newSpanLog()
+	const max = 40
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil,
+		"--trace-content", "--trace-content-max", fmt.Sprint(max))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := lumenv1.NewLumenServiceClient(conn)
+	requestSpan := func(c caller, name string) attribute.Set {
+		spans := log.waitFor(t, "the request span "+name, func(spans []sdktrace.ReadOnlySpan) bool {
+			return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+				return s.SpanContext().TraceID() == c.traceID && s.Name() == name
+			})
+		})
+		for _, s := range spans {
+			if s.SpanContext().TraceID() == c.traceID && s.Name() == name {
+				return attribute.NewSet(s.Attributes()...)
+			}
+		}
+		return attribute.Set{}
+	}
+	// want is text as recorded: whole if it fits, else its first max
+	// bytes (whole characters) and "…".
+	want := func(text string) string {
+		if len(text) <= max {
+			return text
+		}
+		return strings.ToValidUTF8(text[:max], "") + "…"
+	}
+	greedy := float32(0)
+
+	t.Run("gRPC completion", func(t *testing.T) {
+		c := newCaller(t)
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", c.traceparent())
+		const prompt = "Once upon a time"
+		resp, err := client.Generate(ctx, &lumenv1.GenerateRequest{Prompt: prompt, MaxTokens: 24, Temperature: &greedy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := requestSpan(c, "text_completion tiny")
+		if got, _ := set.Value(telemetry.AttrPrompt); got.AsString() != prompt {
+			t.Errorf("gen_ai.prompt = %q, want %q", got.AsString(), prompt)
+		}
+		// 24 tokens of this model's vocabulary are longer than max, so the
+		// truncation is what is checked here.
+		if len(resp.GetText()) <= max {
+			t.Fatalf("completion %q fits in %d bytes: truncation not exercised", resp.GetText(), max)
+		}
+		if got, _ := set.Value(telemetry.AttrCompletion); got.AsString() != want(resp.GetText()) {
+			t.Errorf("gen_ai.completion = %q, want %q (reply %q)", got.AsString(), want(resp.GetText()), resp.GetText())
+		}
+	})
+
+	t.Run("HTTP chat", func(t *testing.T) {
+		c := newCaller(t)
+		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions",
+			strings.NewReader(`{"messages":[{"role":"user","content":"Hi"}],"max_tokens":24,"temperature":0}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("traceparent", c.traceparent())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Choices) != 1 {
+			t.Fatalf("reply: %v, %+v", err, body)
+		}
+		set := requestSpan(c, "chat tiny")
+		// The rendered chat template (ChatML for this model) holds the
+		// message.
+		if got, _ := set.Value(telemetry.AttrPrompt); !strings.Contains(got.AsString(), "user\nHi") {
+			t.Errorf("gen_ai.prompt = %q, want the rendered chat holding the message", got.AsString())
+		}
+		text := body.Choices[0].Message.Content
+		if text == "" {
+			t.Fatal("empty completion: nothing to check")
+		}
+		if got, _ := set.Value(telemetry.AttrCompletion); got.AsString() != want(text) {
+			t.Errorf("gen_ai.completion = %q, want %q (reply %q)", got.AsString(), want(text), text)
+		}
+	})
+}
+
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -71,6 +71,9 @@ type Limits struct {
 type RequestTracer interface {
 	StartRequest(ctx context.Context, info telemetry.RequestInfo) context.Context
 	Abort(ctx context.Context, err error)
+	// ContentLimit is how many bytes of output text the scheduler keeps
+	// for the request span (0: content is not recorded).
+	ContentLimit() int
 }
 
 // Config builds a Service.
@@ -182,56 +185,56 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 }
 
 // prompt renders and tokenizes the request's input.
-func (s *Service) prompt(req GenerateRequest) ([]int32, error) {
+func (s *Service) prompt(req GenerateRequest) ([]int32, string, error) {
 	lim := s.cfg.Limits
 	var text string
 	parseSpecial := false
 	switch {
 	case req.Prompt != "" && len(req.Messages) > 0:
-		return nil, invalid("prompt", "give either a prompt or messages, not both")
+		return nil, "", invalid("prompt", "give either a prompt or messages, not both")
 	case len(req.Messages) > 0:
 		if len(req.Messages) > lim.MaxMessages {
-			return nil, invalid("messages", "has %d messages; at most %d are allowed", len(req.Messages), lim.MaxMessages)
+			return nil, "", invalid("messages", "has %d messages; at most %d are allowed", len(req.Messages), lim.MaxMessages)
 		}
 		total := 0
 		for i, m := range req.Messages {
 			switch m.Role {
 			case "system", "user", "assistant", "developer", "tool":
 			default:
-				return nil, invalid(fmt.Sprintf("messages[%d].role", i), "%q is not one of system, user, assistant, developer, tool", m.Role)
+				return nil, "", invalid(fmt.Sprintf("messages[%d].role", i), "%q is not one of system, user, assistant, developer, tool", m.Role)
 			}
 			if err := checkText(fmt.Sprintf("messages[%d].content", i), m.Content, lim.MaxPromptBytes); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			total += len(m.Content)
 		}
 		if total > lim.MaxPromptBytes {
-			return nil, invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
+			return nil, "", invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
 		}
 		rendered, err := s.cfg.Chat.Render(req.Messages, true)
 		if err != nil {
-			return nil, invalid("messages", "chat template: %v", err)
+			return nil, "", invalid("messages", "chat template: %v", err)
 		}
 		// The template writes the model's control tokens as text.
 		text, parseSpecial = rendered, true
 	case req.Prompt != "":
 		if err := checkText("prompt", req.Prompt, lim.MaxPromptBytes); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		text = req.Prompt
 	default:
-		return nil, invalid("prompt", "is empty")
+		return nil, "", invalid("prompt", "is empty")
 	}
 	toks, err := s.cfg.Tokenizer.Tokenize(text, true, parseSpecial)
 	if err != nil {
-		return nil, invalid("prompt", "cannot be tokenized: %v", err)
+		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
 	}
 	// Most chat templates print bos_token themselves; the tokenizer then
 	// adds a second one in front. Keep one.
 	if parseSpecial && len(toks) >= 2 && toks[0] == toks[1] {
 		toks = toks[1:]
 	}
-	return toks, nil
+	return toks, text, nil
 }
 
 // Generate validates req and submits it. Errors are *scheduler.InvalidError
@@ -249,7 +252,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 			return nil, err
 		}
 	}
-	toks, err := s.prompt(req)
+	toks, promptText, err := s.prompt(req)
 	if err != nil {
 		return nil, err
 	}
@@ -267,18 +270,22 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	if req.Sampling.Seed == 0 {
 		req.Sampling.Seed = randomSeed()
 	}
+	keepText := 0
 	if s.cfg.Tracer != nil {
 		op := telemetry.OperationCompletion
 		if len(req.Messages) > 0 {
 			op = telemetry.OperationChat
 		}
+		// A chat's prompt is recorded as the model saw it: the messages
+		// rendered through the chat template.
 		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
 			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
-			Tenant: Tenant(ctx), Prompt: req.Prompt,
+			Tenant: Tenant(ctx), Prompt: promptText,
 		})
+		keepText = s.cfg.Tracer.ContentLimit()
 	}
 	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{
-		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop,
+		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop, KeepText: keepText,
 	})
 	if err != nil {
 		if s.cfg.Tracer != nil {

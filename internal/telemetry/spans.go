@@ -90,6 +90,16 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 	return context.WithValue(ctx, infoKey{}, info)
 }
 
+// ContentLimit is how many bytes of prompt and output text go on spans:
+// 0 unless content recording is on. The inference layer asks the
+// scheduler to keep that much of the output for Finished.
+func (t *Tracer) ContentLimit() int {
+	if !t.opts.RecordContent {
+		return 0
+	}
+	return t.opts.ContentMax
+}
+
 // Abort ends a request span whose submission was refused (queue full,
 // shutdown), recording why.
 func (t *Tracer) Abort(ctx context.Context, err error) {
@@ -149,6 +159,13 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 			AttrSlot.Int(r.Slot),
 			t.gpu,
 		)
+		if t.opts.RecordContent && r.Text != "" {
+			text := truncate(r.Text, t.opts.ContentMax)
+			if r.TextTruncated && !strings.HasSuffix(text, "…") {
+				text += "…"
+			}
+			span.SetAttributes(AttrCompletion.String(text))
+		}
 		setOutcome(span, r, ctx)
 		span.End(trace.WithTimestamp(tm.Finished))
 	}

@@ -125,6 +125,45 @@ func TestContentRecordedWhenEnabled(t *testing.T) {
 	if got, _ := attr(req, "gen_ai.prompt"); got != "héllo…" {
 		t.Errorf("prompt attr = %q, want truncated %q", got, "héllo…")
 	}
+	if got := tr.ContentLimit(); got != 6 {
+		t.Errorf("ContentLimit() = %d, want 6", got)
+	}
+
+	// The output as the scheduler kept it (ContentLimit bytes): marked
+	// when more was produced.
+	for _, tt := range []struct {
+		text      string
+		truncated bool
+		want      string
+	}{{"short", false, "short"}, {"wörld!", true, "wörld…"}, {"", false, ""}} {
+		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "out", Prompt: "p"})
+		res := result("r", scheduler.FinishLength)
+		res.Text, res.TextTruncated = tt.text, tt.truncated
+		tr.Finished(ctx, res)
+		ended := rec.Ended()
+		got, ok := attr(byName(ended[len(ended)-4:], "text_completion out"), "gen_ai.completion")
+		if tt.want == "" && ok || tt.want != "" && got != tt.want {
+			t.Errorf("output %q (truncated %v): completion attr %q (present %v), want %q", tt.text, tt.truncated, got, ok, tt.want)
+		}
+	}
+}
+
+func TestContentLimitZeroWhenNotRecording(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{ContentMax: 100})
+	if got := tr.ContentLimit(); got != 0 {
+		t.Errorf("ContentLimit() = %d without RecordContent, want 0", got)
+	}
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "m", Prompt: "secret"})
+	res := result("r", scheduler.FinishLength)
+	res.Text = "also secret"
+	tr.Finished(ctx, res)
+	for _, s := range rec.Ended() {
+		for _, k := range []string{"gen_ai.prompt", "gen_ai.completion"} {
+			if v, ok := attr(s, k); ok {
+				t.Errorf("span %s has %s = %v with content recording off", s.Name(), k, v)
+			}
+		}
+	}
 }
 
 func TestCancelledRequestSpansEndWithReason(t *testing.T) {
