@@ -3,49 +3,15 @@ package telemetry
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/grpc"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
-
-// otlpReceiver is an in-process OTLP/gRPC trace receiver that decodes
-// and counts what it is sent, so an export pays the whole wire cost.
-type otlpReceiver struct {
-	coltracepb.UnimplementedTraceServiceServer
-	spans atomic.Int64
-}
-
-func (r *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	for _, rs := range req.GetResourceSpans() {
-		for _, ss := range rs.GetScopeSpans() {
-			r.spans.Add(int64(len(ss.GetSpans())))
-		}
-	}
-	return &coltracepb.ExportTraceServiceResponse{}, nil
-}
-
-func startReceiver(b *testing.B) (string, *otlpReceiver) {
-	b.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	rec := &otlpReceiver{}
-	coltracepb.RegisterTraceServiceServer(srv, rec)
-	go srv.Serve(lis)
-	b.Cleanup(srv.Stop)
-	return lis.Addr().String(), rec
-}
 
 // cpuTime is the process's user + system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {

@@ -50,6 +50,9 @@ const (
 	AttrMeanBatch    = attribute.Key("lumen.decode.mean_batch_size")
 	AttrGPUID        = attribute.Key("gpu.id")
 	AttrDevice       = attribute.Key("lumen.device")
+	// AttrModel names the served model on the resource (requests carry
+	// gen_ai.request.model).
+	AttrModel = attribute.Key("lumen.model")
 
 	AttrBatchSize     = attribute.Key("lumen.batch.size")
 	AttrBatchPrefill  = attribute.Key("lumen.batch.prefill_tokens")

@@ -1,10 +1,11 @@
-// Package telemetry owns Lumen's OpenTelemetry tracing setup: the tracer
-// provider (resource, sampler, span limits, batching exporter) and the W3C
-// propagator. Setup builds them once, in main, from a Config and the
+// Package telemetry owns Lumen's OpenTelemetry setup: the tracer provider
+// (resource, sampler, span limits, batching exporter), the meter provider
+// (same resource; OTLP push of the /metrics registry and of the transport
+// instrumentation's metrics, opt-in) and the W3C propagator. Setup builds them once, in main, from a Config and the
 // standard OTEL_* environment variables, and returns them to be passed to
 // whatever makes spans. Nothing is installed globally: the package never
-// calls otel.SetTracerProvider, otel.SetTextMapPropagator or
-// otel.SetErrorHandler.
+// calls otel.SetTracerProvider, otel.SetMeterProvider,
+// otel.SetTextMapPropagator or otel.SetErrorHandler.
 //
 // Serving never waits on telemetry. Ended spans go into a bounded queue
 // that drops when full; one background goroutine exports them in batches,
@@ -32,10 +33,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -167,6 +171,21 @@ type Config struct {
 	// does.
 	SpanProcessors []sdktrace.SpanProcessor
 
+	// MetricsExporter is one of ExporterOTLP, ExporterOTLPGRPC,
+	// ExporterOTLPHTTP, MetricsExporterPrometheus or ExporterNone
+	// (--metrics-exporter): whether metrics are also pushed over OTLP, to
+	// the same collector as traces (Endpoint) unless
+	// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT says otherwise. Empty:
+	// OTEL_METRICS_EXPORTER, then none — /metrics is always served, and
+	// pushing is opt-in.
+	MetricsExporter string
+	// MetricsGatherer is what a metrics push carries besides the meter
+	// provider's own instruments: the /metrics registry.
+	MetricsGatherer prometheus.Gatherer
+	// MetricsInterval is the push interval. Zero:
+	// OTEL_METRIC_EXPORT_INTERVAL (milliseconds), then 60s.
+	MetricsInterval time.Duration
+
 	// Logger receives background problems: export failures (once when
 	// exports start failing, once when they recover) and sampling file
 	// reloads. Nil discards them.
@@ -179,6 +198,9 @@ type Telemetry struct {
 	// TracerProvider is the SDK tracer provider, or a no-op provider when
 	// OTEL_SDK_DISABLED=true.
 	TracerProvider trace.TracerProvider
+	// MeterProvider has the same resource as the tracer provider; it is
+	// a no-op unless metrics are pushed (MetricsExporter).
+	MeterProvider metric.MeterProvider
 	// Propagator injects and extracts W3C traceparent/tracestate and
 	// baggage.
 	Propagator propagation.TextMapPropagator
@@ -203,6 +225,10 @@ type Telemetry struct {
 	Exporter string
 	// Endpoint is the collector URL for the OTLP exporters, else empty.
 	Endpoint string
+	// MetricsExporter is ExporterOTLPGRPC, ExporterOTLPHTTP, ExporterNone
+	// (pull only) or ExporterDisabled; MetricsEndpoint is where an OTLP
+	// push goes.
+	MetricsExporter, MetricsEndpoint string
 }
 
 // Setup builds the tracing pipeline described by cfg and the environment.
@@ -229,13 +255,15 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	if disabled {
 		return &Telemetry{
-			TracerProvider: noop.NewTracerProvider(),
-			Propagator:     propagator,
-			Shutdown:       func(context.Context) error { return nil },
-			ForceFlush:     func(context.Context) error { return nil },
-			DroppedSpans:   func() int64 { return 0 },
-			ReloadSampling: func() error { return nil },
-			Exporter:       ExporterDisabled,
+			TracerProvider:  noop.NewTracerProvider(),
+			MeterProvider:   metricnoop.NewMeterProvider(),
+			Propagator:      propagator,
+			Shutdown:        func(context.Context) error { return nil },
+			ForceFlush:      func(context.Context) error { return nil },
+			DroppedSpans:    func() int64 { return 0 },
+			ReloadSampling:  func() error { return nil },
+			Exporter:        ExporterDisabled,
+			MetricsExporter: ExporterDisabled,
 		}, nil
 	}
 
@@ -260,6 +288,10 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, err
 	}
 	exporter, err := newSpanExporter(ctx, target, cfg.ConsoleWriter, bopts.exportTimeout)
+	if err != nil {
+		return nil, err
+	}
+	meters, err := newMeterProvider(ctx, cfg, getenv, res, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -308,6 +340,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 					err = bpErr
 				}
 			}
+			if mErr := meters.shutdown(ctx); mErr != nil {
+				err = errors.Join(err, mErr)
+			}
 			if err != nil {
 				err = fmt.Errorf("telemetry: shutdown: %w", err)
 			}
@@ -322,18 +357,21 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	return &Telemetry{
 		TracerProvider: tp,
+		MeterProvider:  meters.provider,
 		Propagator:     propagator,
 		Shutdown:       shutdown,
 		ForceFlush: func(ctx context.Context) error {
-			if err := tp.ForceFlush(ctx); err != nil {
+			if err := errors.Join(tp.ForceFlush(ctx), meters.flush(ctx)); err != nil {
 				return fmt.Errorf("telemetry: flush: %w", err)
 			}
 			return nil
 		},
-		DroppedSpans:   dropped,
-		ReloadSampling: reload,
-		Exporter:       target.kind,
-		Endpoint:       target.url,
+		DroppedSpans:    dropped,
+		ReloadSampling:  reload,
+		Exporter:        target.kind,
+		Endpoint:        target.url,
+		MetricsExporter: meters.target.kind,
+		MetricsEndpoint: meters.target.url,
 	}, nil
 }
 
@@ -612,7 +650,7 @@ func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, erro
 	}
 	switch kind {
 	case ExporterOTLPGRPC, ExporterOTLPHTTP:
-		u, err := resolveEndpoint(cfg, getenv, kind == ExporterOTLPHTTP)
+		u, err := resolveEndpoint(cfg, getenv, kind == ExporterOTLPHTTP, signalTraces)
 		if err != nil {
 			return exportTarget{}, err
 		}
@@ -624,22 +662,33 @@ func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, erro
 	}
 }
 
-// resolveEndpoint returns the OTLP endpoint as a URL. For gRPC only its
-// scheme and host matter; for HTTP it is the full traces URL.
-func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool) (string, error) {
+// OTLP signals, as they appear in OTEL_EXPORTER_OTLP_{SIGNAL}_* variable
+// names (upper-cased) and in OTLP/HTTP paths (/v1/{signal}).
+const (
+	signalTraces  = "traces"
+	signalMetrics = "metrics"
+)
+
+// resolveEndpoint returns the OTLP endpoint of signal as a URL. For gRPC
+// only its scheme and host matter; for HTTP it is the full URL. The
+// configured endpoint (--otlp-endpoint) is the collector for every
+// signal: for metrics, a path it has is a prefix (a trailing /v1/traces
+// is swapped for /v1/metrics).
+func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool, signal string) (string, error) {
+	sig := strings.ToUpper(signal)
 	defaultPort := "4317"
 	if httpProto {
 		defaultPort = "4318"
 	}
 	const (
 		fromConfig = iota
-		fromTracesEnv
+		fromSignalEnv
 		fromBaseEnv
 		fromDefault
 	)
 	candidates := []struct{ raw, source string }{
 		fromConfig:    {cfg.Endpoint, "OTLP endpoint"},
-		fromTracesEnv: {getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		fromSignalEnv: {getenv("OTEL_EXPORTER_OTLP_" + sig + "_ENDPOINT"), "OTEL_EXPORTER_OTLP_" + sig + "_ENDPOINT"},
 		fromBaseEnv:   {getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"},
 		fromDefault:   {"localhost:" + defaultPort, "default OTLP endpoint"},
 	}
@@ -690,7 +739,7 @@ func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool) (st
 
 	if scheme == "" {
 		insecure := isLoopback(hostname)
-		for _, key := range []string{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
+		for _, key := range []string{"OTEL_EXPORTER_OTLP_" + sig + "_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
 			if getenv(key) == "" {
 				continue
 			}
@@ -712,15 +761,17 @@ func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool) (st
 
 	if httpProto {
 		switch {
-		case from == fromTracesEnv:
+		case from == fromSignalEnv:
 			// Used as is; a URL without a path posts to the root.
 			if path == "" {
 				path = "/"
 			}
 		case from == fromBaseEnv:
-			path = strings.TrimSuffix(path, "/") + "/v1/traces"
+			path = strings.TrimSuffix(path, "/") + "/v1/" + signal
 		case path == "" || path == "/":
-			path = "/v1/traces"
+			path = "/v1/" + signal
+		case signal != signalTraces:
+			path = strings.TrimSuffix(strings.TrimSuffix(path, "/v1/"+signalTraces), "/") + "/v1/" + signal
 		}
 	} else {
 		path = ""
