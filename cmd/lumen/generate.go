@@ -64,23 +64,49 @@ func (l *loadFlags) logLevel() (llama.LogLevel, error) {
 // model runs and loads it with a progress bar. warn reports problems that
 // do not stop the load (a backend that did not load, a CPU fallback).
 func (l *loadFlags) load(e env, warn func(string)) (*llama.Model, error) {
-	if l.mainGPU < 0 {
-		return nil, usageError{fmt.Sprintf("--main-gpu %d: want a GPU index ≥ 0", l.mainGPU)}
-	}
-	if err := l.initBackends(e, warn); err != nil {
-		return nil, err
-	}
-	layers, err := l.gpuPlacement(warn)
+	pl, err := l.place(e, warn)
 	if err != nil {
 		return nil, err
 	}
+	return l.loadPlaced(e, pl)
+}
+
+// placement is where a model will run, decided before it loads.
+type placement struct {
+	gpuLayers int
+	device    llama.Device
+}
+
+// place initialises the backends and decides the device (see
+// gpuPlacement), so that a command can name it before loading.
+func (l *loadFlags) place(e env, warn func(string)) (placement, error) {
+	if l.mainGPU < 0 {
+		return placement{}, usageError{fmt.Sprintf("--main-gpu %d: want a GPU index ≥ 0", l.mainGPU)}
+	}
+	if err := l.initBackends(e, warn); err != nil {
+		return placement{}, err
+	}
+	layers, err := l.gpuPlacement(warn)
+	if err != nil {
+		return placement{}, err
+	}
+	dev, err := llama.PlacementDevice(llama.ModelParams{GPULayers: layers, MainGPU: l.mainGPU})
+	if err != nil {
+		return placement{}, err
+	}
+	return placement{gpuLayers: layers, device: dev}, nil
+}
+
+// loadPlaced loads the model (generating the demo model first when no
+// --model is given) as pl says.
+func (l *loadFlags) loadPlaced(e env, pl placement) (*llama.Model, error) {
 	path, err := ensureModel(l.model, l.cacheDir, e)
 	if err != nil {
 		return nil, err
 	}
 	bar := newProgressBar(e.stderr, "loading model", e.stderrTTY)
 	return llama.Load(path, llama.ModelParams{
-		GPULayers: layers,
+		GPULayers: pl.gpuLayers,
 		MainGPU:   l.mainGPU,
 		Progress: func(f float32) bool {
 			bar.Set(float64(f))

@@ -158,19 +158,45 @@ func ensureModel(path, cacheDir string, e env) (string, error) {
 	if path != "" {
 		return path, nil
 	}
-	dir, err := modelCacheDir(cacheDir)
+	p, cfg, err := demoModelPath(cacheDir)
 	if err != nil {
 		return "", err
 	}
-	cfg, err := synth.Preset(defaultPreset)
-	if err != nil {
-		return "", err
-	}
-	p := synthPath(dir, defaultPreset, cfg)
 	if _, err := os.Stat(p); err != nil {
 		fmt.Fprintln(e.stderr, "no --model given: generating Lumen's demo model (random weights, gibberish output) once")
 	}
 	return p, ensureSynth(p, cfg, e)
+}
+
+// demoModelPath is where the demo model lives in the cache (it may not
+// exist yet) and its shape.
+func demoModelPath(cacheDir string) (string, synth.Config, error) {
+	dir, err := modelCacheDir(cacheDir)
+	if err != nil {
+		return "", synth.Config{}, err
+	}
+	cfg, err := synth.Preset(defaultPreset)
+	if err != nil {
+		return "", synth.Config{}, err
+	}
+	return synthPath(dir, defaultPreset, cfg), cfg, nil
+}
+
+// modelName is the model id clients use: name when given, else the
+// model file's name without .gguf (that of the demo model without a
+// path), known before the model is loaded or generated.
+func modelName(name, path, cacheDir string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if path == "" {
+		p, _, err := demoModelPath(cacheDir)
+		if err != nil {
+			return "", err
+		}
+		path = p
+	}
+	return modelID(path), nil
 }
 
 func runModelInfo(args []string, e env) error {

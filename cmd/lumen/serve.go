@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
@@ -52,6 +53,7 @@ type serveFlags struct {
 	logFormat    string
 	otlpEndpoint string
 	traceExport  string
+	metricsPush  string
 	samplingFile string
 	traceContent bool
 	contentMax   int
@@ -95,6 +97,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP collector host:port for traces (e.g. localhost:4317 for Jaeger); default from OTEL_EXPORTER_OTLP_ENDPOINT")
 	fs.StringVar(&f.traceExport, "trace-exporter", "", "trace exporter: otlp (gRPC), otlp-http, console or none (default: otlp when an endpoint is set, else none; OTEL_TRACES_EXPORTER)")
+	fs.StringVar(&f.metricsPush, "metrics-exporter", "", "also push metrics over OTLP to the collector: otlp, otlp-grpc, otlp-http, or none (default: OTEL_METRICS_EXPORTER, else none; GET /metrics is always served)")
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompt and completion text on request spans (gen_ai.prompt, gen_ai.completion), truncated; off by default")
 	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
@@ -169,20 +172,38 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		defer live.Close()
 		processors = append(slices.Clip(processors), live.Processor())
 	}
+	// The model's name and device are known before it loads, so the
+	// telemetry resource can carry them (and a GPU that is not there
+	// fails the start before any port is taken).
+	name, err := modelName(f.modelName, f.load.model, f.load.cacheDir)
+	if err != nil {
+		return err
+	}
+	pl, err := f.load.place(e, func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return err
+	}
+	// The /metrics registry exists first: an OTLP metrics push carries it.
+	metrics := telemetry.NewMetrics()
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceVersion: version,
-		Exporter:       f.traceExport,
-		Endpoint:       f.otlpEndpoint,
-		SamplingConfig: f.samplingFile,
-		Getenv:         e.getenv,
-		ConsoleWriter:  e.stderr,
-		SpanProcessors: processors,
-		BatchSpanRate:  batchSpanRate(f.batchRate),
-		Logger:         log,
+		ServiceVersion:  version,
+		Exporter:        f.traceExport,
+		Endpoint:        f.otlpEndpoint,
+		SamplingConfig:  f.samplingFile,
+		Getenv:          e.getenv,
+		ConsoleWriter:   e.stderr,
+		SpanProcessors:  processors,
+		BatchSpanRate:   batchSpanRate(f.batchRate),
+		MetricsExporter: f.metricsPush,
+		MetricsGatherer: metrics.Registry(),
+		ExtraResource:   []attribute.KeyValue{telemetry.AttrModel.String(name), telemetry.AttrDevice.String(pl.device.ID())},
+		Logger:          log,
 	})
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
+	log.Info("telemetry", "traces", tel.Exporter, "traces_endpoint", tel.Endpoint,
+		"metrics_push", tel.MetricsExporter, "metrics_endpoint", tel.MetricsEndpoint)
 	// Telemetry is flushed last, after the engine has closed.
 	defer func() {
 		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -194,7 +215,6 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if live != nil {
 		live.SetTracing(tel.Exporter != telemetry.ExporterDisabled)
 	}
-	metrics := telemetry.NewMetrics()
 	metrics.SetDropped(tel.DroppedSpans)
 	// GPU telemetry; without NVML (no NVIDIA driver) it reports nothing.
 	gpus, err := gpumon.New(gpumon.Config{Logger: log})
@@ -222,7 +242,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	var api apiSwitch
 	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
 		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithPropagators(tel.Propagator)))},
+			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithMeterProvider(tel.MeterProvider),
+			otelgrpc.WithPropagators(tel.Propagator)))},
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -235,7 +256,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
 		Middleware: func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
-				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithPropagators(tel.Propagator),
+				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
+				otelhttp.WithPropagators(tel.Propagator),
 				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
 		},
 	}).Handler())
@@ -249,14 +271,13 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}()
 	log.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String())
 
-	m, err := f.load.load(e, func(msg string) { log.Warn(msg) })
+	m, err := f.load.loadPlaced(e, pl)
 	if err != nil {
 		grpcSrv.Stop()
 		httpSrv.Close()
 		return err
 	}
 	defer m.Close()
-	md := m.Metadata()
 	c, err := f.load.newContext(m, f.parallel, f.batchSize)
 	if err != nil {
 		grpcSrv.Stop()
@@ -280,10 +301,6 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	tmpl, err := chatTemplate(m, log)
 	if err != nil {
 		return err
-	}
-	name := f.modelName
-	if name == "" {
-		name = modelID(md.Path)
 	}
 	api.set(inference.New(inference.Config{
 		Model:     inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen"},

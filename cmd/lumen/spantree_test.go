@@ -238,20 +238,20 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	}
 	for k, v := range wantAttrs {
 		if ra[k] != v {
-			t.Errorf("request span %s = %v, want %v", k, ra[k].Emit(), v.Emit())
+			t.Errorf("request span %s = %v, want %v", k, ra[k].String(), v.String())
 		}
 	}
 	if op, model, _ := strings.Cut(w.operation, " "); ra[telemetry.AttrOperation].AsString() != op || ra[telemetry.AttrRequestModel].AsString() != model {
-		t.Errorf("request span operation/model = %q/%q, want %q", ra[telemetry.AttrOperation].Emit(), ra[telemetry.AttrRequestModel].Emit(), w.operation)
+		t.Errorf("request span operation/model = %q/%q, want %q", ra[telemetry.AttrOperation].String(), ra[telemetry.AttrRequestModel].String(), w.operation)
 	}
 	if ra[telemetry.AttrResponseID].AsString() == "" {
 		t.Error("request span has no gen_ai.response.id")
 	}
 	if got := attrs(prefill)[telemetry.AttrInputTokens]; got != attribute.IntValue(w.inputTokens) {
-		t.Errorf("prefill span input tokens = %v, want %d", got.Emit(), w.inputTokens)
+		t.Errorf("prefill span input tokens = %v, want %d", got.String(), w.inputTokens)
 	}
 	if got := attrs(decode)[telemetry.AttrOutputTokens]; got != attribute.IntValue(w.outputTokens) {
-		t.Errorf("decode span output tokens = %v, want %d", got.Emit(), w.outputTokens)
+		t.Errorf("decode span output tokens = %v, want %d", got.String(), w.outputTokens)
 	}
 	for _, s := range inTrace {
 		for _, k := range []attribute.Key{telemetry.AttrPrompt, telemetry.AttrCompletion} {

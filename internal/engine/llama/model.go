@@ -89,20 +89,17 @@ func Load(path string, p ModelParams) (*Model, error) {
 
 	params := C.llama_model_default_params()
 	params.use_mmap = C.bool(!p.NoMmap)
-	// llama.cpp does its CPU work on the first CPU device in the registry.
-	_, device := findDevice(DeviceCPU, 0)
+	dev, device, err := placeDevice(p)
+	if err != nil {
+		return nil, err
+	}
 
 	// An explicit device list makes placement deterministic: exactly the
 	// chosen GPU, or no GPU at all.
 	devs := (*C.ggml_backend_dev_t)(C.calloc(2, C.size_t(unsafe.Sizeof(C.ggml_backend_dev_t(nil)))))
 	defer C.free(unsafe.Pointer(devs))
 	if p.GPULayers != 0 {
-		dev, d := findDevice(DeviceGPU, p.MainGPU)
-		if dev == nil || p.MainGPU < 0 {
-			return nil, fmt.Errorf("llama: gpu %d requested, %d GPU device(s) present: %w", p.MainGPU, countDevices(DeviceGPU), ErrNoGPU)
-		}
 		unsafe.Slice(devs, 2)[0] = dev
-		device = d
 		n := p.GPULayers
 		if n < 0 {
 			n = math.MaxInt32
@@ -197,6 +194,30 @@ func cString(buf []byte, get func(*C.char, C.size_t) C.int32_t) string {
 
 // Metadata returns the model's metadata.
 func (m *Model) Metadata() Metadata { return m.meta }
+
+// PlacementDevice is the device Load(path, p) will run the model on: the
+// p.MainGPU-th GPU when layers are offloaded, else the CPU. It lets a
+// caller name the device (in telemetry resources, say) before loading.
+// Backends must have been initialised (Init).
+func PlacementDevice(p ModelParams) (Device, error) {
+	_, d, err := placeDevice(p)
+	return d, err
+}
+
+// placeDevice picks the device for p: a GPU when layers are offloaded,
+// else the first CPU device in the registry, where llama.cpp does its CPU
+// work.
+func placeDevice(p ModelParams) (C.ggml_backend_dev_t, Device, error) {
+	if p.GPULayers == 0 {
+		dev, d := findDevice(DeviceCPU, 0)
+		return dev, d, nil
+	}
+	dev, d := findDevice(DeviceGPU, p.MainGPU)
+	if dev == nil || p.MainGPU < 0 {
+		return nil, Device{}, fmt.Errorf("llama: gpu %d requested, %d GPU device(s) present: %w", p.MainGPU, countDevices(DeviceGPU), ErrNoGPU)
+	}
+	return dev, d, nil
+}
 
 // Device returns the device that runs the model's offloaded layers (the
 // CPU when nothing is offloaded).
