@@ -34,16 +34,7 @@ func (m *metricsReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	b, err := io.ReadAll(body)
+	b, err := otlpBody(r)
 	req := &colmetricpb.ExportMetricsServiceRequest{}
 	if err == nil {
 		err = proto.Unmarshal(b, req)
@@ -58,6 +49,19 @@ func (m *metricsReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, _ := proto.Marshal(&colmetricpb.ExportMetricsServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.Write(out)
+}
+
+// otlpBody reads an OTLP/HTTP request's protobuf body, gzipped or not.
+func otlpBody(r *http.Request) ([]byte, error) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = zr
+	}
+	return io.ReadAll(body)
 }
 
 // latest returns, from the newest payload that has them, each named

@@ -14,7 +14,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -64,16 +63,7 @@ func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			o.fail(w, err)
-			return
-		}
-		body = zr
-	}
-	b, err := io.ReadAll(body)
+	b, err := otlpBody(r)
 	if err != nil {
 		o.fail(w, err)
 		return

@@ -55,17 +55,9 @@ func resolveMetricsExporter(cfg Config, getenv func(string) string) (exportTarge
 		}
 	}
 	if kind == ExporterOTLP {
-		proto := getenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-		if proto == "" {
-			proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-		}
-		switch strings.ToLower(strings.TrimSpace(proto)) {
-		case "", "grpc":
-			kind = ExporterOTLPGRPC
-		case "http/protobuf":
-			kind = ExporterOTLPHTTP
-		default:
-			return exportTarget{}, fmt.Errorf("telemetry: unsupported OTLP protocol %q for metrics (want grpc or http/protobuf)", proto)
+		var err error
+		if kind, err = otlpProtocol(getenv, signalMetrics); err != nil {
+			return exportTarget{}, err
 		}
 	}
 	if kind == ExporterNone {

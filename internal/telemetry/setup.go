@@ -635,17 +635,9 @@ func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, erro
 		}
 	}
 	if kind == ExporterOTLP {
-		proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-		if proto == "" {
-			proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-		}
-		switch strings.ToLower(strings.TrimSpace(proto)) {
-		case "", "grpc":
-			kind = ExporterOTLPGRPC
-		case "http/protobuf":
-			kind = ExporterOTLPHTTP
-		default:
-			return exportTarget{}, fmt.Errorf("telemetry: unsupported OTLP protocol %q (want grpc or http/protobuf)", proto)
+		var err error
+		if kind, err = otlpProtocol(getenv, signalTraces); err != nil {
+			return exportTarget{}, err
 		}
 	}
 	switch kind {
@@ -659,6 +651,24 @@ func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, erro
 		return exportTarget{kind: kind}, nil
 	default:
 		return exportTarget{}, fmt.Errorf("telemetry: %s %q unsupported (want otlp, otlp-grpc, otlp-http, console or none)", source, kind)
+	}
+}
+
+// otlpProtocol is the exporter that "otlp" means for signal:
+// OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL,
+// says gRPC or HTTP; gRPC when neither is set.
+func otlpProtocol(getenv func(string) string, signal string) (string, error) {
+	proto := getenv("OTEL_EXPORTER_OTLP_" + strings.ToUpper(signal) + "_PROTOCOL")
+	if proto == "" {
+		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch strings.ToLower(strings.TrimSpace(proto)) {
+	case "", "grpc":
+		return ExporterOTLPGRPC, nil
+	case "http/protobuf":
+		return ExporterOTLPHTTP, nil
+	default:
+		return "", fmt.Errorf("telemetry: unsupported OTLP protocol %q for %s (want grpc or http/protobuf)", proto, signal)
 	}
 }
 
