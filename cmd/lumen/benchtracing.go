@@ -112,7 +112,6 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 
 	off, on := tracingModes(*endpoint)
 	b := &tracingBench{
-		e: e,
 		serveArgs: []string{"--model", path, "--threads", strconv.Itoa(*threads), "--ctx-size", strconv.Itoa(*ctxSize),
 			"--parallel", strconv.Itoa(slices.Max(concs)), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"},
 		concs:     concs,
@@ -178,7 +177,6 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 
 // tracingBench holds what every measurement shares.
 type tracingBench struct {
-	e         env
 	serveArgs []string
 	concs     []int
 	load      loadgen.Config // without concurrency and request count

@@ -1,9 +1,10 @@
 // Package telemetry owns Lumen's OpenTelemetry setup: the tracer provider
 // (resource, sampler, span limits, batching exporter), the meter provider
 // (same resource; OTLP push of the /metrics registry and of the transport
-// instrumentation's metrics, opt-in) and the W3C propagator. Setup builds them once, in main, from a Config and the
-// standard OTEL_* environment variables, and returns them to be passed to
-// whatever makes spans. Nothing is installed globally: the package never
+// instrumentation's metrics, opt-in) and the W3C propagator. Setup builds
+// them once, in main, from a Config and the standard OTEL_* environment
+// variables, and returns them to be passed to whatever makes spans and
+// metrics. Nothing is installed globally: the package never
 // calls otel.SetTracerProvider, otel.SetMeterProvider,
 // otel.SetTextMapPropagator or otel.SetErrorHandler.
 //

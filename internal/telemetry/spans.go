@@ -83,7 +83,7 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 		attrs = append(attrs, AttrTenant.String(info.Tenant))
 	}
 	if t.opts.RecordContent && info.Prompt != "" {
-		attrs = append(attrs, AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax)))
+		attrs = append(attrs, AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax, false)))
 	}
 	ctx, _ = t.tracer.Start(ctx, info.Operation+" "+info.Model,
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
@@ -112,12 +112,18 @@ func (t *Tracer) Abort(ctx context.Context, err error) {
 		slog.String("model", info.Model), slog.String("tenant", info.Tenant), slog.Any("err", err))
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// truncate cuts s to at most n bytes and marks with "…" that text is
+// missing: cut here, or, with more, cut before s was handed over (the
+// scheduler keeps only the start of an output).
+func truncate(s string, n int, more bool) string {
+	if len(s) > n {
+		// Cutting may split a character; drop its partial bytes.
+		return strings.ToValidUTF8(s[:n], "") + "…"
 	}
-	// Cutting may split a character; drop its partial bytes.
-	return strings.ToValidUTF8(s[:n], "") + "…"
+	if more {
+		return s + "…"
+	}
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -160,11 +166,7 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 			t.gpu,
 		)
 		if t.opts.RecordContent && r.Text != "" {
-			text := truncate(r.Text, t.opts.ContentMax)
-			if r.TextTruncated && !strings.HasSuffix(text, "…") {
-				text += "…"
-			}
-			span.SetAttributes(AttrCompletion.String(text))
+			span.SetAttributes(AttrCompletion.String(truncate(r.Text, t.opts.ContentMax, r.TextTruncated)))
 		}
 		setOutcome(span, r, ctx)
 		span.End(trace.WithTimestamp(tm.Finished))
