@@ -15,13 +15,7 @@ import (
 )
 
 func TestMetricsExporterResolution(t *testing.T) {
-	tests := []struct {
-		name         string
-		cfg          Config
-		env          map[string]string
-		wantExporter string
-		wantEndpoint string
-	}{
+	tests := []exporterCase{
 		{"nothing set", Config{}, nil, ExporterNone, ""},
 		{"a trace endpoint alone does not push metrics", Config{Endpoint: "localhost:4317"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}, ExporterNone, ""},
 		{"prometheus is pull only", Config{}, map[string]string{"OTEL_METRICS_EXPORTER": "prometheus"}, ExporterNone, ""},
@@ -41,44 +35,7 @@ func TestMetricsExporterResolution(t *testing.T) {
 		{"flag endpoint without path", Config{MetricsExporter: "otlp-http", Endpoint: "localhost:4318"}, nil, ExporterOTLPHTTP, "http://localhost:4318/v1/metrics"},
 		{"sdk disabled", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_SDK_DISABLED": "true"}, ExporterDisabled, ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
-			tel := mustSetup(t, tt.cfg)
-			if tel.MetricsExporter != tt.wantExporter || tel.MetricsEndpoint != tt.wantEndpoint {
-				t.Errorf("metrics exporter %q at %q, want %q at %q", tel.MetricsExporter, tel.MetricsEndpoint, tt.wantExporter, tt.wantEndpoint)
-			}
-		})
-	}
-}
-
-func TestMetricsSetupErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  Config
-		env  map[string]string
-		want string
-	}{
-		{"unknown exporter", Config{MetricsExporter: "statsd"}, nil, `"statsd" unsupported`},
-		{"two otlp exporters", Config{}, map[string]string{"OTEL_METRICS_EXPORTER": "otlp,otlp-http"}, "only one OTLP exporter"},
-		{"unknown protocol", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "unsupported OTLP protocol"},
-		{"interval not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "1m"}, "OTEL_METRIC_EXPORT_INTERVAL"},
-		{"interval not positive", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "0"}, "positive"},
-		{"timeout not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_TIMEOUT": "x"}, "OTEL_METRIC_EXPORT_TIMEOUT"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
-			tel, err := Setup(context.Background(), tt.cfg)
-			if err == nil {
-				tel.Shutdown(context.Background())
-				t.Fatalf("Setup succeeded, want an error naming %q", tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not name %q", err, tt.want)
-			}
-		})
-	}
+	checkExporters(t, tests, func(tel *Telemetry) (string, string) { return tel.MetricsExporter, tel.MetricsEndpoint })
 }
 
 // findMetric returns the metric named name and the resource it came

@@ -51,14 +51,33 @@ func rootSampled(tel *Telemetry, name string) bool {
 	return span.SpanContext().IsSampled()
 }
 
+// exporterCase is one exporter-resolution expectation: what Setup makes
+// of cfg and env.
+type exporterCase struct {
+	name         string
+	cfg          Config
+	env          map[string]string
+	wantExporter string
+	wantEndpoint string
+}
+
+// checkExporters runs Setup for each case and compares what got reads
+// off the result (the trace or the metrics exporter and endpoint).
+func checkExporters(t *testing.T, tests []exporterCase, got func(*Telemetry) (exporter, endpoint string)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Getenv = env(tt.env)
+			exporter, endpoint := got(mustSetup(t, tt.cfg))
+			if exporter != tt.wantExporter || endpoint != tt.wantEndpoint {
+				t.Errorf("exporter %q at %q, want %q at %q", exporter, endpoint, tt.wantExporter, tt.wantEndpoint)
+			}
+		})
+	}
+}
+
 func TestSetupExporterResolution(t *testing.T) {
-	tests := []struct {
-		name         string
-		cfg          Config
-		env          map[string]string
-		wantExporter string
-		wantEndpoint string
-	}{
+	tests := []exporterCase{
 		{"nothing set", Config{}, nil, ExporterNone, ""},
 		{"sdk disabled", Config{Exporter: "console"}, map[string]string{"OTEL_SDK_DISABLED": "true"}, ExporterDisabled, ""},
 		{"sdk disabled, any case", Config{}, map[string]string{"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, ExporterDisabled, ""},
@@ -87,15 +106,7 @@ func TestSetupExporterResolution(t *testing.T) {
 		{"flag otlp-http url with path", Config{Exporter: "otlp-http", Endpoint: "https://x.example:443/otlp/traces"}, nil, ExporterOTLPHTTP, "https://x.example:443/otlp/traces"},
 		{"flag otlp-http url without path", Config{Exporter: "otlp-http", Endpoint: "https://x.example"}, nil, ExporterOTLPHTTP, "https://x.example/v1/traces"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
-			tel := mustSetup(t, tt.cfg)
-			if tel.Exporter != tt.wantExporter || tel.Endpoint != tt.wantEndpoint {
-				t.Errorf("exporter %q at %q, want %q at %q", tel.Exporter, tel.Endpoint, tt.wantExporter, tt.wantEndpoint)
-			}
-		})
-	}
+	checkExporters(t, tests, func(tel *Telemetry) (string, string) { return tel.Exporter, tel.Endpoint })
 }
 
 func TestSetupErrors(t *testing.T) {
@@ -129,6 +140,12 @@ func TestSetupErrors(t *testing.T) {
 		{"bad length limit", Config{}, map[string]string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "x"}, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"},
 		{"bad resource attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model"}, "not key=value"},
 		{"bad resource encoding", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model=%zz"}, "OTEL_RESOURCE_ATTRIBUTES"},
+		{"unknown metrics exporter", Config{MetricsExporter: "statsd"}, nil, `"statsd" unsupported`},
+		{"two otlp metrics exporters", Config{}, map[string]string{"OTEL_METRICS_EXPORTER": "otlp,otlp-http"}, "only one OTLP exporter"},
+		{"unknown metrics protocol", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "unsupported OTLP protocol"},
+		{"metrics interval not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "1m"}, "OTEL_METRIC_EXPORT_INTERVAL"},
+		{"metrics interval not positive", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "0"}, "positive"},
+		{"metrics timeout not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_TIMEOUT": "x"}, "OTEL_METRIC_EXPORT_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
