@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/scheduler"
@@ -47,18 +49,42 @@ func (b *Batcher) RemoveSeq(slot, from, to int) error {
 
 func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
 
-func (b *Batcher) Piece(tok int32) ([]byte, error) { return b.model.Piece(llama.Token(tok), false) }
+func (b *Batcher) Piece(tok int32, special bool) ([]byte, error) {
+	return b.model.Piece(llama.Token(tok), special)
+}
 
 func (b *Batcher) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, error) {
-	s, err := llama.NewSampler(llama.SamplerParams{
-		Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, MinP: p.MinP,
-		RepeatPenalty: p.RepeatPenalty, FrequencyPenalty: p.FrequencyPenalty, PresencePenalty: p.PresencePenalty,
-		Seed: p.Seed,
-	})
-	if err != nil {
+	s, err := llama.NewSampler(b.model, SamplerParams(b.model, p))
+	var ge *llama.GrammarError
+	switch {
+	case errors.As(err, &ge):
+		return nil, &scheduler.InvalidError{Field: "grammar", Reason: ge.Reason}
+	case err != nil:
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return &sampler{s: s, ctx: b.ctx}, nil
+}
+
+// SamplerParams converts scheduler sampling options for m: IgnoreEOS
+// becomes a ban on each of m's end-of-generation tokens.
+func SamplerParams(m *llama.Model, p scheduler.SamplingParams) llama.SamplerParams {
+	sp := llama.SamplerParams{
+		Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, MinP: p.MinP,
+		RepeatPenalty: p.RepeatPenalty, FrequencyPenalty: p.FrequencyPenalty, PresencePenalty: p.PresencePenalty,
+		Seed: p.Seed, Grammar: p.Grammar, Triggers: p.Triggers,
+	}
+	if len(p.LogitBias) > 0 || p.IgnoreEOS {
+		sp.LogitBias = make(map[llama.Token]float32, len(p.LogitBias))
+		for tok, b := range p.LogitBias {
+			sp.LogitBias[llama.Token(tok)] = b
+		}
+		if p.IgnoreEOS {
+			for _, tok := range m.Metadata().EOG {
+				sp.LogitBias[tok] = float32(math.Inf(-1))
+			}
+		}
+	}
+	return sp
 }
 
 type sampler struct {
@@ -66,9 +92,29 @@ type sampler struct {
 	ctx *llama.Context
 }
 
-func (s *sampler) Sample(idx int) int32 { return int32(s.s.Sample(s.ctx, idx)) }
-func (s *sampler) Accept(tok int32)     { s.s.Accept(llama.Token(tok)) }
-func (s *sampler) Close() error         { return s.s.Close() }
+func (s *sampler) Sample(idx int) (int32, error) {
+	tok, err := s.s.Sample(s.ctx, idx)
+	return int32(tok), err
+}
+func (s *sampler) Rejected() int    { return s.s.Rejected() }
+func (s *sampler) Accept(tok int32) { s.s.Accept(llama.Token(tok)) }
+func (s *sampler) Close() error     { return s.s.Close() }
+
+// GrammarChecker adapts a llama.Model to inference.GrammarChecker: it asks
+// llama.cpp's own parser whether it takes a grammar.
+type GrammarChecker struct{ Model *llama.Model }
+
+// CheckGrammar returns an error with llama.cpp's reason when the grammar
+// does not parse.
+func (g GrammarChecker) CheckGrammar(gbnf string, triggers []string) error {
+	var ge *llama.GrammarError
+	if err := llama.CheckGrammar(g.Model, gbnf, triggers); errors.As(err, &ge) {
+		return errors.New(ge.Reason)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
 
 // Tokenizer adapts a llama.Model to inference.Tokenizer.
 type Tokenizer struct{ Model *llama.Model }

@@ -60,7 +60,7 @@ func Bench(c *llama.Context, o BenchOptions) (BenchResult, error) {
 		c.ClearKV()
 		samplers := make([]*llama.Sampler, n)
 		for i := range samplers {
-			s, err := llama.NewSampler(llama.SamplerParams{})
+			s, err := llama.NewSampler(c.Model(), llama.SamplerParams{})
 			if err != nil {
 				return res, err
 			}
@@ -88,7 +88,10 @@ func Bench(c *llama.Context, o BenchOptions) (BenchResult, error) {
 			}
 			b.Clear()
 			for s := range n {
-				t := samplers[s].Sample(c, idx[s])
+				t, err := samplers[s].Sample(c, idx[s])
+				if err != nil {
+					return res, err
+				}
 				k, err := b.Add(t, promptLen+step, llama.SeqID(s), true)
 				if err != nil {
 					return res, err

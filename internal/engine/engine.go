@@ -66,7 +66,7 @@ func Generate(ctx context.Context, c *llama.Context, prompt string, opts Generat
 	if opts.MaxTokens > 0 {
 		maxNew = min(maxNew, opts.MaxTokens)
 	}
-	s, err := llama.NewSampler(opts.Sampler)
+	s, err := llama.NewSampler(m, opts.Sampler)
 	if err != nil {
 		return res, err
 	}
@@ -92,7 +92,10 @@ func Generate(ctx context.Context, c *llama.Context, prompt string, opts Generat
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		tok := s.Sample(c, last)
+		tok, err := s.Sample(c, last)
+		if err != nil {
+			return res, err
+		}
 		if m.IsEOG(tok) {
 			res.Finish = FinishStop
 			break

@@ -23,8 +23,9 @@ type Engine interface {
 	KVUsed() int
 	// IsEOG reports whether tok ends generation.
 	IsEOG(tok int32) bool
-	// Piece returns the bytes of a token.
-	Piece(tok int32) ([]byte, error)
+	// Piece returns the bytes of a token; special renders control tokens
+	// as their text (otherwise they are empty).
+	Piece(tok int32, special bool) ([]byte, error)
 	// Device names where the model runs ("cpu", "gpu:0").
 	Device() string
 }
@@ -32,8 +33,11 @@ type Engine interface {
 // Sampler picks tokens for one sequence.
 type Sampler interface {
 	// Sample picks the next token from the logits at batch index idx of
-	// the last Decode and records it in the sampler's history.
-	Sample(idx int) int32
+	// the last Decode and records it in the sampler's history. It fails
+	// when a grammar allows no token.
+	Sample(idx int) (int32, error)
+	// Rejected counts the tokens a grammar overruled (0 without one).
+	Rejected() int
 	// Accept records a token in the history without sampling it.
 	Accept(tok int32)
 	Close() error
@@ -49,4 +53,13 @@ type SamplingParams struct {
 	FrequencyPenalty float32
 	PresencePenalty  float32
 	Seed             uint32
+	// LogitBias adds to token logits before sampling; -Inf bans.
+	LogitBias map[int32]float32
+	// IgnoreEOS bans the end-of-generation tokens, so output runs to
+	// MaxTokens.
+	IgnoreEOS bool
+	// Grammar (GBNF, root rule "root") constrains the output; Triggers
+	// make it lazy (see llama.SamplerParams).
+	Grammar  string
+	Triggers []string
 }

@@ -49,7 +49,7 @@ func (f *fakeEngine) IsEOG(t int32) bool {
 	return t == eogToken
 }
 
-func (f *fakeEngine) Piece(t int32) ([]byte, error) {
+func (f *fakeEngine) Piece(t int32, _ bool) ([]byte, error) {
 	if t < 0 || t >= eogToken {
 		return nil, fmt.Errorf("fake: no piece for %d", t)
 	}
@@ -141,11 +141,12 @@ func (f *fakeEngine) NewSampler(SamplingParams) (Sampler, error) { return &fakeS
 
 type fakeSampler struct{ f *fakeEngine }
 
-func (s *fakeSampler) Sample(idx int) int32 {
+func (s *fakeSampler) Sample(idx int) (int32, error) {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	return s.f.next[idx]
+	return s.f.next[idx], nil
 }
+func (s *fakeSampler) Rejected() int { return 0 }
 func (s *fakeSampler) Accept(int32) {}
 func (s *fakeSampler) Close() error { return nil }
 

@@ -22,6 +22,17 @@ type Request struct {
 	// KeepText > 0 keeps the first KeepText bytes of the output text in
 	// Result.Text (for recording content on spans); 0 keeps none.
 	KeepText int
+	// Special renders control tokens in the output as their text (tool
+	// calls of some model families open with one).
+	Special bool
+	// NoCache computes the whole prompt even when a slot holds a prefix
+	// of it (the client asked for no prompt caching).
+	NoCache bool
+	// ToolCalls, when set, is given the whole output of a request that
+	// ends normally and returns how many tool calls it holds, for
+	// Result.ToolCalls. It runs on the scheduler goroutine and must be
+	// quick.
+	ToolCalls func(output string) int
 }
 
 // FinishReason says why a request stopped, named as in the OpenAI API.
@@ -58,6 +69,12 @@ type Result struct {
 	// cut at a character boundary; TextTruncated says more was produced.
 	Text          string
 	TextTruncated bool
+	// Constrained says a grammar constrained the output; GrammarRejected
+	// counts the tokens where it overruled the model's first choice.
+	Constrained     bool
+	GrammarRejected int
+	// ToolCalls is what Request.ToolCalls counted (0 without it).
+	ToolCalls int
 	// Err is why a cancelled or failed request ended (nil otherwise).
 	Err error
 }

@@ -2,8 +2,10 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,6 +243,7 @@ type seq struct {
 	text      detok.Stream
 	stops     stopMatcher
 	kept      keptText
+	all       strings.Builder // the whole output, only for Request.ToolCalls
 }
 
 // keptText is the start of a sequence's output, up to a byte limit.
@@ -381,7 +384,7 @@ func (l *loop) admit() {
 		l.s.queued.Add(-1)
 		// At least one prompt token must run to produce logits.
 		reuse := min(best, len(req.r.Prompt)-1)
-		if l.s.cfg.NoPrefixCache {
+		if l.s.cfg.NoPrefixCache || req.r.NoCache {
 			reuse = 0
 		}
 		req.timings.Admitted = l.s.cfg.Now()
@@ -391,7 +394,13 @@ func (l *loop) admit() {
 		}
 		sampler, err := l.s.eng.NewSampler(req.r.Sampling)
 		if err != nil {
-			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: sampler: %w", ErrEngine, err))
+			// Transports validate grammars before submitting; one that
+			// still fails here is the request's fault, not the engine's.
+			var ie *InvalidError
+			if !errors.As(err, &ie) {
+				err = fmt.Errorf("%w: sampler: %w", ErrEngine, err)
+			}
+			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, err)
 			continue
 		}
 		q := &seq{
@@ -494,7 +503,13 @@ func (l *loop) step() {
 			q.req.timings.DecodeSteps++
 			q.req.timings.DecodeBatchSum += nSeqs
 		}
-		l.accept(q, q.sampler.Sample(q.logitsIdx), info.End)
+		tok, err := q.sampler.Sample(q.logitsIdx)
+		if err != nil {
+			// A grammar that allows no token is the request's doing.
+			l.release(q, FinishError, invalid("grammar", "%v", err))
+			continue
+		}
+		l.accept(q, tok, info.End)
 	}
 	info.KVUsed = l.updateKV()
 	s.cfg.Observer.Step(info)
@@ -512,7 +527,7 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 		return
 	}
 	q.generated++
-	piece, err := l.s.eng.Piece(tok)
+	piece, err := l.s.eng.Piece(tok, q.req.r.Special)
 	if err != nil {
 		l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
 		return
@@ -533,6 +548,9 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 func (l *loop) emit(q *seq, text string) {
 	if text != "" {
 		q.kept.add(text, q.req.r.KeepText)
+		if q.req.r.ToolCalls != nil {
+			q.all.WriteString(text)
+		}
 		q.req.events <- Event{Text: text}
 	}
 }
@@ -549,12 +567,13 @@ func (l *loop) release(q *seq, finish FinishReason, err error) {
 			err = fmt.Errorf("%w: free slot %d: %w", ErrEngine, q.slot, rmErr)
 		}
 	}
+	rejected := q.sampler.Rejected()
 	q.sampler.Close()
 	l.slots[q.slot] = nil
 	l.admits = slices.DeleteFunc(l.admits, func(x *seq) bool { return x == q })
 	l.s.active.Store(int64(len(l.admits)))
 	l.updateKV() // before the final event, so callers see the freed cells
-	l.finishRequest(q.req, Result{
+	res := Result{
 		Finish:           finish,
 		PromptTokens:     len(q.req.r.Prompt),
 		CompletionTokens: q.generated,
@@ -562,7 +581,13 @@ func (l *loop) release(q *seq, finish FinishReason, err error) {
 		Slot:             q.slot,
 		Text:             string(q.kept.buf),
 		TextTruncated:    q.kept.truncated,
-	}, err)
+		Constrained:      q.req.r.Sampling.Grammar != "",
+		GrammarRejected:  rejected,
+	}
+	if keep && q.req.r.ToolCalls != nil {
+		res.ToolCalls = q.req.r.ToolCalls(q.all.String())
+	}
+	l.finishRequest(q.req, res, err)
 }
 
 // finishRequest sends the final event and closes the stream.

@@ -1,9 +1,17 @@
 #include <stdio.h>
+#include <string.h>
 #include "bridge.h"
 #include "_cgo_export.h"
 
 static int lumen_min_log_level = GGML_LOG_LEVEL_ERROR;
 static int lumen_last_log_level = GGML_LOG_LEVEL_INFO;
+// The process's stderr as it was at start-up: lumen_grammar_new points
+// glibc's stderr elsewhere for a moment, and log lines must not follow.
+static FILE * lumen_stderr = NULL;
+
+// Per-thread capture of error log lines (lumen_log_capture).
+static _Thread_local bool lumen_capturing = false;
+static _Thread_local char lumen_captured[512];
 
 void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data) {
 	(void)user_data;
@@ -13,12 +21,32 @@ void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data
 	} else {
 		lumen_last_log_level = level;
 	}
+	if (lumen_capturing && level >= GGML_LOG_LEVEL_ERROR) {
+		size_t used = strlen(lumen_captured);
+		snprintf(lumen_captured + used, sizeof lumen_captured - used, "%s", text);
+		return; // the caller reports it; a client's bad input is no server error
+	}
 	if ((int)level >= lumen_min_log_level) {
-		fputs(text, stderr);
+		fputs(text, lumen_stderr != NULL ? lumen_stderr : stderr);
 	}
 }
 
+const char * lumen_log_capture(bool on) {
+	if (on) {
+		lumen_captured[0] = 0;
+	}
+	lumen_capturing = on;
+	size_t n = strlen(lumen_captured);
+	while (n > 0 && (lumen_captured[n - 1] == '\n' || lumen_captured[n - 1] == ' ')) {
+		lumen_captured[--n] = 0;
+	}
+	return lumen_captured;
+}
+
 void lumen_log_init(int min_level) {
+	if (lumen_stderr == NULL) {
+		lumen_stderr = stderr;
+	}
 	lumen_min_log_level = min_level;
 	llama_log_set(lumen_log_cb, NULL);
 }

@@ -3,6 +3,10 @@
 // runtime/cgo.Handle as an integer so no Go pointer is ever stored in C.
 #pragma once
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -16,6 +20,33 @@ void lumen_log_init(int min_level);
 // lumen_log_cb is the ggml log callback installed by lumen_log_init; it is
 // also handed to the separate ggml copy of loadable backends.
 void lumen_log_cb(enum ggml_log_level level, const char * text, void * user_data);
+
+// lumen_log_capture(true) starts collecting this thread's error log lines;
+// lumen_log_capture(false) stops and returns them (valid until the next
+// call on this thread).
+const char * lumen_log_capture(bool on);
+
+// Constrained sampling (sample.cpp). None of these lets a C++ exception
+// out: failures come back as NULL / -1 / false with a message in err.
+
+// lumen_grammar_new builds a GBNF grammar sampler rooted at root; with
+// n_patterns > 0 it is lazy and starts at the first match of a trigger
+// pattern. On failure it returns NULL with llama.cpp's reason in err.
+struct llama_sampler * lumen_grammar_new(const struct llama_vocab * vocab, const char * gbnf,
+	const char * root, const char ** patterns, size_t n_patterns, char * err, size_t n);
+
+// lumen_sample picks the token for the logits at batch index idx: the chain
+// samples, and when grammar is set and rejects that pick, the grammar masks
+// the vocabulary and the chain samples again (counted in *rejected). The
+// pick is accepted by both. buf holds n_vocab candidates. Returns the token,
+// or -1 with the reason in err.
+int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampler * grammar,
+	struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
+	int32_t * rejected, char * err, size_t n);
+
+// lumen_sampler_accept records tok in s's history; false with the reason
+// in err when s (a grammar) cannot take it.
+bool lumen_sampler_accept(struct llama_sampler * s, llama_token tok, char * err, size_t n);
 
 // Loadable backends (dynload.c).
 
@@ -40,3 +71,7 @@ struct llama_model * lumen_model_load(const char * path, struct llama_model_para
 
 // lumen_batch_set writes one token into a batch allocated by llama_batch_init.
 void lumen_batch_set(struct llama_batch * b, int32_t i, llama_token tok, llama_pos pos, llama_seq_id seq, bool logits);
+
+#ifdef __cplusplus
+}
+#endif

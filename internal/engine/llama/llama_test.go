@@ -106,7 +106,7 @@ func generate(t testing.TB, c *llama.Context, prompts [][]llama.Token, params []
 	n := len(prompts)
 	samplers := make([]*llama.Sampler, n)
 	for i := range n {
-		s, err := llama.NewSampler(params[i])
+		s, err := llama.NewSampler(c.Model(), params[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,10 @@ func generate(t testing.TB, c *llama.Context, prompts [][]llama.Token, params []
 		}
 		b.Clear()
 		for i := range n {
-			tok := samplers[i].Sample(c, idx[i])
+			tok, err := samplers[i].Sample(c, idx[i])
+			if err != nil {
+				t.Fatal(err)
+			}
 			out[i] = append(out[i], tok)
 			k, err := b.Add(tok, pos[i], llama.SeqID(i), true)
 			if err != nil {
