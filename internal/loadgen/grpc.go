@@ -58,12 +58,29 @@ func (t *GRPCTarget) Stream(ctx context.Context, req Request, onText func(string
 		seed := req.Seed
 		sr.Seed = &seed
 	}
+	switch req.Constraint {
+	case ConstraintJSONSchema:
+		sr.JsonSchema = BenchSchema
+	case ConstraintToolCall:
+		// Tools need a chat: the prompt becomes the user's message.
+		parallel := false
+		sr.Prompt, sr.Messages = "", []*lumenv1.ChatMessage{{Role: "user", Content: req.Prompt}}
+		sr.Tools = []*lumenv1.Tool{{Name: BenchTool, Description: "Records a story's title, year and tags.", ParametersJson: BenchSchema}}
+		sr.ToolChoice = &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}
+		sr.ParallelToolCalls = &parallel
+	}
 	var textErr error
 	final, err := t.client.Stream(ctx, sr, func(m *lumenv1.GenerateStreamResponse) error {
-		if m.Text == "" {
+		text := m.Text
+		if len(m.ToolCalls) > 0 && text == "" {
+			// A tool call's text comes whole at the end; count it as
+			// the chunk it is.
+			text = m.ToolCalls[0].Arguments
+		}
+		if text == "" {
 			return nil
 		}
-		textErr = onText(m.Text)
+		textErr = onText(text)
 		return textErr
 	})
 	switch {

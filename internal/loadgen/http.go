@@ -70,6 +70,8 @@ type generateBody struct {
 	Temperature float32 `json:"temperature"`
 	Seed        uint32  `json:"seed,omitempty"`
 	Stream      bool    `json:"stream"`
+	// JSONSchema is llama.cpp's json_schema field.
+	JSONSchema json.RawMessage `json:"json_schema,omitempty"`
 }
 
 // streamLine is any line of the NDJSON reply.
@@ -101,10 +103,17 @@ type errorDetail struct {
 // of kind "HTTP <status>", an error line inside the stream one of kind
 // "stream: <code>", a failed connection one of kind "transport".
 func (t *HTTPTarget) Stream(ctx context.Context, req Request, onText func(string) error) (Result, error) {
-	body, err := json.Marshal(generateBody{
+	gb := generateBody{
 		Model: req.Model, Prompt: req.Prompt, MaxTokens: req.MaxTokens,
 		Temperature: req.Temperature, Seed: req.Seed, Stream: true,
-	})
+	}
+	switch req.Constraint {
+	case ConstraintJSONSchema:
+		gb.JSONSchema = json.RawMessage(BenchSchema)
+	case ConstraintToolCall:
+		return Result{}, &RequestError{Kind: "config", Err: errors.New("tool_call load needs the grpc protocol (/generate takes no tools)")}
+	}
+	body, err := json.Marshal(gb)
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: encoding request: %w", err)
 	}

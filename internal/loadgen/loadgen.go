@@ -54,6 +54,8 @@ type Config struct {
 	Temperature float32
 	// Model is the model requests name; empty is the served model.
 	Model string
+	// Constraint constrains every request's output (default: none).
+	Constraint Constraint
 	// Seed seeds the generator's own randomness (prompts, lengths,
 	// cancellations, arrival gaps, sampler seeds): the same seed sends the
 	// same requests in the same order to the same model.
@@ -95,6 +97,8 @@ func (c Config) Validate() error {
 		return bad("cancel fraction must be in [0, 1]")
 	case !(c.Temperature >= 0 && c.Temperature <= 2):
 		return bad("temperature must be in [0, 2]")
+	case c.Constraint != "" && c.Constraint != ConstraintNone && c.Constraint != ConstraintJSONSchema && c.Constraint != ConstraintToolCall:
+		return bad("constraint must be none, json_schema or tool_call, not %q", c.Constraint)
 	}
 	return nil
 }
@@ -110,7 +114,29 @@ type Request struct {
 	Temperature float32
 	// Seed is the sampler's seed, never 0 (which servers read as unset).
 	Seed uint32
+	// Constraint constrains the output.
+	Constraint Constraint
 }
+
+// Constraint is a kind of constrained output a run asks for.
+type Constraint string
+
+// Constraints. Their schemas leave a string and an array unbounded, so a
+// random-weights model rarely completes them and requests run to
+// max_tokens like unconstrained ones: the comparison is per token.
+const (
+	ConstraintNone       Constraint = "none"
+	ConstraintJSONSchema Constraint = "json_schema" // output follows BenchSchema
+	ConstraintToolCall   Constraint = "tool_call"   // a chat request that must call BenchTool (gRPC only)
+)
+
+// BenchSchema is the JSON Schema of ConstraintJSONSchema, and the
+// parameters of the tool of ConstraintToolCall.
+const BenchSchema = `{"type":"object","properties":{"title":{"type":"string"},"year":{"type":"integer"},` +
+	`"tags":{"type":"array","items":{"type":"string"}}},"required":["title","year","tags"]}`
+
+// BenchTool is the function of ConstraintToolCall.
+const BenchTool = "record_story"
 
 // Result is the server's accounting of a finished request, from the
 // stream's final message.

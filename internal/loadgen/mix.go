@@ -79,6 +79,7 @@ func (m *mix) next() planned {
 		MaxTokens:   maxTokens,
 		Temperature: m.cfg.Temperature,
 		Seed:        seed,
+		Constraint:  m.cfg.Constraint,
 	}}
 	if cancel {
 		// Uniform over 1..maxTokens-1 chunks: mid-stream, before the end.

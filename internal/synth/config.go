@@ -57,6 +57,9 @@ type Config struct {
 	Seed     uint64
 	RopeBase float32 // rope.freq_base, e.g. 10000
 	NormEps  float32 // RMS norm epsilon, e.g. 1e-5
+	// ChatTemplate is written as tokenizer.chat_template; empty writes
+	// the default, ChatTemplate (tests give other families' templates).
+	ChatTemplate string
 }
 
 // Bounds on Config beyond "positive".

@@ -110,6 +110,10 @@ func addMetadata(gw *gguf.Writer, cfg Config, voc vocabulary) error {
 	if name == "" {
 		name = "lumen-synth"
 	}
+	template := cfg.ChatTemplate
+	if template == "" {
+		template = ChatTemplate
+	}
 	u32 := func(v int) uint32 { return uint32(v) } // Validate bounded every int
 	kvs := []struct {
 		key string
@@ -138,7 +142,7 @@ func addMetadata(gw *gguf.Writer, cfg Config, voc vocabulary) error {
 		{"tokenizer.ggml.unknown_token_id", uint32(UnkID)},
 		{"tokenizer.ggml.add_bos_token", true},
 		{"tokenizer.ggml.add_eos_token", false},
-		{"tokenizer.chat_template", ChatTemplate},
+		{"tokenizer.chat_template", template},
 	}
 	if cfg.Type == gguf.TypeQ8_0 {
 		kvs = append(kvs, struct {

@@ -54,14 +54,25 @@ const (
 	// gen_ai.request.model).
 	AttrModel = attribute.Key("lumen.model")
 
-	AttrBatchSize     = attribute.Key("lumen.batch.size")
-	AttrBatchPrefill  = attribute.Key("lumen.batch.prefill_tokens")
-	AttrBatchDecode   = attribute.Key("lumen.batch.decode_tokens")
-	AttrKVUsed        = attribute.Key("lumen.kv_cache.used_cells")
-	AttrKVSize        = attribute.Key("lumen.kv_cache.size_cells")
-	AttrChunkTokens   = attribute.Key("lumen.chunk.tokens")
-	AttrCancelReason  = attribute.Key("lumen.cancel_reason")
-	BaggageTenantKey  = "tenant.id"
-	HeaderTenant      = "X-Tenant-ID"
-	DefaultContentMax = 1024
+	AttrBatchSize    = attribute.Key("lumen.batch.size")
+	AttrBatchPrefill = attribute.Key("lumen.batch.prefill_tokens")
+	AttrBatchDecode  = attribute.Key("lumen.batch.decode_tokens")
+	AttrKVUsed       = attribute.Key("lumen.kv_cache.used_cells")
+	AttrKVSize       = attribute.Key("lumen.kv_cache.size_cells")
+	AttrChunkTokens  = attribute.Key("lumen.chunk.tokens")
+	AttrCancelReason = attribute.Key("lumen.cancel_reason")
+	// Structured output and tools.
+	AttrOutputType      = attribute.Key("gen_ai.output.type")
+	AttrUser            = attribute.Key("user.id")
+	AttrToolsOffered    = attribute.Key("lumen.tools.offered")
+	AttrToolCalls       = attribute.Key("lumen.tool_calls")
+	AttrGrammar         = attribute.Key("lumen.grammar")
+	AttrGrammarOverrule = attribute.Key("lumen.grammar.overruled_tokens")
+	// EventGrammarOverruled marks a request whose grammar overruled the
+	// model on at least GrammarOverruleShare of its tokens: each of those
+	// cost a pass over the vocabulary.
+	EventGrammarOverruled = "grammar_overruled"
+	BaggageTenantKey      = "tenant.id"
+	HeaderTenant          = "X-Tenant-ID"
+	DefaultContentMax     = 1024
 )

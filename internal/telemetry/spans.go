@@ -24,7 +24,17 @@ type RequestInfo struct {
 	Tenant    string
 	// Prompt is recorded only when content recording is on.
 	Prompt string
+	// User is the caller's end-user id ("" when not given).
+	User string
+	// OutputType is "text" or "json" (gen_ai.output.type).
+	OutputType string
+	// Tools names the functions offered.
+	Tools []string
 }
+
+// GrammarOverruleShare is the share of a request's tokens overruled by
+// its grammar from which the request span gets a grammar_overruled event.
+const GrammarOverruleShare = 0.25
 
 // TracerOptions configure a Tracer.
 type TracerOptions struct {
@@ -81,6 +91,15 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 	}
 	if info.Tenant != "" {
 		attrs = append(attrs, AttrTenant.String(info.Tenant))
+	}
+	if info.OutputType != "" {
+		attrs = append(attrs, AttrOutputType.String(info.OutputType))
+	}
+	if info.User != "" {
+		attrs = append(attrs, AttrUser.String(info.User))
+	}
+	if len(info.Tools) > 0 {
+		attrs = append(attrs, AttrToolsOffered.StringSlice(info.Tools))
 	}
 	if t.opts.RecordContent && info.Prompt != "" {
 		attrs = append(attrs, AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax, false)))
@@ -167,6 +186,16 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 		)
 		if t.opts.RecordContent && r.Text != "" {
 			span.SetAttributes(AttrCompletion.String(truncate(r.Text, t.opts.ContentMax, r.TextTruncated)))
+		}
+		if len(info.Tools) > 0 {
+			span.SetAttributes(AttrToolCalls.Int(r.ToolCalls))
+		}
+		if r.Constrained {
+			span.SetAttributes(AttrGrammar.Bool(true), AttrGrammarOverrule.Int(r.GrammarRejected))
+			if r.CompletionTokens > 0 && float64(r.GrammarRejected) >= GrammarOverruleShare*float64(r.CompletionTokens) {
+				span.AddEvent(EventGrammarOverruled, trace.WithTimestamp(tm.Finished), trace.WithAttributes(
+					AttrGrammarOverrule.Int(r.GrammarRejected), AttrOutputTokens.Int(r.CompletionTokens)))
+			}
 		}
 		setOutcome(span, r, ctx)
 		span.End(trace.WithTimestamp(tm.Finished))

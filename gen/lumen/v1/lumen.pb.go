@@ -45,6 +45,8 @@ const (
 	// The engine failed. Calls report this as an INTERNAL status, so replies
 	// do not normally carry it.
 	FinishReason_FINISH_REASON_ERROR FinishReason = 4
+	// The model called tools (tool_calls is set).
+	FinishReason_FINISH_REASON_TOOL_CALLS FinishReason = 5
 )
 
 // Enum value maps for FinishReason.
@@ -55,6 +57,7 @@ var (
 		2: "FINISH_REASON_LENGTH",
 		3: "FINISH_REASON_CANCELLED",
 		4: "FINISH_REASON_ERROR",
+		5: "FINISH_REASON_TOOL_CALLS",
 	}
 	FinishReason_value = map[string]int32{
 		"FINISH_REASON_UNSPECIFIED": 0,
@@ -62,6 +65,7 @@ var (
 		"FINISH_REASON_LENGTH":      2,
 		"FINISH_REASON_CANCELLED":   3,
 		"FINISH_REASON_ERROR":       4,
+		"FINISH_REASON_TOOL_CALLS":  5,
 	}
 )
 
@@ -92,12 +96,79 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{0}
 }
 
+// Mode of tool use.
+type ToolChoice_Mode int32
+
+const (
+	// Unset: MODE_AUTO.
+	ToolChoice_MODE_UNSPECIFIED ToolChoice_Mode = 0
+	// The model decides between text and calls.
+	ToolChoice_MODE_AUTO ToolChoice_Mode = 1
+	// No calls; the tools are still shown to the model.
+	ToolChoice_MODE_NONE ToolChoice_Mode = 2
+	// At least one call of any tool, and nothing else.
+	ToolChoice_MODE_REQUIRED ToolChoice_Mode = 3
+	// Calls of the tool named in function only.
+	ToolChoice_MODE_FUNCTION ToolChoice_Mode = 4
+)
+
+// Enum value maps for ToolChoice_Mode.
+var (
+	ToolChoice_Mode_name = map[int32]string{
+		0: "MODE_UNSPECIFIED",
+		1: "MODE_AUTO",
+		2: "MODE_NONE",
+		3: "MODE_REQUIRED",
+		4: "MODE_FUNCTION",
+	}
+	ToolChoice_Mode_value = map[string]int32{
+		"MODE_UNSPECIFIED": 0,
+		"MODE_AUTO":        1,
+		"MODE_NONE":        2,
+		"MODE_REQUIRED":    3,
+		"MODE_FUNCTION":    4,
+	}
+)
+
+func (x ToolChoice_Mode) Enum() *ToolChoice_Mode {
+	p := new(ToolChoice_Mode)
+	*p = x
+	return p
+}
+
+func (x ToolChoice_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoice_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_lumen_v1_lumen_proto_enumTypes[1].Descriptor()
+}
+
+func (ToolChoice_Mode) Type() protoreflect.EnumType {
+	return &file_lumen_v1_lumen_proto_enumTypes[1]
+}
+
+func (x ToolChoice_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoice_Mode.Descriptor instead.
+func (ToolChoice_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{2, 0}
+}
+
 // ChatMessage is one message of a conversation.
 type ChatMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One of "system", "user", "assistant", "developer", "tool".
-	Role          string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	Role    string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// Calls an assistant message made (earlier turns of a conversation).
+	ToolCalls []*ToolCall `protobuf:"bytes,3,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// On a "tool" message: the id of the call it answers.
+	ToolCallId string `protobuf:"bytes,4,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// On a "tool" message: the function's name (optional).
+	Name          string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +217,208 @@ func (x *ChatMessage) GetContent() string {
 	return ""
 }
 
+func (x *ChatMessage) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
+func (x *ChatMessage) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+func (x *ChatMessage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Tool is a function the model may call.
+type Tool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-64 of a-z, A-Z, 0-9, _ and -.
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// JSON Schema of the arguments object, as JSON text; empty: any object.
+	ParametersJson string `protobuf:"bytes,3,opt,name=parameters_json,json=parametersJson,proto3" json:"parameters_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Tool) Reset() {
+	*x = Tool{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tool) ProtoMessage() {}
+
+func (x *Tool) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tool.ProtoReflect.Descriptor instead.
+func (*Tool) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Tool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Tool) GetParametersJson() string {
+	if x != nil {
+		return x.ParametersJson
+	}
+	return ""
+}
+
+// ToolChoice says how the model must use the tools.
+type ToolChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Mode  ToolChoice_Mode        `protobuf:"varint,1,opt,name=mode,proto3,enum=lumen.v1.ToolChoice_Mode" json:"mode,omitempty"`
+	// The tool to call with MODE_FUNCTION.
+	Function      string `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ToolChoice) GetMode() ToolChoice_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return ToolChoice_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+// ToolCall is a call of a tool.
+type ToolCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "call_" and 24 hex digits.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The function called.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Its arguments: a JSON object as text.
+	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCall) Reset() {
+	*x = ToolCall{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCall) ProtoMessage() {}
+
+func (x *ToolCall) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
+func (*ToolCall) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ToolCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCall) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
 // GenerateRequest asks for a completion of a prompt or a conversation.
 //
 // Sampling fields are optional: unset means the default noted on the
@@ -187,14 +460,32 @@ type GenerateRequest struct {
 	Seed *uint32 `protobuf:"varint,12,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
 	// Generation stops before any of these strings; they are not part of
 	// the text.
-	Stop          []string `protobuf:"bytes,13,rep,name=stop,proto3" json:"stop,omitempty"`
+	Stop []string `protobuf:"bytes,13,rep,name=stop,proto3" json:"stop,omitempty"`
+	// At most one output constraint of grammar, json_schema and
+	// json_object. grammar: a GBNF grammar (llama.cpp's format, start rule
+	// "root"); an invalid one is INVALID_ARGUMENT with llama.cpp's reason.
+	Grammar string `protobuf:"bytes,14,opt,name=grammar,proto3" json:"grammar,omitempty"`
+	// A JSON Schema (as JSON text) the output must validate against.
+	JsonSchema string `protobuf:"bytes,15,opt,name=json_schema,json=jsonSchema,proto3" json:"json_schema,omitempty"`
+	// The output is a JSON object.
+	JsonObject bool `protobuf:"varint,16,opt,name=json_object,json=jsonObject,proto3" json:"json_object,omitempty"`
+	// Functions the model may call (chat requests only).
+	Tools []*Tool `protobuf:"bytes,17,rep,name=tools,proto3" json:"tools,omitempty"`
+	// How to use the tools; unset: auto.
+	ToolChoice *ToolChoice `protobuf:"bytes,18,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// Whether a reply may hold more than one call. Unset: true.
+	ParallelToolCalls *bool `protobuf:"varint,19,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	// Added to the logits of token ids, in [-100, 100]; -100 bans a token.
+	LogitBias map[int32]float32 `protobuf:"bytes,20,rep,name=logit_bias,json=logitBias,proto3" json:"logit_bias,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"fixed32,2,opt,name=value"`
+	// Ban the end-of-generation tokens, so output runs to max_tokens.
+	IgnoreEos     bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[1]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +497,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[1]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +510,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{1}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GenerateRequest) GetModel() string {
@@ -313,6 +604,62 @@ func (x *GenerateRequest) GetStop() []string {
 	return nil
 }
 
+func (x *GenerateRequest) GetGrammar() string {
+	if x != nil {
+		return x.Grammar
+	}
+	return ""
+}
+
+func (x *GenerateRequest) GetJsonSchema() string {
+	if x != nil {
+		return x.JsonSchema
+	}
+	return ""
+}
+
+func (x *GenerateRequest) GetJsonObject() bool {
+	if x != nil {
+		return x.JsonObject
+	}
+	return false
+}
+
+func (x *GenerateRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
+func (x *GenerateRequest) GetLogitBias() map[int32]float32 {
+	if x != nil {
+		return x.LogitBias
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetIgnoreEos() bool {
+	if x != nil {
+		return x.IgnoreEos
+	}
+	return false
+}
+
 // GenerateResponse is a finished generation.
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -328,14 +675,17 @@ type GenerateResponse struct {
 	Timings      *Timings     `protobuf:"bytes,6,opt,name=timings,proto3" json:"timings,omitempty"`
 	// Id of the request's trace, for looking it up in the tracing backend;
 	// empty when tracing is off.
-	TraceId       string `protobuf:"bytes,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId string `protobuf:"bytes,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Tool calls the model made (finish_reason FINISH_REASON_TOOL_CALLS);
+	// text then holds only what it wrote outside them.
+	ToolCalls     []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[2]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +697,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[2]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +710,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{2}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GenerateResponse) GetId() string {
@@ -412,6 +762,13 @@ func (x *GenerateResponse) GetTraceId() string {
 	return ""
 }
 
+func (x *GenerateResponse) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 // GenerateStreamRequest has exactly the fields of GenerateRequest, with
 // the same numbers and meaning.
 type GenerateStreamRequest struct {
@@ -440,14 +797,32 @@ type GenerateStreamRequest struct {
 	// Sampler seed. Unset: random.
 	Seed *uint32 `protobuf:"varint,12,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
 	// Stop strings; they are not part of the text.
-	Stop          []string `protobuf:"bytes,13,rep,name=stop,proto3" json:"stop,omitempty"`
+	Stop []string `protobuf:"bytes,13,rep,name=stop,proto3" json:"stop,omitempty"`
+	// At most one output constraint of grammar, json_schema and
+	// json_object. grammar: a GBNF grammar (llama.cpp's format, start rule
+	// "root"); an invalid one is INVALID_ARGUMENT with llama.cpp's reason.
+	Grammar string `protobuf:"bytes,14,opt,name=grammar,proto3" json:"grammar,omitempty"`
+	// A JSON Schema (as JSON text) the output must validate against.
+	JsonSchema string `protobuf:"bytes,15,opt,name=json_schema,json=jsonSchema,proto3" json:"json_schema,omitempty"`
+	// The output is a JSON object.
+	JsonObject bool `protobuf:"varint,16,opt,name=json_object,json=jsonObject,proto3" json:"json_object,omitempty"`
+	// Functions the model may call (chat requests only).
+	Tools []*Tool `protobuf:"bytes,17,rep,name=tools,proto3" json:"tools,omitempty"`
+	// How to use the tools; unset: auto.
+	ToolChoice *ToolChoice `protobuf:"bytes,18,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// Whether a reply may hold more than one call. Unset: true.
+	ParallelToolCalls *bool `protobuf:"varint,19,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	// Added to the logits of token ids, in [-100, 100]; -100 bans a token.
+	LogitBias map[int32]float32 `protobuf:"bytes,20,rep,name=logit_bias,json=logitBias,proto3" json:"logit_bias,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"fixed32,2,opt,name=value"`
+	// Ban the end-of-generation tokens, so output runs to max_tokens.
+	IgnoreEos     bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateStreamRequest) Reset() {
 	*x = GenerateStreamRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[3]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +834,7 @@ func (x *GenerateStreamRequest) String() string {
 func (*GenerateStreamRequest) ProtoMessage() {}
 
 func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[3]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +847,7 @@ func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamRequest.ProtoReflect.Descriptor instead.
 func (*GenerateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{3}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GenerateStreamRequest) GetModel() string {
@@ -566,6 +941,62 @@ func (x *GenerateStreamRequest) GetStop() []string {
 	return nil
 }
 
+func (x *GenerateStreamRequest) GetGrammar() string {
+	if x != nil {
+		return x.Grammar
+	}
+	return ""
+}
+
+func (x *GenerateStreamRequest) GetJsonSchema() string {
+	if x != nil {
+		return x.JsonSchema
+	}
+	return ""
+}
+
+func (x *GenerateStreamRequest) GetJsonObject() bool {
+	if x != nil {
+		return x.JsonObject
+	}
+	return false
+}
+
+func (x *GenerateStreamRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
+func (x *GenerateStreamRequest) GetLogitBias() map[int32]float32 {
+	if x != nil {
+		return x.LogitBias
+	}
+	return nil
+}
+
+func (x *GenerateStreamRequest) GetIgnoreEos() bool {
+	if x != nil {
+		return x.IgnoreEos
+	}
+	return false
+}
+
 // GenerateStreamResponse is one message of a generation stream. Every
 // message carries id and model. Messages before the last carry new text
 // (concatenated in order they make the whole text) and leave
@@ -587,14 +1018,18 @@ type GenerateStreamResponse struct {
 	// Set on the last message only.
 	Timings *Timings `protobuf:"bytes,6,opt,name=timings,proto3" json:"timings,omitempty"`
 	// Set on the last message only; empty when tracing is off.
-	TraceId       string `protobuf:"bytes,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId string `protobuf:"bytes,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Set on the last message only: the tool calls the model made. With
+	// tools, text that may open a call is held back until it is known to be
+	// text.
+	ToolCalls     []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateStreamResponse) Reset() {
 	*x = GenerateStreamResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[4]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +1041,7 @@ func (x *GenerateStreamResponse) String() string {
 func (*GenerateStreamResponse) ProtoMessage() {}
 
 func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[4]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +1054,7 @@ func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamResponse.ProtoReflect.Descriptor instead.
 func (*GenerateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{4}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateStreamResponse) GetId() string {
@@ -671,6 +1106,13 @@ func (x *GenerateStreamResponse) GetTraceId() string {
 	return ""
 }
 
+func (x *GenerateStreamResponse) GetToolCalls() []*ToolCall {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return nil
+}
+
 // Usage counts the tokens of a request.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -689,7 +1131,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[5]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +1143,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[5]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +1156,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{5}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -764,7 +1206,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1218,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1231,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{6}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Timings) GetQueueMs() float64 {
@@ -834,7 +1276,7 @@ type TokenizeRequest struct {
 
 func (x *TokenizeRequest) Reset() {
 	*x = TokenizeRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1288,7 @@ func (x *TokenizeRequest) String() string {
 func (*TokenizeRequest) ProtoMessage() {}
 
 func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1301,7 @@ func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeRequest.ProtoReflect.Descriptor instead.
 func (*TokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{7}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TokenizeRequest) GetModel() string {
@@ -887,7 +1329,7 @@ type TokenizeResponse struct {
 
 func (x *TokenizeResponse) Reset() {
 	*x = TokenizeResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1341,7 @@ func (x *TokenizeResponse) String() string {
 func (*TokenizeResponse) ProtoMessage() {}
 
 func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1354,7 @@ func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeResponse.ProtoReflect.Descriptor instead.
 func (*TokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{8}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenizeResponse) GetTokens() []int32 {
@@ -931,7 +1373,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1385,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1398,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{9}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{12}
 }
 
 // ListModelsResponse lists the served models.
@@ -969,7 +1411,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1423,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1436,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{10}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -1021,7 +1463,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1475,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1488,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{11}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Model) GetId() string {
@@ -1081,10 +1523,33 @@ var File_lumen_v1_lumen_proto protoreflect.FileDescriptor
 
 const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\n" +
-	"\x14lumen/v1/lumen.proto\x12\blumen.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"\x14lumen/v1/lumen.proto\x12\blumen.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\xc2\x04\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x121\n" +
+	"\n" +
+	"tool_calls\x18\x03 \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\x12 \n" +
+	"\ftool_call_id\x18\x04 \x01(\tR\n" +
+	"toolCallId\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\"e\n" +
+	"\x04Tool\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\x0fparameters_json\x18\x03 \x01(\tR\x0eparametersJson\"\xb9\x01\n" +
+	"\n" +
+	"ToolChoice\x12-\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x19.lumen.v1.ToolChoice.ModeR\x04mode\x12\x1a\n" +
+	"\bfunction\x18\x02 \x01(\tR\bfunction\"`\n" +
+	"\x04Mode\x12\x14\n" +
+	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tMODE_AUTO\x10\x01\x12\r\n" +
+	"\tMODE_NONE\x10\x02\x12\x11\n" +
+	"\rMODE_REQUIRED\x10\x03\x12\x11\n" +
+	"\rMODE_FUNCTION\x10\x04\"L\n" +
+	"\bToolCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\targuments\x18\x03 \x01(\tR\targuments\"\xee\a\n" +
 	"\x0fGenerateRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x121\n" +
@@ -1100,7 +1565,23 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	" \x01(\x02H\x05R\x10frequencyPenalty\x88\x01\x01\x12.\n" +
 	"\x10presence_penalty\x18\v \x01(\x02H\x06R\x0fpresencePenalty\x88\x01\x01\x12\x17\n" +
 	"\x04seed\x18\f \x01(\rH\aR\x04seed\x88\x01\x01\x12\x12\n" +
-	"\x04stop\x18\r \x03(\tR\x04stopB\x0e\n" +
+	"\x04stop\x18\r \x03(\tR\x04stop\x12\x18\n" +
+	"\agrammar\x18\x0e \x01(\tR\agrammar\x12\x1f\n" +
+	"\vjson_schema\x18\x0f \x01(\tR\n" +
+	"jsonSchema\x12\x1f\n" +
+	"\vjson_object\x18\x10 \x01(\bR\n" +
+	"jsonObject\x12$\n" +
+	"\x05tools\x18\x11 \x03(\v2\x0e.lumen.v1.ToolR\x05tools\x125\n" +
+	"\vtool_choice\x18\x12 \x01(\v2\x14.lumen.v1.ToolChoiceR\n" +
+	"toolChoice\x123\n" +
+	"\x13parallel_tool_calls\x18\x13 \x01(\bH\bR\x11parallelToolCalls\x88\x01\x01\x12G\n" +
+	"\n" +
+	"logit_bias\x18\x14 \x03(\v2(.lumen.v1.GenerateRequest.LogitBiasEntryR\tlogitBias\x12\x1d\n" +
+	"\n" +
+	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x1a<\n" +
+	"\x0eLogitBiasEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_kB\b\n" +
 	"\x06_top_pB\b\n" +
@@ -1108,7 +1589,8 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x13_repetition_penaltyB\x14\n" +
 	"\x12_frequency_penaltyB\x13\n" +
 	"\x11_presence_penaltyB\a\n" +
-	"\x05_seed\"\xf8\x01\n" +
+	"\x05_seedB\x16\n" +
+	"\x14_parallel_tool_calls\"\xab\x02\n" +
 	"\x10GenerateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -1116,7 +1598,9 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\rfinish_reason\x18\x04 \x01(\x0e2\x16.lumen.v1.FinishReasonR\ffinishReason\x12%\n" +
 	"\x05usage\x18\x05 \x01(\v2\x0f.lumen.v1.UsageR\x05usage\x12+\n" +
 	"\atimings\x18\x06 \x01(\v2\x11.lumen.v1.TimingsR\atimings\x12\x19\n" +
-	"\btrace_id\x18\a \x01(\tR\atraceId\"\xc8\x04\n" +
+	"\btrace_id\x18\a \x01(\tR\atraceId\x121\n" +
+	"\n" +
+	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\"\xfa\a\n" +
 	"\x15GenerateStreamRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x121\n" +
@@ -1132,7 +1616,23 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	" \x01(\x02H\x05R\x10frequencyPenalty\x88\x01\x01\x12.\n" +
 	"\x10presence_penalty\x18\v \x01(\x02H\x06R\x0fpresencePenalty\x88\x01\x01\x12\x17\n" +
 	"\x04seed\x18\f \x01(\rH\aR\x04seed\x88\x01\x01\x12\x12\n" +
-	"\x04stop\x18\r \x03(\tR\x04stopB\x0e\n" +
+	"\x04stop\x18\r \x03(\tR\x04stop\x12\x18\n" +
+	"\agrammar\x18\x0e \x01(\tR\agrammar\x12\x1f\n" +
+	"\vjson_schema\x18\x0f \x01(\tR\n" +
+	"jsonSchema\x12\x1f\n" +
+	"\vjson_object\x18\x10 \x01(\bR\n" +
+	"jsonObject\x12$\n" +
+	"\x05tools\x18\x11 \x03(\v2\x0e.lumen.v1.ToolR\x05tools\x125\n" +
+	"\vtool_choice\x18\x12 \x01(\v2\x14.lumen.v1.ToolChoiceR\n" +
+	"toolChoice\x123\n" +
+	"\x13parallel_tool_calls\x18\x13 \x01(\bH\bR\x11parallelToolCalls\x88\x01\x01\x12M\n" +
+	"\n" +
+	"logit_bias\x18\x14 \x03(\v2..lumen.v1.GenerateStreamRequest.LogitBiasEntryR\tlogitBias\x12\x1d\n" +
+	"\n" +
+	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x1a<\n" +
+	"\x0eLogitBiasEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_kB\b\n" +
 	"\x06_top_pB\b\n" +
@@ -1140,7 +1640,8 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x13_repetition_penaltyB\x14\n" +
 	"\x12_frequency_penaltyB\x13\n" +
 	"\x11_presence_penaltyB\a\n" +
-	"\x05_seed\"\xfe\x01\n" +
+	"\x05_seedB\x16\n" +
+	"\x14_parallel_tool_calls\"\xb1\x02\n" +
 	"\x16GenerateStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -1148,7 +1649,9 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\rfinish_reason\x18\x04 \x01(\x0e2\x16.lumen.v1.FinishReasonR\ffinishReason\x12%\n" +
 	"\x05usage\x18\x05 \x01(\v2\x0f.lumen.v1.UsageR\x05usage\x12+\n" +
 	"\atimings\x18\x06 \x01(\v2\x11.lumen.v1.TimingsR\atimings\x12\x19\n" +
-	"\btrace_id\x18\a \x01(\tR\atraceId\"\xa1\x01\n" +
+	"\btrace_id\x18\a \x01(\tR\atraceId\x121\n" +
+	"\n" +
+	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\"\xa1\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12#\n" +
@@ -1172,13 +1675,14 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcontext_size\x18\x02 \x01(\x05R\vcontextSize\x124\n" +
 	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x19\n" +
-	"\bowned_by\x18\x04 \x01(\tR\aownedBy*\x95\x01\n" +
+	"\bowned_by\x18\x04 \x01(\tR\aownedBy*\xb3\x01\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FINISH_REASON_STOP\x10\x01\x12\x18\n" +
 	"\x14FINISH_REASON_LENGTH\x10\x02\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x03\x12\x17\n" +
-	"\x13FINISH_REASON_ERROR\x10\x042\xb4\x02\n" +
+	"\x13FINISH_REASON_ERROR\x10\x04\x12\x1c\n" +
+	"\x18FINISH_REASON_TOOL_CALLS\x10\x052\xb4\x02\n" +
 	"\fLumenService\x12A\n" +
 	"\bGenerate\x12\x19.lumen.v1.GenerateRequest\x1a\x1a.lumen.v1.GenerateResponse\x12U\n" +
 	"\x0eGenerateStream\x12\x1f.lumen.v1.GenerateStreamRequest\x1a .lumen.v1.GenerateStreamResponse0\x01\x12A\n" +
@@ -1198,48 +1702,64 @@ func file_lumen_v1_lumen_proto_rawDescGZIP() []byte {
 	return file_lumen_v1_lumen_proto_rawDescData
 }
 
-var file_lumen_v1_lumen_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_lumen_v1_lumen_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_lumen_v1_lumen_proto_goTypes = []any{
 	(FinishReason)(0),              // 0: lumen.v1.FinishReason
-	(*ChatMessage)(nil),            // 1: lumen.v1.ChatMessage
-	(*GenerateRequest)(nil),        // 2: lumen.v1.GenerateRequest
-	(*GenerateResponse)(nil),       // 3: lumen.v1.GenerateResponse
-	(*GenerateStreamRequest)(nil),  // 4: lumen.v1.GenerateStreamRequest
-	(*GenerateStreamResponse)(nil), // 5: lumen.v1.GenerateStreamResponse
-	(*Usage)(nil),                  // 6: lumen.v1.Usage
-	(*Timings)(nil),                // 7: lumen.v1.Timings
-	(*TokenizeRequest)(nil),        // 8: lumen.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),       // 9: lumen.v1.TokenizeResponse
-	(*ListModelsRequest)(nil),      // 10: lumen.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),     // 11: lumen.v1.ListModelsResponse
-	(*Model)(nil),                  // 12: lumen.v1.Model
-	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
+	(ToolChoice_Mode)(0),           // 1: lumen.v1.ToolChoice.Mode
+	(*ChatMessage)(nil),            // 2: lumen.v1.ChatMessage
+	(*Tool)(nil),                   // 3: lumen.v1.Tool
+	(*ToolChoice)(nil),             // 4: lumen.v1.ToolChoice
+	(*ToolCall)(nil),               // 5: lumen.v1.ToolCall
+	(*GenerateRequest)(nil),        // 6: lumen.v1.GenerateRequest
+	(*GenerateResponse)(nil),       // 7: lumen.v1.GenerateResponse
+	(*GenerateStreamRequest)(nil),  // 8: lumen.v1.GenerateStreamRequest
+	(*GenerateStreamResponse)(nil), // 9: lumen.v1.GenerateStreamResponse
+	(*Usage)(nil),                  // 10: lumen.v1.Usage
+	(*Timings)(nil),                // 11: lumen.v1.Timings
+	(*TokenizeRequest)(nil),        // 12: lumen.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),       // 13: lumen.v1.TokenizeResponse
+	(*ListModelsRequest)(nil),      // 14: lumen.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),     // 15: lumen.v1.ListModelsResponse
+	(*Model)(nil),                  // 16: lumen.v1.Model
+	nil,                            // 17: lumen.v1.GenerateRequest.LogitBiasEntry
+	nil,                            // 18: lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
 }
 var file_lumen_v1_lumen_proto_depIdxs = []int32{
-	1,  // 0: lumen.v1.GenerateRequest.messages:type_name -> lumen.v1.ChatMessage
-	0,  // 1: lumen.v1.GenerateResponse.finish_reason:type_name -> lumen.v1.FinishReason
-	6,  // 2: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
-	7,  // 3: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
-	1,  // 4: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
-	0,  // 5: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
-	6,  // 6: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
-	7,  // 7: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
-	12, // 8: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
-	13, // 9: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
-	2,  // 10: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
-	4,  // 11: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
-	8,  // 12: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
-	10, // 13: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
-	3,  // 14: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
-	5,  // 15: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
-	9,  // 16: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
-	11, // 17: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 0: lumen.v1.ChatMessage.tool_calls:type_name -> lumen.v1.ToolCall
+	1,  // 1: lumen.v1.ToolChoice.mode:type_name -> lumen.v1.ToolChoice.Mode
+	2,  // 2: lumen.v1.GenerateRequest.messages:type_name -> lumen.v1.ChatMessage
+	3,  // 3: lumen.v1.GenerateRequest.tools:type_name -> lumen.v1.Tool
+	4,  // 4: lumen.v1.GenerateRequest.tool_choice:type_name -> lumen.v1.ToolChoice
+	17, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
+	0,  // 6: lumen.v1.GenerateResponse.finish_reason:type_name -> lumen.v1.FinishReason
+	10, // 7: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
+	11, // 8: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
+	5,  // 9: lumen.v1.GenerateResponse.tool_calls:type_name -> lumen.v1.ToolCall
+	2,  // 10: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
+	3,  // 11: lumen.v1.GenerateStreamRequest.tools:type_name -> lumen.v1.Tool
+	4,  // 12: lumen.v1.GenerateStreamRequest.tool_choice:type_name -> lumen.v1.ToolChoice
+	18, // 13: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	0,  // 14: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
+	10, // 15: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
+	11, // 16: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
+	5,  // 17: lumen.v1.GenerateStreamResponse.tool_calls:type_name -> lumen.v1.ToolCall
+	16, // 18: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
+	19, // 19: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
+	6,  // 20: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
+	8,  // 21: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
+	12, // 22: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
+	14, // 23: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
+	7,  // 24: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
+	9,  // 25: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
+	13, // 26: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
+	15, // 27: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_lumen_v1_lumen_proto_init() }
@@ -1247,15 +1767,15 @@ func file_lumen_v1_lumen_proto_init() {
 	if File_lumen_v1_lumen_proto != nil {
 		return
 	}
-	file_lumen_v1_lumen_proto_msgTypes[1].OneofWrappers = []any{}
-	file_lumen_v1_lumen_proto_msgTypes[3].OneofWrappers = []any{}
+	file_lumen_v1_lumen_proto_msgTypes[4].OneofWrappers = []any{}
+	file_lumen_v1_lumen_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lumen_v1_lumen_proto_rawDesc), len(file_lumen_v1_lumen_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   12,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
