@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -74,7 +75,7 @@ func TestHTTPTargetStream(t *testing.T) {
 				return nil
 			})
 			want := generateBody{Model: "m", Prompt: "hello there", MaxTokens: 3, Temperature: 0.5, Seed: 9, Stream: true}
-			if got != want || auth != "Bearer k" {
+			if !reflect.DeepEqual(got, want) || auth != "Bearer k" {
 				t.Errorf("server got %+v with authorization %q, want %+v", got, auth, want)
 			}
 			if !slices.Equal(texts, tt.wantTexts) {
