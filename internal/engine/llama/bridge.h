@@ -35,14 +35,28 @@ const char * lumen_log_capture(bool on);
 struct llama_sampler * lumen_grammar_new(const struct llama_vocab * vocab, const char * gbnf,
 	const char * root, const char ** patterns, size_t n_patterns, char * err, size_t n);
 
+struct lumen_utf8;
+
 // lumen_sample picks the token for the logits at batch index idx: the chain
 // samples, and when grammar is set and rejects that pick, the grammar masks
 // the vocabulary and the chain samples again (counted in *rejected). The
 // pick is accepted by both. buf holds n_vocab candidates. Returns the token,
 // or -1 with the reason in err.
 int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampler * grammar,
-	struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
+	struct lumen_utf8 * u8, const uint8_t * ascii, struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
 	int32_t * rejected, char * err, size_t n);
+
+// lumen_utf8 tracks a constrained sequence's output bytes, so that under a
+// grammar only tokens keeping it valid UTF-8 are picked (llama.cpp's
+// grammar decodes UTF-8 without checking continuation bytes).
+struct lumen_utf8 * lumen_utf8_new(void);
+void lumen_utf8_free(struct lumen_utf8 * u);
+void lumen_utf8_reset(struct lumen_utf8 * u);
+
+// lumen_vocab_ascii returns a malloc'd table, one byte per token: 1 when
+// the token's text is plain ASCII (so it cannot break UTF-8 between
+// characters). The caller frees it.
+uint8_t * lumen_vocab_ascii(const struct llama_vocab * vocab);
 
 // lumen_sampler_accept records tok in s's history; false with the reason
 // in err when s (a grammar) cannot take it.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lumenllm/lumen/internal/engine/llama"
 )
@@ -231,5 +232,21 @@ func TestLogitBias(t *testing.T) {
 	}
 	if _, err := llama.NewSampler(m, llama.SamplerParams{LogitBias: map[llama.Token]float32{llama.Token(m.VocabSize()): 1}}); !errors.Is(err, llama.ErrBadToken) {
 		t.Errorf("bias on a token outside the vocabulary: %v, want ErrBadToken", err)
+	}
+}
+
+// llama.cpp's grammar decodes UTF-8 without checking continuation bytes;
+// a random model's byte tokens could then pass a character class as
+// garbage. The sampler keeps constrained output valid UTF-8, so a
+// character count in the grammar is one in the text.
+func TestGrammarKeepsUTF8Valid(t *testing.T) {
+	m := load(t, synthModel(t)) // every byte is a token
+	c := newContext(t, m, 1)
+	for seed := range uint32(30) {
+		text, ended := sampleText(t, m, c, "Text:", llama.SamplerParams{Temperature: 1, Seed: seed + 1, Grammar: `root ::= [^\x00-\x1F.]{1,8} "."`}, 64)
+		n := utf8.RuneCountInString(text)
+		if !ended || !utf8.ValidString(text) || n < 2 || n > 9 || !strings.HasSuffix(text, ".") {
+			t.Errorf("seed %d: %q (%d runes, valid %v, ended %v), want 1-8 characters and a dot", seed, text, n, utf8.ValidString(text), ended)
+		}
 	}
 }

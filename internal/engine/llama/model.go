@@ -41,6 +41,9 @@ type Model struct {
 	meta   Metadata
 	device Device
 	nVocab int
+	// ascii marks plain-ASCII tokens for constrained sampling (C memory,
+	// read by llama.cpp-side code; freed by Close).
+	ascii *C.uint8_t
 }
 
 // Metadata describes a loaded model.
@@ -135,6 +138,11 @@ func Load(path string, p ModelParams) (*Model, error) {
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), device: device}
 	m.nVocab = int(C.llama_vocab_n_tokens(m.vocab))
 	m.meta = m.readMetadata(path, st.Size(), f)
+	m.ascii = C.lumen_vocab_ascii(m.vocab)
+	if m.ascii == nil {
+		C.llama_model_free(cm)
+		return nil, fmt.Errorf("llama: load %s: out of memory for the vocabulary table", path)
+	}
 	return m, nil
 }
 
@@ -240,7 +248,9 @@ func (m *Model) Close() error {
 		return ErrClosed
 	}
 	C.llama_model_free(m.c)
+	C.free(unsafe.Pointer(m.ascii))
 	m.c = nil
 	m.vocab = nil
+	m.ascii = nil
 	return nil
 }

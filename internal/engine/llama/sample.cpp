@@ -50,6 +50,76 @@ void grammar_reason(const char * out, char * err, size_t n) {
 	}
 }
 
+// utf8 tracks the bytes a constrained sequence has produced, so that its
+// output stays valid UTF-8. llama.cpp's grammar decodes UTF-8 leniently
+// (continuation bytes are not checked), so a random-weights model can
+// pass it with byte tokens that decode to garbage the grammar counts as
+// one character and a detokenizer as several (breaking maxLength).
+struct utf8 {
+	int need = 0;          // continuation bytes still expected
+	uint8_t lo = 0x80, hi = 0xBF; // range of the next continuation byte
+};
+
+// utf8_feed advances st over bytes p[0..n) and reports whether they keep
+// the output valid UTF-8 (an incomplete sequence at the end is fine).
+bool utf8_feed(utf8 & st, const char * p, size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b = (uint8_t)p[i];
+		if (st.need > 0) {
+			if (b < st.lo || b > st.hi) {
+				return false;
+			}
+			st.need--;
+			st.lo = 0x80;
+			st.hi = 0xBF;
+			continue;
+		}
+		if (b < 0x80) {
+			continue;
+		} else if (b >= 0xC2 && b <= 0xDF) {
+			st.need = 1;
+		} else if (b == 0xE0) {
+			st.need = 2;
+			st.lo = 0xA0;
+		} else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
+			st.need = 2;
+		} else if (b == 0xED) {
+			st.need = 2;
+			st.hi = 0x9F;
+		} else if (b == 0xF0) {
+			st.need = 3;
+			st.lo = 0x90;
+		} else if (b >= 0xF1 && b <= 0xF3) {
+			st.need = 3;
+		} else if (b == 0xF4) {
+			st.need = 3;
+			st.hi = 0x8F;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+// piece_ok reports whether tok's text keeps the output valid UTF-8 after
+// st, and returns the state after it in next. ascii marks the tokens
+// whose text is plain ASCII, which need no look at their text.
+bool piece_ok(const struct llama_vocab * vocab, const uint8_t * ascii, const utf8 & st, llama_token tok, utf8 & next) {
+	if (ascii[tok]) {
+		next = st;
+		return st.need == 0;
+	}
+	char buf[256];
+	int32_t n = llama_token_to_piece(vocab, tok, buf, sizeof buf, 0, true);
+	next = st;
+	if (n < 0) {
+		std::vector<char> big((size_t)-n);
+		n = llama_token_to_piece(vocab, tok, big.data(), (int32_t)big.size(), 0, true);
+		return n >= 0 && utf8_feed(next, big.data(), (size_t)n);
+	}
+	return utf8_feed(next, buf, (size_t)n);
+}
+
 // allowed reports whether the grammar accepts tok next.
 bool allowed(struct llama_sampler * grammar, llama_token tok) {
 	llama_token_data one = {tok, 1.0f, 0.0f};
@@ -111,10 +181,41 @@ extern "C" struct llama_sampler * lumen_grammar_new(const struct llama_vocab * v
 	return s;
 }
 
+// lumen_utf8 is a sequence's UTF-8 state, owned by its Go Sampler.
+struct lumen_utf8 {
+	utf8 st;
+};
+
+extern "C" struct lumen_utf8 * lumen_utf8_new(void) { return new lumen_utf8(); }
+
+extern "C" uint8_t * lumen_vocab_ascii(const struct llama_vocab * vocab) {
+	int32_t n = llama_vocab_n_tokens(vocab);
+	uint8_t * ascii = (uint8_t *)std::calloc((size_t)n, 1);
+	if (ascii == nullptr) {
+		return nullptr;
+	}
+	char buf[256];
+	for (llama_token t = 0; t < n; t++) {
+		int32_t len = llama_token_to_piece(vocab, t, buf, sizeof buf, 0, true);
+		bool plain = len >= 0;
+		for (int32_t i = 0; plain && i < len; i++) {
+			plain = (uint8_t)buf[i] < 0x80;
+		}
+		ascii[t] = plain ? 1 : 0;
+	}
+	return ascii;
+}
+
+extern "C" void lumen_utf8_free(struct lumen_utf8 * u) { delete u; }
+
+extern "C" void lumen_utf8_reset(struct lumen_utf8 * u) { u->st = utf8(); }
+
 extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampler * grammar,
-		struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
+		struct lumen_utf8 * u8, const uint8_t * ascii, struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
 		int32_t * rejected, char * err, size_t n) {
 	try {
+		const struct llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
+		utf8 next;
 		const float * logits = llama_get_logits_ith(ctx, idx);
 		if (logits == nullptr) {
 			copy_err(err, n, "no logits at this batch index");
@@ -128,7 +229,7 @@ extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampl
 			return -1;
 		}
 		llama_token tok = cur.data[cur.selected].id;
-		if (grammar != nullptr && !allowed(grammar, tok)) {
+		if (grammar != nullptr && !(allowed(grammar, tok) && piece_ok(vocab, ascii, u8->st, tok, next))) {
 			// The model's pick breaks the grammar: mask the whole
 			// vocabulary and sample again. Checking the pick first makes
 			// the common case cost one grammar step, not one per token.
@@ -137,8 +238,16 @@ extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampl
 			cur = {buf, (size_t)n_vocab, -1, false};
 			llama_sampler_apply(grammar, &cur);
 			bool any = false;
-			for (size_t i = 0; i < cur.size && !any; i++) {
-				any = std::isfinite(cur.data[i].logit);
+			for (size_t i = 0; i < cur.size; i++) {
+				if (!std::isfinite(cur.data[i].logit)) {
+					continue;
+				}
+				utf8 after;
+				if (piece_ok(vocab, ascii, u8->st, cur.data[i].id, after)) {
+					any = true;
+				} else {
+					cur.data[i].logit = -INFINITY;
+				}
 			}
 			if (!any) {
 				copy_err(err, n, "the grammar allows no token of the vocabulary here");
@@ -150,13 +259,14 @@ extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampl
 				return -1;
 			}
 			tok = cur.data[cur.selected].id;
-			if (!allowed(grammar, tok)) {
+			if (!allowed(grammar, tok) || !piece_ok(vocab, ascii, u8->st, tok, next)) {
 				copy_err(err, n, "every token the grammar allows is banned (logit_bias or penalties)");
 				return -1;
 			}
 		}
 		if (grammar != nullptr) {
 			llama_sampler_accept(grammar, tok);
+			u8->st = next;
 		}
 		llama_sampler_accept(chain, tok);
 		return tok;

@@ -62,11 +62,13 @@ var ErrSample = errors.New("sampling failed")
 type Sampler struct {
 	c       *C.struct_llama_sampler
 	grammar *C.struct_llama_sampler // nil: unconstrained
+	utf8    *C.struct_lumen_utf8    // the output's UTF-8 state, with a grammar
 	// cand is C memory for one candidate per vocabulary token, used when
 	// a grammar needs the whole vocabulary (C memory: llama.cpp keeps a
 	// pointer to it during apply).
 	cand     *C.llama_token_data
 	nVocab   int
+	ascii    *C.uint8_t // the model's plain-ASCII token table
 	rejected C.int32_t
 }
 
@@ -80,13 +82,14 @@ func NewSampler(m *Model, p SamplerParams) (*Sampler, error) {
 			return nil, fmt.Errorf("llama: logit bias for token %d: %w", tok, ErrBadToken)
 		}
 	}
-	s := &Sampler{nVocab: m.nVocab}
+	s := &Sampler{nVocab: m.nVocab, ascii: m.ascii}
 	if p.Grammar != "" {
 		g, err := newGrammar(m, p.Grammar, p.Triggers)
 		if err != nil {
 			return nil, err
 		}
 		s.grammar = g
+		s.utf8 = C.lumen_utf8_new()
 	}
 	s.c = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
 	add := func(x *C.struct_llama_sampler) { C.llama_sampler_chain_add(s.c, x) }
@@ -194,7 +197,7 @@ func CheckGrammar(m *Model, gbnf string, triggers []string) error {
 // ErrSample) means no token can.
 func (s *Sampler) Sample(ctx *Context, i int) (Token, error) {
 	var errBuf [256]C.char
-	tok := C.lumen_sample(s.c, s.grammar, ctx.c, C.int32_t(i), s.cand, C.int32_t(s.nVocab), &s.rejected, &errBuf[0], C.size_t(len(errBuf)))
+	tok := C.lumen_sample(s.c, s.grammar, s.utf8, s.ascii, ctx.c, C.int32_t(i), s.cand, C.int32_t(s.nVocab), &s.rejected, &errBuf[0], C.size_t(len(errBuf)))
 	if tok < 0 {
 		return 0, fmt.Errorf("%w: %s", ErrSample, C.GoString(&errBuf[0]))
 	}
@@ -218,6 +221,7 @@ func (s *Sampler) Reset() {
 	C.llama_sampler_reset(s.c)
 	if s.grammar != nil {
 		C.llama_sampler_reset(s.grammar)
+		C.lumen_utf8_reset(s.utf8)
 	}
 	s.rejected = 0
 }
@@ -232,6 +236,8 @@ func (s *Sampler) Close() error {
 	if s.grammar != nil {
 		C.llama_sampler_free(s.grammar)
 		s.grammar = nil
+		C.lumen_utf8_free(s.utf8)
+		s.utf8 = nil
 	}
 	C.free(unsafe.Pointer(s.cand))
 	s.cand = nil
