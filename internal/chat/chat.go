@@ -9,7 +9,12 @@
 //   - raise_exception(message), which fails the render with message;
 //   - trim_blocks and lstrip_blocks on, as in transformers.
 //
-// Templates see no other variables: tools, documents and the like are
+// When a request offers tools they are the variable tools, a list of
+// {"type": "function", "function": {"name", "description", "parameters"}}
+// dicts, and messages carry tool_calls (each {"id", "type": "function",
+// "function": {"name", "arguments"}}, arguments decoded to a dict as
+// transformers' templates expect), tool_call_id and name, each only when
+// set. Templates see no other variables: documents and the like are
 // undefined, so the usual "is defined" guards skip them. strftime_now is
 // not provided either, which keeps a render a pure function of its input
 // (templates that use it guard it with "is defined" too).
@@ -31,6 +36,7 @@
 package chat
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,7 +47,60 @@ import (
 	"github.com/nikolalohinski/gonja/v2/loaders"
 
 	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
+
+// messageDict is a message as templates see it: a dict, so that both
+// message['role'] and message.role work; optional keys only when set, so
+// "is defined" tests mean what they say.
+func messageDict(m inference.Message) map[string]any {
+	d := map[string]any{"role": m.Role, "content": m.Content}
+	if len(m.ToolCalls) > 0 {
+		calls := make([]any, len(m.ToolCalls))
+		for i, c := range m.ToolCalls {
+			calls[i] = map[string]any{
+				"id":       c.ID,
+				"type":     "function",
+				"function": map[string]any{"name": c.Name, "arguments": jsonValue(c.Arguments)},
+			}
+		}
+		d["tool_calls"] = calls
+	}
+	if m.ToolCallID != "" {
+		d["tool_call_id"] = m.ToolCallID
+	}
+	if m.Name != "" {
+		d["name"] = m.Name
+	}
+	return d
+}
+
+func toolDicts(tools []toolcall.Tool) []any {
+	out := make([]any, len(tools))
+	for i, t := range tools {
+		fn := map[string]any{"name": t.Name}
+		if t.Description != "" {
+			fn["description"] = t.Description
+		}
+		params := any(map[string]any{"type": "object", "properties": map[string]any{}})
+		if len(t.Parameters) > 0 {
+			params = jsonValue(string(t.Parameters))
+		}
+		fn["parameters"] = params
+		out[i] = map[string]any{"type": "function", "function": fn}
+	}
+	return out
+}
+
+// jsonValue decodes JSON text for a template, or keeps the text when it is
+// not JSON (a template then prints it as it came).
+func jsonValue(text string) any {
+	var v any
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return text
+	}
+	return v
+}
 
 // FallbackTemplate is the template used when a model has none: ChatML.
 const FallbackTemplate = "{% for message in messages %}" +
@@ -71,6 +130,7 @@ type Template struct {
 	tpl      *exec.Template
 	opts     Options
 	fallback bool
+	source   string
 }
 
 var _ inference.ChatRenderer = (*Template)(nil)
@@ -123,8 +183,11 @@ func New(source string, opts Options) (t *Template, err error) {
 		}
 		return nil, fmt.Errorf("chat template does not parse: %w", err)
 	}
-	return &Template{tpl: tpl, opts: opts, fallback: fallback}, nil
+	return &Template{tpl: tpl, opts: opts, fallback: fallback, source: source}, nil
 }
+
+// Source is the template's text (FallbackTemplate for a model without one).
+func (t *Template) Source() string { return t.source }
 
 // IsFallback reports whether t is FallbackTemplate because New was given
 // no template.
@@ -134,7 +197,7 @@ func (t *Template) IsFallback() bool { return t.fallback }
 // addGenerationPrompt is set. A raise_exception in the template returns an
 // *ExceptionError; other failures (a template error such as an undefined
 // method) return an error describing it.
-func (t *Template) Render(messages []inference.Message, addGenerationPrompt bool) (out string, err error) {
+func (t *Template) Render(messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (out string, err error) {
 	// raised records the message of a raise_exception call. It lives in
 	// this call's data, not in the template's environment, so concurrent
 	// renders do not see each other's exceptions. gonja reports the
@@ -153,16 +216,19 @@ func (t *Template) Render(messages []inference.Message, addGenerationPrompt bool
 	}
 	msgs := make([]any, len(messages))
 	for i, m := range messages {
-		// Dicts, so that both message['role'] and message.role work.
-		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
+		msgs[i] = messageDict(m)
 	}
-	data := exec.NewContext(map[string]any{
+	vars := map[string]any{
 		"messages":              msgs,
 		"add_generation_prompt": addGenerationPrompt,
 		"bos_token":             t.opts.BOSToken,
 		"eos_token":             t.opts.EOSToken,
 		"raise_exception":       raise,
-	})
+	}
+	if len(tools) > 0 {
+		vars["tools"] = toolDicts(tools)
+	}
+	data := exec.NewContext(vars)
 	// The template is code from a model file run by a third-party
 	// interpreter; a panic there must fail this request only.
 	defer func() {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // ErrUnknownModel: the request names a model this server does not serve.
@@ -29,9 +30,11 @@ type Tokenizer interface {
 	Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error)
 }
 
-// ChatRenderer turns chat messages into a prompt (the model's template).
+// ChatRenderer turns chat messages into a prompt (the model's template);
+// tools are the functions offered, given to the template as its tools
+// variable (nil: none).
 type ChatRenderer interface {
-	Render(messages []Message, addGenerationPrompt bool) (string, error)
+	Render(messages []Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error)
 }
 
 // Submitter is the scheduler as seen from here.
@@ -43,8 +46,13 @@ type Submitter interface {
 
 // Message is one chat message.
 type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role    string
+	Content string
+	// ToolCalls are the calls an assistant message made.
+	ToolCalls []ToolCall
+	// ToolCallID is the call a tool message answers; Name its function.
+	ToolCallID string
+	Name       string
 }
 
 // Model describes the served model.
@@ -85,6 +93,13 @@ type Config struct {
 	Limits    Limits
 	// Tracer, when set, traces every accepted request.
 	Tracer RequestTracer
+	// Grammars, when set, checks every grammar before it is submitted, so
+	// that a bad one is refused with the engine's reason.
+	Grammars GrammarChecker
+	// ToolFormat is how the model writes tool calls.
+	ToolFormat ToolFormat
+	// VocabSize bounds logit_bias token ids (0: unchecked).
+	VocabSize int
 }
 
 // Service validates, tokenizes and submits requests.
@@ -118,6 +133,14 @@ type GenerateRequest struct {
 	MaxTokens int
 	Sampling  scheduler.SamplingParams
 	Stop      []string
+	// Constraint restricts the output (nil: free text).
+	Constraint *Constraint
+	// Tools offers functions to call (chat requests only).
+	Tools Tools
+	// NoCache computes the whole prompt, reusing no cached prefix.
+	NoCache bool
+	// User is the caller's end-user id, recorded on the request span.
+	User string
 }
 
 // Stream is an accepted request.
@@ -130,6 +153,9 @@ type Stream struct {
 	// its request span, for traceparent response headers.
 	TraceID     string
 	SpanContext trace.SpanContext
+	// ToolFormat is how the model writes tool calls when the request lets
+	// it call tools; "" otherwise (the text is all content).
+	ToolFormat toolcall.Format
 }
 
 // Tenant is the caller's tenant: the tenant.id baggage member (which the
@@ -186,6 +212,9 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 
 // prompt renders and tokenizes the request's input.
 func (s *Service) prompt(req GenerateRequest) ([]int32, string, error) {
+	if len(req.Tools.Tools) > 0 && len(req.Messages) == 0 {
+		return nil, "", invalid("tools", "need messages (a chat request)")
+	}
 	lim := s.cfg.Limits
 	var text string
 	parseSpecial := false
@@ -206,12 +235,25 @@ func (s *Service) prompt(req GenerateRequest) ([]int32, string, error) {
 			if err := checkText(fmt.Sprintf("messages[%d].content", i), m.Content, lim.MaxPromptBytes); err != nil {
 				return nil, "", err
 			}
+			if len(m.ToolCalls) > 0 && m.Role != "assistant" {
+				return nil, "", invalid(fmt.Sprintf("messages[%d].tool_calls", i), "only assistant messages carry tool calls")
+			}
+			for j, c := range m.ToolCalls {
+				if err := checkText(fmt.Sprintf("messages[%d].tool_calls[%d].function.arguments", i, j), c.Arguments, lim.MaxPromptBytes); err != nil {
+					return nil, "", err
+				}
+				total += len(c.Arguments)
+			}
 			total += len(m.Content)
 		}
 		if total > lim.MaxPromptBytes {
 			return nil, "", invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
 		}
-		rendered, err := s.cfg.Chat.Render(req.Messages, true)
+		msgs, tools := req.Messages, req.Tools.Tools
+		if len(tools) > 0 && !s.cfg.ToolFormat.RendersTools {
+			msgs, tools = withInstructions(msgs, s.cfg.ToolFormat.Format.Instructions(tools)), nil
+		}
+		rendered, err := s.cfg.Chat.Render(msgs, tools, true)
 		if err != nil {
 			return nil, "", invalid("messages", "chat template: %v", err)
 		}
@@ -252,6 +294,39 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 			return nil, err
 		}
 	}
+	if err := validateTools(req.Tools); err != nil {
+		return nil, err
+	}
+	if err := s.checkBias(req.Sampling.LogitBias); err != nil {
+		return nil, err
+	}
+	useTools := req.Tools.uses()
+	if useTools && req.Constraint != nil {
+		return nil, invalid(req.Constraint.Field, "cannot be combined with tools unless tool_choice is \"none\"")
+	}
+	if req.Constraint != nil {
+		g, err := req.Constraint.gbnf()
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkGrammar(req.Constraint.Field, g, nil); err != nil {
+			return nil, err
+		}
+		req.Sampling.Grammar = g
+	}
+	format := s.cfg.ToolFormat.Format
+	if useTools {
+		c, err := format.Constraint(req.Tools.Tools, req.Tools.Choice, req.Tools.Parallel)
+		if err != nil {
+			return nil, invalid("tools", "%v", err)
+		}
+		if c.Grammar != "" {
+			if err := s.checkGrammar("tools", c.Grammar, c.Triggers); err != nil {
+				return nil, err
+			}
+		}
+		req.Sampling.Grammar, req.Sampling.Triggers = c.Grammar, c.Triggers
+	}
 	toks, promptText, err := s.prompt(req)
 	if err != nil {
 		return nil, err
@@ -278,15 +353,31 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		}
 		// A chat's prompt is recorded as the model saw it: the messages
 		// rendered through the chat template.
+		var toolNames []string
+		for _, t := range req.Tools.Tools {
+			toolNames = append(toolNames, t.Name)
+		}
 		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
 			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
-			Tenant: Tenant(ctx), Prompt: promptText,
+			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
+			OutputType: req.Constraint.OutputType(), Tools: toolNames,
 		})
 		keepText = s.cfg.Tracer.ContentLimit()
 	}
-	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{
+	sr := scheduler.Request{
 		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop, KeepText: keepText,
-	})
+		NoCache: req.NoCache,
+	}
+	if useTools {
+		// Some families open a call with a control token ([TOOL_CALLS]):
+		// the parser must see it.
+		sr.Special = true
+		sr.ToolCalls = func(out string) int {
+			_, calls := format.Parse(out)
+			return len(calls)
+		}
+	}
+	events, err := s.cfg.Scheduler.Submit(ctx, sr)
 	if err != nil {
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.Abort(ctx, err)
@@ -294,11 +385,28 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		return nil, err
 	}
 	st := &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events}
+	if useTools {
+		st.ToolFormat = format
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		st.TraceID = sc.TraceID().String()
 		st.SpanContext = sc
 	}
 	return st, nil
+}
+
+// checkBias checks logit_bias: token ids in the vocabulary, biases in
+// [-100, 100] (the transports turn -100 into a ban).
+func (s *Service) checkBias(bias map[int32]float32) error {
+	for tok, b := range bias {
+		if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
+			return invalid("logit_bias", "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+		}
+		if !(b >= -100 && b <= 100) && !math.IsInf(float64(b), -1) {
+			return invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
+		}
+	}
+	return nil
 }
 
 // Tokenize returns the tokens of text as the model sees a prompt.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // byteTokenizer: BOS is 1, then one token per byte (+2). A "<s>" in
@@ -33,7 +34,7 @@ func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int
 
 type bosTemplate struct{}
 
-func (bosTemplate) Render(msgs []Message, _ bool) (string, error) {
+func (bosTemplate) Render(msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("<s>")
 	for _, m := range msgs {
@@ -65,11 +66,11 @@ func TestGenerateValidation(t *testing.T) {
 		field string
 	}{
 		{"empty", GenerateRequest{}, "prompt"},
-		{"both prompt and messages", GenerateRequest{Prompt: "a", Messages: []Message{{"user", "b"}}}, "prompt"},
+		{"both prompt and messages", GenerateRequest{Prompt: "a", Messages: []Message{{Role: "user", Content: "b"}}}, "prompt"},
 		{"invalid UTF-8", GenerateRequest{Prompt: "a\xffb"}, "prompt"},
 		{"prompt too large", GenerateRequest{Prompt: strings.Repeat("a", 65)}, "prompt"},
-		{"bad role", GenerateRequest{Messages: []Message{{"robot", "x"}}}, "messages[0].role"},
-		{"too many messages", GenerateRequest{Messages: []Message{{"user", "a"}, {"assistant", "b"}, {"user", "c"}}}, "messages"},
+		{"bad role", GenerateRequest{Messages: []Message{{Role: "robot", Content: "x"}}}, "messages[0].role"},
+		{"too many messages", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}, {Role: "user", Content: "c"}}}, "messages"},
 		{"temperature", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{Temperature: 3}}, "temperature"},
 		{"top_p", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopP: 1.5}}, "top_p"},
 		{"top_k", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopK: -1}}, "top_k"},
@@ -92,7 +93,7 @@ func TestGenerateValidation(t *testing.T) {
 func TestGenerateBuildsRequest(t *testing.T) {
 	sub := &captureSubmitter{}
 	s := newService(sub)
-	st, err := s.Generate(context.Background(), GenerateRequest{Messages: []Message{{"user", "hi"}}, MaxTokens: 5})
+	st, err := s.Generate(context.Background(), GenerateRequest{Messages: []Message{{Role: "user", Content: "hi"}}, MaxTokens: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,8 +147,8 @@ func (s *fakeSampler) Sample(idx int) (int32, error) {
 	return s.f.next[idx], nil
 }
 func (s *fakeSampler) Rejected() int { return 0 }
-func (s *fakeSampler) Accept(int32) {}
-func (s *fakeSampler) Close() error { return nil }
+func (s *fakeSampler) Accept(int32)  {}
+func (s *fakeSampler) Close() error  { return nil }
 
 // expectText is what the fake model generates for prompt, alone.
 func expectText(prompt []int32, maxTokens int) string {
