@@ -95,6 +95,9 @@ func runClientGenerate(ctx context.Context, args []string, e env) error {
 	fs.Var(optionalFlag[float32]{&req.PresencePenalty, parseFloat32}, "presence-penalty", "presence penalty, -2 to 2 (0: off)")
 	fs.Var(optionalFlag[uint32]{&req.Seed, parseUint32}, "seed", "sampling seed (default: random)")
 	fs.Var(listFlag{&req.Stop}, "stop", "stop string (repeatable)")
+	fs.StringVar(&req.Grammar, "grammar", "", "constrain the output to this GBNF grammar (llama.cpp's format)")
+	fs.StringVar(&req.JsonSchema, "json-schema", "", "constrain the output to JSON valid under this JSON Schema (JSON text)")
+	fs.BoolVar(&req.JsonObject, "json-object", false, "constrain the output to a JSON object")
 	noStream := fs.Bool("no-stream", false, "wait for the whole reply instead of streaming it")
 	if err := cf.parse(fs, args, e); err != nil {
 		return err

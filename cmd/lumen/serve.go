@@ -30,6 +30,7 @@ import (
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
 	"github.com/lumenllm/lumen/internal/server/httpserver"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // readiness is flipped by serve: true once the model is loaded, false
@@ -302,12 +303,17 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if err != nil {
 		return err
 	}
+	toolFormat := inference.ToolFormat{Format: toolcall.Detect(tmpl.Source()), RendersTools: toolcall.RendersTools(tmpl.Source())}
+	log.Info("tool calls", "format", toolFormat.Format, "template_renders_tools", toolFormat.RendersTools)
 	api.set(inference.New(inference.Config{
-		Model:     inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen"},
-		Tokenizer: engine.Tokenizer{Model: m},
-		Chat:      tmpl,
-		Scheduler: sched,
-		Tracer:    tracer,
+		Model:      inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen"},
+		Tokenizer:  engine.Tokenizer{Model: m},
+		Chat:       tmpl,
+		Scheduler:  sched,
+		Tracer:     tracer,
+		Grammars:   engine.GrammarChecker{Model: m},
+		ToolFormat: toolFormat,
+		VocabSize:  m.VocabSize(),
 	}))
 
 	runCtx, stopRun := context.WithCancel(context.Background())

@@ -100,6 +100,14 @@ func StreamRequest(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
 		PresencePenalty:   r.PresencePenalty,
 		Seed:              r.Seed,
 		Stop:              r.GetStop(),
+		Grammar:           r.GetGrammar(),
+		JsonSchema:        r.GetJsonSchema(),
+		JsonObject:        r.GetJsonObject(),
+		Tools:             r.GetTools(),
+		ToolChoice:        r.GetToolChoice(),
+		ParallelToolCalls: r.ParallelToolCalls,
+		LogitBias:         r.GetLogitBias(),
+		IgnoreEos:         r.GetIgnoreEos(),
 	}
 }
 

@@ -157,6 +157,9 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 		Temperature: proto.Float32(0.1), TopK: proto.Int32(2), TopP: proto.Float32(0.3), MinP: proto.Float32(0.4),
 		RepetitionPenalty: proto.Float32(0.5), FrequencyPenalty: proto.Float32(0.6), PresencePenalty: proto.Float32(0.7),
 		Seed: proto.Uint32(8), Stop: []string{"s"},
+		Grammar: "root ::= \"a\"", JsonSchema: "{}", JsonObject: true, Tools: []*lumenv1.Tool{{Name: "f"}},
+		ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}, ParallelToolCalls: proto.Bool(false),
+		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true,
 	}
 	set := 0
 	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })

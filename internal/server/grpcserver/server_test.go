@@ -3,12 +3,15 @@ package grpcserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +33,7 @@ import (
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,6 +52,8 @@ type fakeAPI struct {
 	models []inference.Model
 	// got, when set, receives every Generate request (the test sizes it).
 	got chan inference.GenerateRequest
+	// toolFormat is the stream's ToolFormat (a request that may call tools).
+	toolFormat toolcall.Format
 }
 
 func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (*inference.Stream, error) {
@@ -66,7 +72,7 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 		}
 		close(ch)
 	}
-	return &inference.Stream{ID: "req-1", Model: "fake-model", PromptTokens: 5, Events: ch}, nil
+	return &inference.Stream{ID: "req-1", Model: "fake-model", PromptTokens: 5, Events: ch, ToolFormat: f.toolFormat}, nil
 }
 
 func (f *fakeAPI) Tokenize(model, text string) ([]int32, error) { return f.tokens, f.err }
@@ -276,7 +282,7 @@ func TestGenerateDecodesRequest(t *testing.T) {
 		{
 			name: "unset sampling takes the defaults",
 			give: &lumenv1.GenerateRequest{Prompt: "hi"},
-			want: inference.GenerateRequest{Prompt: "hi", Sampling: defaults},
+			want: inference.GenerateRequest{Prompt: "hi", Sampling: defaults, Tools: inference.Tools{Parallel: true}},
 		},
 		{
 			name: "explicit zeros are kept",
@@ -284,7 +290,7 @@ func TestGenerateDecodesRequest(t *testing.T) {
 				Prompt: "hi", Temperature: proto.Float32(0), TopK: proto.Int32(0), TopP: proto.Float32(0), MinP: proto.Float32(0),
 				RepetitionPenalty: proto.Float32(0), FrequencyPenalty: proto.Float32(0), PresencePenalty: proto.Float32(0), Seed: proto.Uint32(0),
 			},
-			want: inference.GenerateRequest{Prompt: "hi"},
+			want: inference.GenerateRequest{Prompt: "hi", Tools: inference.Tools{Parallel: true}},
 		},
 		{
 			name: "every field",
@@ -300,7 +306,35 @@ func TestGenerateDecodesRequest(t *testing.T) {
 				Sampling: scheduler.SamplingParams{
 					Temperature: 0.5, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1.1, FrequencyPenalty: -0.5, PresencePenalty: 0.25, Seed: 42,
 				},
-				Stop: []string{"\n", "END"},
+				Stop:  []string{"\n", "END"},
+				Tools: inference.Tools{Parallel: true},
+			},
+		},
+		{
+			name: "constraints, tools and bias",
+			give: &lumenv1.GenerateRequest{
+				Messages: []*lumenv1.ChatMessage{
+					{Role: "user", Content: "hi"},
+					{Role: "assistant", ToolCalls: []*lumenv1.ToolCall{{Id: "call_1", Name: "f", Arguments: `{"a":1}`}}},
+					{Role: "tool", ToolCallId: "call_1", Name: "f", Content: "42"},
+				},
+				Temperature: proto.Float32(0), Seed: proto.Uint32(1), JsonSchema: `{"type":"object"}`,
+				Tools:      []*lumenv1.Tool{{Name: "f", Description: "d", ParametersJson: `{"type":"object"}`}, {Name: "g"}},
+				ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_FUNCTION, Function: "g"}, ParallelToolCalls: proto.Bool(false),
+				LogitBias: map[int32]float32{7: 2, 9: -100}, IgnoreEos: true,
+			},
+			want: inference.GenerateRequest{
+				Messages: []inference.Message{
+					{Role: "user", Content: "hi"},
+					{Role: "assistant", ToolCalls: []inference.ToolCall{{ID: "call_1", Name: "f", Arguments: `{"a":1}`}}},
+					{Role: "tool", ToolCallID: "call_1", Name: "f", Content: "42"},
+				},
+				Sampling:   scheduler.SamplingParams{Seed: 1, TopP: 1, RepeatPenalty: 1, LogitBias: map[int32]float32{7: 2, 9: float32(math.Inf(-1))}, IgnoreEOS: true},
+				Constraint: &inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: "json_schema", Schema: json.RawMessage(`{"type":"object"}`)},
+				Tools: inference.Tools{
+					Tools:  []toolcall.Tool{{Name: "f", Description: "d", Parameters: json.RawMessage(`{"type":"object"}`)}, {Name: "g"}},
+					Choice: toolcall.Choice{Mode: toolcall.Named, Name: "g"},
+				},
 			},
 		},
 	}
@@ -705,6 +739,9 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 		Temperature: proto.Float32(0.1), TopK: proto.Int32(2), TopP: proto.Float32(0.3), MinP: proto.Float32(0.4),
 		RepetitionPenalty: proto.Float32(0.5), FrequencyPenalty: proto.Float32(0.6), PresencePenalty: proto.Float32(0.7),
 		Seed: proto.Uint32(8), Stop: []string{"s"},
+		Grammar: "root ::= \"a\"", JsonSchema: "{}", JsonObject: true, Tools: []*lumenv1.Tool{{Name: "f"}},
+		ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}, ParallelToolCalls: proto.Bool(false),
+		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true,
 	}
 	set := 0
 	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })
@@ -725,4 +762,60 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("unaryRequest lost fields: %v from %v", unaryRequest(full), full)
 	}
+}
+
+// A reply that holds tool calls carries them, without their text, and
+// finishes with TOOL_CALLS, whole or streamed.
+func TestGenerateToolCalls(t *testing.T) {
+	for _, how := range []rpc{unary, streamed} {
+		t.Run(string(how), func(t *testing.T) {
+			api := &fakeAPI{toolFormat: toolcall.Hermes, events: []scheduler.Event{
+				{Text: "Let me check. <tool"}, {Text: "_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"UTC\"}}\n</tool_call>"},
+				done(scheduler.FinishStop, 5, 9, 0, scheduler.Timings{}),
+			}}
+			h := start(t, Config{API: api})
+			req := &lumenv1.GenerateRequest{Messages: []*lumenv1.ChatMessage{{Role: "user", Content: "time?"}}}
+			var calls []*lumenv1.ToolCall
+			var text string
+			var finish lumenv1.FinishReason
+			if how == unary {
+				resp, err := h.client.Generate(t.Context(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				calls, text, finish = resp.GetToolCalls(), resp.GetText(), resp.GetFinishReason()
+			} else {
+				st, err := h.client.GenerateStream(t.Context(), unaryToStream(req))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for {
+					m, err := st.Recv()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(m.GetToolCalls()) > 0 && m.GetFinishReason() == lumenv1.FinishReason_FINISH_REASON_UNSPECIFIED {
+						t.Error("tool calls before the last message")
+					}
+					text += m.GetText()
+					calls = append(calls, m.GetToolCalls()...)
+					finish = m.GetFinishReason()
+				}
+			}
+			if finish != lumenv1.FinishReason_FINISH_REASON_TOOL_CALLS || len(calls) != 1 || strings.TrimSpace(text) != "Let me check." {
+				t.Fatalf("finish %v, calls %v, text %q", finish, calls, text)
+			}
+			c := calls[0]
+			if c.GetName() != "get_time" || c.GetArguments() != `{"zone":"UTC"}` || !strings.HasPrefix(c.GetId(), "call_") {
+				t.Errorf("call = %v", c)
+			}
+		})
+	}
+}
+
+func unaryToStream(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
+	return &lumenv1.GenerateStreamRequest{Model: r.GetModel(), Prompt: r.GetPrompt(), Messages: r.GetMessages(), MaxTokens: r.GetMaxTokens()}
 }

@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // Sampling defaults of unset request fields, as documented in lumen.proto.
@@ -49,14 +51,16 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 			continue
 		}
 		end := endOf(ev.Result, gen.TraceID)
+		reply := gen.ParseReply(text.String())
 		return &lumenv1.GenerateResponse{
 			Id:           gen.ID,
 			Model:        gen.Model,
-			Text:         text.String(),
-			FinishReason: end.finish,
+			Text:         reply.Content,
+			FinishReason: replyFinish(end.finish, reply),
 			Usage:        end.usage,
 			Timings:      end.timings,
 			TraceId:      end.traceID,
+			ToolCalls:    toolCalls(reply.ToolCalls),
 		}, nil
 	}
 }
@@ -73,16 +77,29 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 	if err != nil {
 		return toStatus(err)
 	}
+	// With tools, text that may open a call is held back until it is
+	// known to be text or is parsed into calls at the end.
+	split := gen.ReplyStream()
 	for {
 		ev, err := next(ctx, gen)
 		if err != nil {
 			return toStatus(err)
 		}
-		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: ev.Text}
+		text := ev.Text
+		if split != nil {
+			text = split.Push(text)
+		}
+		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: text}
 		if ev.Done {
 			end := endOf(ev.Result, gen.TraceID)
 			msg.FinishReason, msg.Usage, msg.Timings, msg.TraceId = end.finish, end.usage, end.timings, end.traceID
-		} else if ev.Text == "" {
+			if split != nil {
+				reply := split.Finish()
+				msg.Text += reply.Content
+				msg.ToolCalls = toolCalls(reply.ToolCalls)
+				msg.FinishReason = replyFinish(end.finish, reply)
+			}
+		} else if text == "" {
 			continue
 		}
 		if err := stream.Send(msg); err != nil {
@@ -190,7 +207,29 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 	}
 	var msgs []inference.Message
 	for _, m := range r.GetMessages() {
-		msgs = append(msgs, inference.Message{Role: m.GetRole(), Content: m.GetContent()})
+		msg := inference.Message{Role: m.GetRole(), Content: m.GetContent(), ToolCallID: m.GetToolCallId(), Name: m.GetName()}
+		for _, c := range m.GetToolCalls() {
+			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: c.GetId(), Name: c.GetName(), Arguments: c.GetArguments()})
+		}
+		msgs = append(msgs, msg)
+	}
+	c, err := constraint(r)
+	if err != nil {
+		return inference.GenerateRequest{}, err
+	}
+	tl, err := tools(r)
+	if err != nil {
+		return inference.GenerateRequest{}, err
+	}
+	var bias map[int32]float32
+	if len(r.GetLogitBias()) > 0 {
+		bias = make(map[int32]float32, len(r.GetLogitBias()))
+		for tok, b := range r.GetLogitBias() {
+			if b == -100 {
+				b = float32(math.Inf(-1)) // -100 bans, as in OpenAI
+			}
+			bias[tok] = b
+		}
 	}
 	seed := rand.Uint32()
 	if r.Seed != nil {
@@ -210,9 +249,80 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 			FrequencyPenalty: valueOr(r.FrequencyPenalty, 0),
 			PresencePenalty:  valueOr(r.PresencePenalty, 0),
 			Seed:             seed,
+			LogitBias:        bias,
+			IgnoreEOS:        r.GetIgnoreEos(),
 		},
-		Stop: r.GetStop(),
+		Stop:       r.GetStop(),
+		Constraint: c,
+		Tools:      tl,
 	}, nil
+}
+
+// replyFinish is TOOL_CALLS for a reply that made calls and stopped by
+// itself.
+func replyFinish(f lumenv1.FinishReason, reply inference.Reply) lumenv1.FinishReason {
+	if len(reply.ToolCalls) > 0 && f == lumenv1.FinishReason_FINISH_REASON_STOP {
+		return lumenv1.FinishReason_FINISH_REASON_TOOL_CALLS
+	}
+	return f
+}
+
+func toolCalls(calls []inference.ToolCall) []*lumenv1.ToolCall {
+	var out []*lumenv1.ToolCall
+	for _, c := range calls {
+		out = append(out, &lumenv1.ToolCall{Id: c.ID, Name: c.Name, Arguments: c.Arguments})
+	}
+	return out
+}
+
+// constraint reads the output-constraint fields, of which at most one may
+// be set.
+func constraint(r *lumenv1.GenerateRequest) (*inference.Constraint, error) {
+	var found []*inference.Constraint
+	if r.GetGrammar() != "" {
+		found = append(found, &inference.Constraint{Kind: inference.ConstraintGrammar, Field: "grammar", Grammar: r.GetGrammar()})
+	}
+	if r.GetJsonSchema() != "" {
+		found = append(found, &inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: "json_schema", Schema: json.RawMessage(r.GetJsonSchema())})
+	}
+	if r.GetJsonObject() {
+		found = append(found, &inference.Constraint{Kind: inference.ConstraintJSONObject, Field: "json_object"})
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	return nil, &scheduler.InvalidError{Field: found[1].Field, Reason: "cannot be combined with " + found[0].Field + ": give one output constraint"}
+}
+
+// tools reads tools, tool_choice and parallel_tool_calls.
+func tools(r *lumenv1.GenerateRequest) (inference.Tools, error) {
+	t := inference.Tools{Parallel: valueOr(r.ParallelToolCalls, true)}
+	for _, tool := range r.GetTools() {
+		var params json.RawMessage
+		if p := tool.GetParametersJson(); p != "" {
+			params = json.RawMessage(p)
+		}
+		t.Tools = append(t.Tools, toolcall.Tool{Name: tool.GetName(), Description: tool.GetDescription(), Parameters: params})
+	}
+	switch c := r.GetToolChoice(); c.GetMode() {
+	case lumenv1.ToolChoice_MODE_UNSPECIFIED, lumenv1.ToolChoice_MODE_AUTO:
+		t.Choice = toolcall.Choice{Mode: toolcall.Auto}
+	case lumenv1.ToolChoice_MODE_NONE:
+		t.Choice = toolcall.Choice{Mode: toolcall.None}
+	case lumenv1.ToolChoice_MODE_REQUIRED:
+		t.Choice = toolcall.Choice{Mode: toolcall.Required}
+	case lumenv1.ToolChoice_MODE_FUNCTION:
+		if c.GetFunction() == "" {
+			return t, &scheduler.InvalidError{Field: "tool_choice.function", Reason: "is required with MODE_FUNCTION"}
+		}
+		t.Choice = toolcall.Choice{Mode: toolcall.Named, Name: c.GetFunction()}
+	default:
+		return t, &scheduler.InvalidError{Field: "tool_choice.mode", Reason: fmt.Sprintf("unknown mode %d", c.GetMode())}
+	}
+	return t, nil
 }
 
 func valueOr[T any](p *T, def T) T {
@@ -239,5 +349,13 @@ func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
 		PresencePenalty:   r.PresencePenalty,
 		Seed:              r.Seed,
 		Stop:              r.GetStop(),
+		Grammar:           r.GetGrammar(),
+		JsonSchema:        r.GetJsonSchema(),
+		JsonObject:        r.GetJsonObject(),
+		Tools:             r.GetTools(),
+		ToolChoice:        r.GetToolChoice(),
+		ParallelToolCalls: r.ParallelToolCalls,
+		LogitBias:         r.GetLogitBias(),
+		IgnoreEos:         r.GetIgnoreEos(),
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // Request bodies. Pointers tell "absent or null" from a zero value;
@@ -42,7 +44,20 @@ type options struct {
 	Stop                json.RawMessage `json:"stop"`
 	Stream              bool            `json:"stream"`
 	StreamOptions       *streamOptions  `json:"stream_options"`
-	N                   *int            `json:"n"`
+	User                *string         `json:"user"`
+	// logit_bias: token id (as a string key, as OpenAI sends it) → bias.
+	LogitBias map[string]float64 `json:"logit_bias"`
+	// llama.cpp and vLLM extensions.
+	IgnoreEOS   *bool `json:"ignore_eos"`
+	CachePrompt *bool `json:"cache_prompt"`
+	// Output constraints; at most one may be given.
+	ResponseFormat json.RawMessage `json:"response_format"`
+	Grammar        *string         `json:"grammar"`
+	JSONSchema     json.RawMessage `json:"json_schema"`
+	GuidedJSON     json.RawMessage `json:"guided_json"`
+	GuidedRegex    *string         `json:"guided_regex"`
+	GuidedChoice   []string        `json:"guided_choice"`
+	GuidedGrammar  *string         `json:"guided_grammar"`
 }
 
 type streamOptions struct {
@@ -51,21 +66,49 @@ type streamOptions struct {
 
 // completionRequest is POST /v1/completions.
 type completionRequest struct {
-	Prompt   json.RawMessage `json:"prompt"`
-	Echo     bool            `json:"echo"`
-	Logprobs *int            `json:"logprobs"`
-	BestOf   *int            `json:"best_of"`
+	Prompt json.RawMessage `json:"prompt"`
 }
 
 // chatRequest is POST /v1/chat/completions.
 type chatRequest struct {
-	Messages []chatMessage `json:"messages"`
-	Logprobs bool          `json:"logprobs"`
+	Messages          []chatMessage   `json:"messages"`
+	Tools             []chatTool      `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCalls  []chatToolCall  `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
+}
+
+// chatTool is one entry of tools.
+type chatTool struct {
+	Type     string       `json:"type"`
+	Function *functionDef `json:"function"`
+}
+
+type functionDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      *bool           `json:"strict"`
+}
+
+// chatToolCall is a tool call in a request's history or a reply.
+type chatToolCall struct {
+	Index    *int         `json:"index,omitempty"` // streaming deltas only
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function functionCall `json:"function"`
+}
+
+type functionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 // contentPart is one element of a message content array.
@@ -90,8 +133,9 @@ func invalidField(field, format string, args ...any) error {
 }
 
 // decodeBody reads r's body (at most limit bytes) into each of dsts,
-// pointers to structs.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dsts ...any) error {
+// pointers to structs, after refusing the known fields rt does not
+// honour (fields.go).
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, rt route, dsts ...any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -116,8 +160,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dsts ...any
 			return decodeError(err)
 		}
 	}
+	if rt >= 0 {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return decodeError(err)
+		}
+		return checkRefused(rt, fields)
+	}
 	return nil
 }
+
+// noRoute is decodeBody's rt for bodies that are not generation requests.
+const noRoute route = -1
 
 // decodeError turns an encoding/json error into a client-facing one that
 // names the field at fault.
@@ -212,9 +266,6 @@ func (o *options) request(openAI bool) (inference.GenerateRequest, error) {
 		}
 		req.MaxTokens = *maxTokens
 	}
-	if o.N != nil && *o.N != 1 {
-		return req, invalidField("n", "only n=1 is supported, got %d", *o.N)
-	}
 	if o.Seed != nil {
 		if *o.Seed < 0 || *o.Seed > math.MaxUint32 {
 			return req, invalidField("seed", "must be between 0 and %d, got %d", uint32(math.MaxUint32), *o.Seed)
@@ -236,7 +287,158 @@ func (o *options) request(openAI bool) (inference.GenerateRequest, error) {
 	setIf(&req.Sampling.RepeatPenalty, o.RepetitionPenalty)
 	setIf(&req.Sampling.FrequencyPenalty, o.FrequencyPenalty)
 	setIf(&req.Sampling.PresencePenalty, o.PresencePenalty)
+	setIf(&req.Sampling.IgnoreEOS, o.IgnoreEOS)
+	if o.User != nil {
+		req.User = *o.User
+	}
+	if o.CachePrompt != nil {
+		req.NoCache = !*o.CachePrompt
+	}
+	if len(o.LogitBias) > 0 {
+		req.Sampling.LogitBias = make(map[int32]float32, len(o.LogitBias))
+		for k, b := range o.LogitBias {
+			tok, err := strconv.ParseInt(k, 10, 32)
+			if err != nil {
+				return req, invalidField("logit_bias", "keys must be token ids, got %q", k)
+			}
+			if b < -100 || b > 100 || math.IsNaN(b) {
+				return req, invalidField("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
+			}
+			bias := float32(b)
+			if b == -100 {
+				bias = float32(math.Inf(-1)) // OpenAI: -100 bans the token
+			}
+			req.Sampling.LogitBias[int32(tok)] = bias
+		}
+	}
+	c, err := o.constraint()
+	if err != nil {
+		return req, err
+	}
+	req.Constraint = c
 	return req, nil
+}
+
+// constraint reads the output-constraint fields, of which at most one
+// may be given.
+func (o *options) constraint() (*inference.Constraint, error) {
+	var found []*inference.Constraint
+	add := func(c *inference.Constraint) { found = append(found, c) }
+	if !isNull(o.ResponseFormat) {
+		c, err := responseFormat(o.ResponseFormat)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			add(c)
+		}
+	}
+	if o.Grammar != nil {
+		add(&inference.Constraint{Kind: inference.ConstraintGrammar, Field: "grammar", Grammar: *o.Grammar})
+	}
+	if o.GuidedGrammar != nil {
+		add(&inference.Constraint{Kind: inference.ConstraintGrammar, Field: "guided_grammar", Grammar: *o.GuidedGrammar})
+	}
+	for _, js := range []struct {
+		field string
+		raw   json.RawMessage
+	}{{"json_schema", o.JSONSchema}, {"guided_json", o.GuidedJSON}} {
+		if isNull(js.raw) {
+			continue
+		}
+		schema, err := schemaValue(js.raw, js.field)
+		if err != nil {
+			return nil, err
+		}
+		add(&inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: js.field, Schema: schema})
+	}
+	if o.GuidedRegex != nil {
+		add(&inference.Constraint{Kind: inference.ConstraintRegex, Field: "guided_regex", Regex: *o.GuidedRegex})
+	}
+	if o.GuidedChoice != nil {
+		if len(o.GuidedChoice) == 0 {
+			return nil, invalidField("guided_choice", "must list at least one choice")
+		}
+		add(&inference.Constraint{Kind: inference.ConstraintChoice, Field: "guided_choice", Choices: o.GuidedChoice})
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	return nil, invalidField(found[1].Field, "cannot be combined with %s: give one output constraint", found[0].Field)
+}
+
+// schemaValue accepts a JSON Schema given as an object, or as a string
+// holding one (vLLM allows both).
+func schemaValue(raw json.RawMessage, field string) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		raw = json.RawMessage(text)
+	}
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) != nil {
+		var b bool
+		if json.Unmarshal(raw, &b) == nil && b {
+			return json.RawMessage(`{}`), nil
+		}
+		return nil, invalidField(field, "must be a JSON Schema object")
+	}
+	return raw, nil
+}
+
+// responseFormat decodes OpenAI's response_format: text (no constraint),
+// json_object, or json_schema {name, schema, strict, description}.
+func responseFormat(raw json.RawMessage) (*inference.Constraint, error) {
+	var rf struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Schema      json.RawMessage `json:"schema"`
+			Strict      *bool           `json:"strict"`
+		} `json:"json_schema"`
+		// llama.cpp's server also takes {"type":"json_object","schema":…}.
+		Schema json.RawMessage `json:"schema"`
+	}
+	if err := json.Unmarshal(raw, &rf); err != nil {
+		return nil, invalidField("response_format", "must be an object with a type")
+	}
+	switch rf.Type {
+	case "text":
+		return nil, nil
+	case "json_object":
+		if !isNull(rf.Schema) {
+			schema, err := schemaValue(rf.Schema, "response_format.schema")
+			if err != nil {
+				return nil, err
+			}
+			return &inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: "response_format.schema", Schema: schema}, nil
+		}
+		return &inference.Constraint{Kind: inference.ConstraintJSONObject, Field: "response_format"}, nil
+	case "json_schema":
+		if rf.JSONSchema == nil {
+			return nil, invalidField("response_format.json_schema", "is required when type is json_schema")
+		}
+		if rf.JSONSchema.Name == "" {
+			return nil, invalidField("response_format.json_schema.name", "is required")
+		}
+		// Without a schema OpenAI's json_schema is any JSON; strict is
+		// what Lumen does anyway (the grammar enforces the schema).
+		schema := json.RawMessage(`{}`)
+		if !isNull(rf.JSONSchema.Schema) {
+			var err error
+			if schema, err = schemaValue(rf.JSONSchema.Schema, "response_format.json_schema.schema"); err != nil {
+				return nil, err
+			}
+		}
+		return &inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: "response_format.json_schema.schema", Schema: schema}, nil
+	case "":
+		return nil, invalidField("response_format.type", "is required")
+	}
+	return nil, invalidField("response_format.type", "%q is not one of text, json_object, json_schema", rf.Type)
 }
 
 func setIf[T any](dst *T, v *T) {
@@ -254,14 +456,6 @@ func (c *completionRequest) generateRequest(o *options) (inference.GenerateReque
 	req, err := o.request(true)
 	if err != nil {
 		return req, err
-	}
-	switch {
-	case c.Echo:
-		return req, invalidField("echo", "is not supported")
-	case c.Logprobs != nil && *c.Logprobs > 0:
-		return req, invalidField("logprobs", "is not supported")
-	case c.BestOf != nil && *c.BestOf != 1:
-		return req, invalidField("best_of", "only best_of=1 is supported, got %d", *c.BestOf)
 	}
 	if isNull(c.Prompt) {
 		return req, invalidField("prompt", "is required")
@@ -284,9 +478,6 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 	if err != nil {
 		return req, err
 	}
-	if c.Logprobs {
-		return req, invalidField("logprobs", "is not supported")
-	}
 	if len(c.Messages) == 0 {
 		return req, invalidField("messages", "is required and must not be empty")
 	}
@@ -296,9 +487,76 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 		if err != nil {
 			return req, err
 		}
-		req.Messages[i] = inference.Message{Role: m.Role, Content: content}
+		msg := inference.Message{Role: m.Role, Content: content, Name: m.Name, ToolCallID: m.ToolCallID}
+		for j, tc := range m.ToolCalls {
+			if tc.Type != "" && tc.Type != "function" {
+				return req, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].type", i, j), "%q is not \"function\"", tc.Type)
+			}
+			if tc.Function.Name == "" {
+				return req, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), "is required")
+			}
+			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		if m.Role == "tool" && m.ToolCallID == "" {
+			return req, invalidField(fmt.Sprintf("messages[%d].tool_call_id", i), "is required on tool messages")
+		}
+		req.Messages[i] = msg
 	}
+	tools, err := c.tools()
+	if err != nil {
+		return req, err
+	}
+	req.Tools = tools
 	return req, nil
+}
+
+// tools decodes tools, tool_choice and parallel_tool_calls.
+func (c *chatRequest) tools() (inference.Tools, error) {
+	t := inference.Tools{Parallel: true}
+	if c.ParallelToolCalls != nil {
+		t.Parallel = *c.ParallelToolCalls
+	}
+	for i, tool := range c.Tools {
+		if tool.Type != "function" {
+			return t, invalidField(fmt.Sprintf("tools[%d].type", i), "%q is not \"function\"", tool.Type)
+		}
+		if tool.Function == nil {
+			return t, invalidField(fmt.Sprintf("tools[%d].function", i), "is required")
+		}
+		params := tool.Function.Parameters
+		if isNull(params) {
+			params = nil
+		}
+		t.Tools = append(t.Tools, toolcall.Tool{Name: tool.Function.Name, Description: tool.Function.Description, Parameters: params})
+	}
+	t.Choice = toolcall.Choice{Mode: toolcall.Auto}
+	if isNull(c.ToolChoice) {
+		return t, nil
+	}
+	var mode string
+	if json.Unmarshal(c.ToolChoice, &mode) == nil {
+		switch mode {
+		case "auto":
+		case "none":
+			t.Choice.Mode = toolcall.None
+		case "required":
+			t.Choice.Mode = toolcall.Required
+		default:
+			return t, invalidField("tool_choice", "%q is not one of none, auto, required", mode)
+		}
+		return t, nil
+	}
+	var named struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(c.ToolChoice, &named) != nil || named.Type != "function" || named.Function.Name == "" {
+		return t, invalidField("tool_choice", `must be "none", "auto", "required" or {"type":"function","function":{"name":…}}`)
+	}
+	t.Choice = toolcall.Choice{Mode: toolcall.Named, Name: named.Function.Name}
+	return t, nil
 }
 
 // messageContent decodes a message's content: a string, null (an

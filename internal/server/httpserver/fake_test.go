@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // fakeAPI is an inference.API with canned streams.
@@ -31,6 +33,9 @@ type fakeAPI struct {
 	tokens    []int32
 	tokErr    error
 	models    []inference.Model
+	// toolFormat is set on streams of requests that may call tools, as
+	// the real API does.
+	toolFormat toolcall.Format
 
 	mu   sync.Mutex
 	reqs []inference.GenerateRequest
@@ -79,6 +84,9 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 		events <- scheduler.Event{Text: t}
 	}
 	st := &inference.Stream{ID: fakeID, Model: fakeModel, PromptTokens: f.result.PromptTokens, Events: events}
+	if len(req.Tools.Tools) > 0 && req.Tools.Choice.Mode != toolcall.None {
+		st.ToolFormat = cmp.Or(f.toolFormat, toolcall.Hermes)
+	}
 	if f.hold {
 		close(f.started)
 		f.wg.Go(func() {

@@ -52,15 +52,41 @@ type chatCompletion struct {
 }
 
 type chatChoice struct {
-	Index        int                    `json:"index"`
-	Message      assistantMessage       `json:"message"`
-	Logprobs     *struct{}              `json:"logprobs"` // always null
-	FinishReason scheduler.FinishReason `json:"finish_reason"`
+	Index        int              `json:"index"`
+	Message      assistantMessage `json:"message"`
+	Logprobs     *struct{}        `json:"logprobs"` // always null
+	FinishReason string           `json:"finish_reason"`
 }
 
 type assistantMessage struct {
-	Role    string `json:"role"` // "assistant"
-	Content string `json:"content"`
+	Role string `json:"role"` // "assistant"
+	// Content is null when the reply is only tool calls, as in OpenAI.
+	Content   *string        `json:"content"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
+}
+
+// finishToolCalls is OpenAI's finish_reason for a reply that calls tools.
+const finishToolCalls = "tool_calls"
+
+// toolCallsJSON shapes a reply's calls; index is set for stream deltas.
+func toolCallsJSON(calls []inference.ToolCall, withIndex bool) []chatToolCall {
+	out := make([]chatToolCall, len(calls))
+	for i, c := range calls {
+		out[i] = chatToolCall{ID: c.ID, Type: "function", Function: functionCall{Name: c.Name, Arguments: c.Arguments}}
+		if withIndex {
+			out[i].Index = &i
+		}
+	}
+	return out
+}
+
+// replyFinish is the finish_reason of a chat reply: tool_calls when it
+// made calls and stopped by itself.
+func replyFinish(res *scheduler.Result, reply inference.Reply) string {
+	if len(reply.ToolCalls) > 0 && res.Finish == scheduler.FinishStop {
+		return finishToolCalls
+	}
+	return string(res.Finish)
 }
 
 // chatChunk is a chat.completion.chunk object.
@@ -82,8 +108,9 @@ type chatChunkChoice struct {
 
 // chatDelta is empty ({}) on the last chunk.
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string         `json:"role,omitempty"`
+	Content   *string        `json:"content,omitempty"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
 }
 
 // meta is what every object of one response shares.
@@ -123,7 +150,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, req inference.Gen
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body completionRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &opts, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, routeCompletions, &opts, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -175,7 +202,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body chatRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &opts, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, routeChat, &opts, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -191,10 +218,18 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		reply := st.ParseReply(text)
+		msg := assistantMessage{Role: "assistant", Content: &reply.Content}
+		if len(reply.ToolCalls) > 0 {
+			msg.ToolCalls = toolCallsJSON(reply.ToolCalls, false)
+			if reply.Content == "" {
+				msg.Content = nil
+			}
+		}
 		setResponseHeaders(w.Header(), st, res)
 		s.writeJSON(w, r, http.StatusOK, chatCompletion{
 			ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model,
-			Choices: []chatChoice{{Message: assistantMessage{Role: "assistant", Content: text}, FinishReason: res.Finish}},
+			Choices: []chatChoice{{Message: msg, FinishReason: replyFinish(res, reply)}},
 			Usage:   usageOf(res), Timings: timingsOf(res),
 		})
 		return
@@ -211,11 +246,32 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client is gone
 	}
-	res, err := pump(r.Context(), st.Events, func(text string) error {
+	// With tools, text that may open a call is held back until it is
+	// known to be content or is parsed into calls at the end.
+	split := st.ReplyStream()
+	sendText := func(text string) error {
+		if text == "" {
+			return nil
+		}
 		return sw.send(chunk(chatDelta{Content: &text}, nil))
+	}
+	res, err := pump(r.Context(), st.Events, func(text string) error {
+		if split != nil {
+			text = split.Push(text)
+		}
+		return sendText(text)
 	})
+	reply := inference.Reply{}
+	if err == nil && split != nil {
+		reply = split.Finish()
+		err = sendText(reply.Content)
+		if err == nil && len(reply.ToolCalls) > 0 {
+			err = sw.send(chunk(chatDelta{ToolCalls: toolCallsJSON(reply.ToolCalls, true)}, nil))
+		}
+	}
 	if err == nil {
-		err = sw.send(chunk(chatDelta{}, finishOf(res)))
+		finish := replyFinish(res, reply)
+		err = sw.send(chunk(chatDelta{}, &finish))
 	}
 	if err == nil && opts.includeUsage() {
 		final := chunk(chatDelta{}, nil)

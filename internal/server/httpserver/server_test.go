@@ -192,8 +192,8 @@ func TestRequestDecoding(t *testing.T) {
 			name: "completion all options", path: "/v1/completions",
 			body: `{"model":"m","prompt":["p"],"max_tokens":9,"temperature":0.5,"top_p":0.9,"top_k":40,"min_p":0.05,
 				"repetition_penalty":1.1,"frequency_penalty":0.2,"presence_penalty":-0.3,"seed":42,"stop":"\n","n":1,
-				"user":"ignored","logit_bias":{}}`,
-			want: inference.GenerateRequest{Model: "m", Prompt: "p", MaxTokens: 9, Stop: []string{"\n"},
+				"user":"u1","logit_bias":{}}`,
+			want: inference.GenerateRequest{Model: "m", Prompt: "p", MaxTokens: 9, Stop: []string{"\n"}, User: "u1",
 				Sampling: scheduler.SamplingParams{Temperature: 0.5, TopP: 0.9, TopK: 40, MinP: 0.05,
 					RepeatPenalty: 1.1, FrequencyPenalty: 0.2, PresencePenalty: -0.3, Seed: 42}},
 		},
@@ -208,7 +208,7 @@ func TestRequestDecoding(t *testing.T) {
 				{"role":"assistant","content":null}],"max_completion_tokens":4,"stop":["x","y"],"temperature":0}`,
 			want: inference.GenerateRequest{
 				Messages:  []inference.Message{{Role: "system", Content: "s"}, {Role: "user", Content: "a\nb"}, {Role: "assistant"}},
-				MaxTokens: 4, Stop: []string{"x", "y"},
+				MaxTokens: 4, Stop: []string{"x", "y"}, Tools: inference.Tools{Parallel: true},
 			},
 		},
 		{
