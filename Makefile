@@ -51,7 +51,7 @@ generate: build
 # Test tools, built from the Go module proxy into bin/tools.
 GRPCURL := $(BIN)/tools/grpcurl
 JAEGER  := $(BIN)/tools/jaeger
-tools: $(GRPCURL) $(JAEGER) chromium
+tools: $(GRPCURL) $(JAEGER) chromium openai-sdk
 $(GRPCURL):
 	GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 # Jaeger v2 (all-in-one collector + query) for the end-to-end tracing tests
@@ -60,6 +60,18 @@ $(GRPCURL):
 # is committed, so no checksum-database lookups. ~5 min on 2 cold cores.
 $(JAEGER): tools/jaeger/go.mod tools/jaeger/go.sum
 	cd tools/jaeger && CGO_ENABLED=0 $(GO) build -mod=readonly -o $(abspath $(JAEGER)) github.com/jaegertracing/jaeger/cmd/jaeger
+
+# The official openai npm SDK, for the client test of structured output
+# and tool calls (cmd/lumen TestOpenAISDK), from the npm registry.
+OPENAI_SDK_VERSION ?= 6.30.1
+OPENAI_SDK := $(BIN)/tools/openai-sdk
+export LUMEN_TEST_OPENAI_SDK := $(abspath $(OPENAI_SDK))
+.PHONY: openai-sdk
+openai-sdk: $(OPENAI_SDK)/node_modules/openai/package.json
+$(OPENAI_SDK)/node_modules/openai/package.json:
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends nodejs npm)
+	mkdir -p $(OPENAI_SDK)
+	npm install --prefix $(OPENAI_SDK) --no-audit --no-fund --no-save openai@$(OPENAI_SDK_VERSION)
 
 # Headless Chromium for the live view's browser test (Debian package; the
 # test runs it with --no-sandbox, as root in CI). ~1-2 min when missing.

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/lumenllm/lumen/internal/grpcclient"
 	"github.com/lumenllm/lumen/internal/loadgen"
@@ -38,6 +40,9 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&cfg.Model, "model-name", "", "model id to request (default: the served model)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the request mix (prompts, lengths, cancellations, arrivals, sampler seeds)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	constraints := fs.String("constraint", "none", "constrained output: none, json_schema or tool_call (tool_call: grpc only); "+
+		"a comma-separated list runs each in turn, --rounds times interleaved, and prints their output tok/s side by side")
+	rounds := fs.Int("rounds", 3, "with several --constraint modes: rounds of each, interleaved")
 	rest, err := parseFlags(fs, args, e.getenv)
 	if err != nil {
 		return err
@@ -57,8 +62,15 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 		cfg.Requests = 0
 	}
 	cfg.Temperature = float32(*temperature)
-	if err := cfg.Validate(); err != nil {
-		return usageError{"bench serve: " + err.Error()}
+	modes := strings.Split(*constraints, ",")
+	for _, m := range modes {
+		cfg.Constraint = loadgen.Constraint(strings.TrimSpace(m))
+		if err := cfg.Validate(); err != nil {
+			return usageError{"bench serve: " + err.Error()}
+		}
+	}
+	if *rounds < 1 {
+		return usageError{"bench serve: --rounds must be at least 1"}
 	}
 
 	target, err := newBenchTarget(*protocol, *addr, *apiKey)
@@ -66,6 +78,9 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer target.Close()
+	if len(modes) > 1 {
+		return compareConstraints(ctx, e.stdout, cfg, target, modes, *rounds)
+	}
 	rep, runErr := loadgen.Run(ctx, cfg, target)
 	if runErr != nil && errors.Is(runErr, loadgen.ErrInvalidConfig) {
 		return usageError{"bench serve: " + runErr.Error()}
@@ -80,6 +95,46 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("bench serve: all %d requests failed", rep.Errors)
 	}
 	return nil
+}
+
+// compareConstraints runs the same load once per constraint mode, rounds
+// times interleaved (so drift on a noisy machine hits every mode alike),
+// and prints each mode's output tokens per second and its ratio to the
+// first mode's.
+func compareConstraints(ctx context.Context, w io.Writer, cfg loadgen.Config, target loadgen.Target, modes []string, rounds int) error {
+	type total struct {
+		tokens, ok int
+		wall       float64
+	}
+	totals := make([]total, len(modes))
+	for round := range rounds {
+		for i, m := range modes {
+			c := cfg
+			c.Constraint = loadgen.Constraint(strings.TrimSpace(m))
+			rep, err := loadgen.Run(ctx, c, target)
+			if err != nil {
+				return fmt.Errorf("bench serve: %s round %d: %w", m, round+1, err)
+			}
+			if rep.Errors > 0 {
+				for kind, ex := range rep.ErrorExamples {
+					return fmt.Errorf("bench serve: %s round %d: %d requests failed (%s: %s)", m, round+1, rep.Errors, kind, ex)
+				}
+			}
+			t := &totals[i]
+			t.tokens += rep.CompletionTokens
+			t.wall += rep.WallS
+			t.ok += rep.OK
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "constraint\trequests\toutput tokens\toutput tok/s\tratio to %s\n", strings.TrimSpace(modes[0]))
+	base := float64(totals[0].tokens) / totals[0].wall
+	for i, m := range modes {
+		t := totals[i]
+		tps := float64(t.tokens) / t.wall
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.3f\n", strings.TrimSpace(m), t.ok, t.tokens, tps, tps/base)
+	}
+	return tw.Flush()
 }
 
 // benchTarget is a loadgen target with a connection to close.

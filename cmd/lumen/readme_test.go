@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,7 +84,9 @@ func TestReadmeExamples(t *testing.T) {
 	if len(cmds) < 4 {
 		t.Fatalf("found %d example commands in the README, want at least 4: %q", len(cmds), cmds)
 	}
-	httpAddr, grpcAddr := startServe(t)
+	// A context big enough for the structured-output examples' tool
+	// prompts in the tiny model's byte-sized tokens.
+	httpAddr, grpcAddr := startServe(t, "--model", synthWithTemplate(t, ""), "--ctx-size", fmt.Sprint(structuredCtx))
 	for _, cmd := range cmds {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
 			cmd = strings.NewReplacer("127.0.0.1:8080", httpAddr, "127.0.0.1:9090", grpcAddr).Replace(cmd)

@@ -1,0 +1,111 @@
+// Drives a running Lumen with the official openai SDK, as a client app
+// would: structured output (json_schema) and required tool calls, each
+// whole and streamed. Prints one JSON line per check; exits non-zero on
+// the first failure. Usage: node check.cjs BASE_URL (…/v1); the SDK is
+// loaded from $OPENAI_SDK_DIR/node_modules/openai (make openai-sdk).
+const path = require('path');
+const OpenAI = require(path.join(process.env.OPENAI_SDK_DIR, 'node_modules', 'openai')).default;
+
+const client = new OpenAI({ baseURL: process.argv[2], apiKey: 'no-key', maxRetries: 0 });
+
+const person = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 12 },
+    age: { type: 'integer', minimum: 0, maximum: 120 },
+    pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 3 },
+  },
+  required: ['name', 'age', 'pets'],
+  additionalProperties: false,
+};
+
+const tools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather for a city',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 10 }, unit: { enum: ['c', 'f'] } },
+        required: ['city', 'unit'],
+        additionalProperties: false,
+      },
+    },
+  },
+];
+
+function fail(check, why) {
+  console.log(JSON.stringify({ check, ok: false, why }));
+  process.exit(1);
+}
+
+function checkPerson(check, text) {
+  let v;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail(check, `content is not JSON: ${JSON.stringify(text)}`);
+  }
+  const keys = Object.keys(v).sort().join(',');
+  if (keys !== 'age,name,pets' || typeof v.name !== 'string' || v.name.length > 12 || !Number.isInteger(v.age) ||
+      v.age < 0 || v.age > 120 || !Array.isArray(v.pets) || v.pets.length > 3 || v.pets.some((p) => p !== 'cat' && p !== 'dog')) {
+    fail(check, `does not follow the schema: ${text}`);
+  }
+  console.log(JSON.stringify({ check, ok: true, value: v }));
+}
+
+function checkCall(check, call) {
+  if (!call || call.type !== 'function' || !/^call_/.test(call.id || '') || call.function.name !== 'get_weather') {
+    fail(check, `bad tool call ${JSON.stringify(call)}`);
+  }
+  let args;
+  try {
+    args = JSON.parse(call.function.arguments);
+  } catch (e) {
+    fail(check, `arguments are not JSON: ${call.function.arguments}`);
+  }
+  if (typeof args.city !== 'string' || args.city.length > 10 || (args.unit !== 'c' && args.unit !== 'f')) {
+    fail(check, `arguments do not follow the parameters: ${call.function.arguments}`);
+  }
+  console.log(JSON.stringify({ check, ok: true, call: { name: call.function.name, arguments: args } }));
+}
+
+async function main() {
+  const base = { model: process.argv[3] || undefined, temperature: 1, max_tokens: 300 };
+  const format = { type: 'json_schema', json_schema: { name: 'person', schema: person, strict: true } };
+  const messages = [{ role: 'user', content: 'Describe a person as JSON.' }];
+
+  const whole = await client.chat.completions.create({ ...base, seed: 1, messages, response_format: format });
+  if (whole.choices[0].finish_reason !== 'stop') fail('json_schema', `finish_reason ${whole.choices[0].finish_reason}`);
+  checkPerson('json_schema', whole.choices[0].message.content);
+
+  const stream = await client.chat.completions.create({ ...base, seed: 2, messages, response_format: format, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content || '';
+  checkPerson('json_schema stream', text);
+
+  const ask = [{ role: 'user', content: 'What is the weather in Oslo?' }];
+  const called = await client.chat.completions.create({ ...base, seed: 3, messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false });
+  const choice = called.choices[0];
+  if (choice.finish_reason !== 'tool_calls' || choice.message.tool_calls?.length !== 1) {
+    fail('tools', `finish_reason ${choice.finish_reason}, message ${JSON.stringify(choice.message)}`);
+  }
+  checkCall('tools', choice.message.tool_calls[0]);
+
+  // The SDK's own stream helper assembles tool-call deltas by index.
+  const runner = client.chat.completions.stream({ ...base, seed: 4, messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false });
+  const final = await runner.finalChatCompletion();
+  if (final.choices[0].finish_reason !== 'tool_calls') fail('tools stream', `finish_reason ${final.choices[0].finish_reason}`);
+  checkCall('tools stream', final.choices[0].message.tool_calls?.[0]);
+
+  // A conversation that carries the call and its result back.
+  const next = await client.chat.completions.create({
+    ...base, seed: 5, max_tokens: 16, tools,
+    messages: [...ask, choice.message, { role: 'tool', tool_call_id: choice.message.tool_calls[0].id, content: '{"temp": 3}' }],
+  });
+  if (!next.choices[0].finish_reason) fail('tool result', 'no finish_reason');
+  console.log(JSON.stringify({ check: 'tool result', ok: true }));
+}
+
+main().catch((e) => fail('sdk', String(e && e.stack || e)));
