@@ -185,5 +185,29 @@ bench-tracing: build $(JAEGER)
 	trap 'kill $$jaeger' EXIT; \
 	$(LUMEN) bench tracing --preset 250m --threads 2 --otlp-endpoint 127.0.0.1:$(BENCH_OTLP_PORT) $(BENCH_TRACING_FLAGS)
 
+# What one token's sampling costs, free and under a JSON Schema grammar,
+# on the shared model's 32,000-token vocabulary (docs/benchmarks.md).
+.PHONY: bench-sample
+bench-sample:
+	$(GO) test -run='^$$' -bench=BenchmarkSample -benchtime=2000x -count=3 ./internal/engine/llama
+
+# Constrained decoding's cost (docs/benchmarks.md): one server on the
+# 250m model, then decode tok/s of free, json_schema, tool_prompt (the
+# tool request without its grammar) and tool_call requests side by side at
+# concurrency 1 and 8, rounds interleaved. BENCH_CONSTRAINED_FLAGS adds
+# or overrides flags of lumen bench serve.
+BENCH_CONSTRAINED_FLAGS ?=
+BENCH_250M := $(MODEL_CACHE)/bench-250m-f16-ctx8192.gguf
+.PHONY: bench-constrained
+bench-constrained: build
+	@test -f $(BENCH_250M) || $(LUMEN) model synth --out $(BENCH_250M) --preset 250m --type f16 --ctx 8192
+	@OTEL_SDK_DISABLED=true $(LUMEN) serve --model $(BENCH_250M) --parallel 8 --ctx-size 8192 --threads 2 \
+		--http-addr 127.0.0.1:18080 --grpc-addr 127.0.0.1:19090 >$(BIN)/bench-constrained-serve.log 2>&1 & serve=$$!; \
+	trap 'kill $$serve' EXIT; \
+	for i in $$(seq 120); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 1; done; \
+	for c in 1 8; do echo "concurrency $$c"; \
+		$(LUMEN) bench serve --addr 127.0.0.1:19090 --concurrency $$c --requests $$((4*c)) --prompt-tokens 16 --max-tokens 64 \
+			--temperature 1 --constraint none,json_schema,tool_prompt,tool_call --rounds 3 $(BENCH_CONSTRAINED_FLAGS) || exit 1; done
+
 clean:
 	rm -rf $(BIN)

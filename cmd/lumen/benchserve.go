@@ -40,7 +40,8 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&cfg.Model, "model-name", "", "model id to request (default: the served model)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the request mix (prompts, lengths, cancellations, arrivals, sampler seeds)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	constraints := fs.String("constraint", "none", "constrained output: none, json_schema or tool_call (tool_call: grpc only); "+
+	constraints := fs.String("constraint", "none", "constrained output: none, json_schema, tool_call, or tool_prompt (tool_call's prompt without its grammar; "+
+		"these two: grpc only); "+
 		"a comma-separated list runs each in turn, --rounds times interleaved, and prints their output tok/s side by side")
 	rounds := fs.Int("rounds", 3, "with several --constraint modes: rounds of each, interleaved")
 	rest, err := parseFlags(fs, args, e.getenv)

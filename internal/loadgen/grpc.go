@@ -61,12 +61,15 @@ func (t *GRPCTarget) Stream(ctx context.Context, req Request, onText func(string
 	switch req.Constraint {
 	case ConstraintJSONSchema:
 		sr.JsonSchema = BenchSchema
-	case ConstraintToolCall:
+	case ConstraintToolCall, ConstraintToolPrompt:
 		// Tools need a chat: the prompt becomes the user's message.
 		parallel := false
 		sr.Prompt, sr.Messages = "", []*lumenv1.ChatMessage{{Role: "user", Content: req.Prompt}}
 		sr.Tools = []*lumenv1.Tool{{Name: BenchTool, Description: "Records a story's title, year and tags.", ParametersJson: BenchSchema}}
 		sr.ToolChoice = &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}
+		if req.Constraint == ConstraintToolPrompt {
+			sr.ToolChoice.Mode = lumenv1.ToolChoice_MODE_NONE
+		}
 		sr.ParallelToolCalls = &parallel
 	}
 	var textErr error

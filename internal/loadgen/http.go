@@ -110,7 +110,7 @@ func (t *HTTPTarget) Stream(ctx context.Context, req Request, onText func(string
 	switch req.Constraint {
 	case ConstraintJSONSchema:
 		gb.JSONSchema = json.RawMessage(BenchSchema)
-	case ConstraintToolCall:
+	case ConstraintToolCall, ConstraintToolPrompt:
 		return Result{}, &RequestError{Kind: "config", Err: errors.New("tool_call load needs the grpc protocol (/generate takes no tools)")}
 	}
 	body, err := json.Marshal(gb)

@@ -97,8 +97,9 @@ func (c Config) Validate() error {
 		return bad("cancel fraction must be in [0, 1]")
 	case !(c.Temperature >= 0 && c.Temperature <= 2):
 		return bad("temperature must be in [0, 2]")
-	case c.Constraint != "" && c.Constraint != ConstraintNone && c.Constraint != ConstraintJSONSchema && c.Constraint != ConstraintToolCall:
-		return bad("constraint must be none, json_schema or tool_call, not %q", c.Constraint)
+	case c.Constraint != "" && c.Constraint != ConstraintNone && c.Constraint != ConstraintJSONSchema &&
+		c.Constraint != ConstraintToolCall && c.Constraint != ConstraintToolPrompt:
+		return bad("constraint must be none, json_schema, tool_call or tool_prompt, not %q", c.Constraint)
 	}
 	return nil
 }
@@ -128,6 +129,9 @@ const (
 	ConstraintNone       Constraint = "none"
 	ConstraintJSONSchema Constraint = "json_schema" // output follows BenchSchema
 	ConstraintToolCall   Constraint = "tool_call"   // a chat request that must call BenchTool (gRPC only)
+	// ConstraintToolPrompt is tool_call's request with tool_choice none:
+	// the same prompt, no grammar, so the two isolate the grammar's cost.
+	ConstraintToolPrompt Constraint = "tool_prompt"
 )
 
 // BenchSchema is the JSON Schema of ConstraintJSONSchema, and the
