@@ -148,6 +148,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzStream -fuzztime=$(FUZZTIME) ./internal/detok/
 	$(GO) test -run='^$$' -fuzz=FuzzRender -fuzztime=$(FUZZTIME) ./internal/chat/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/traceanalyze/
+	$(GO) test -run='^$$' -fuzz=FuzzFromJSONSchema -fuzztime=$(FUZZTIME) ./internal/grammar/
+	$(GO) test -run='^$$' -fuzz=FuzzFromRegex -fuzztime=$(FUZZTIME) ./internal/grammar/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
