@@ -23,8 +23,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// served runs the real engine under the scheduler on a generated model.
-func served(t *testing.T, slots int) (*scheduler.Scheduler, *llama.Context, engine.Tokenizer) {
+// tinyModel generates and loads the tiny model.
+func tinyModel(t *testing.T) *llama.Model {
 	t.Helper()
 	cfg, err := synth.Preset("tiny")
 	if err != nil {
@@ -39,6 +39,13 @@ func served(t *testing.T, slots int) (*scheduler.Scheduler, *llama.Context, engi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// served runs the real engine under the scheduler on a generated model.
+func served(t *testing.T, slots int) (*scheduler.Scheduler, *llama.Context, engine.Tokenizer) {
+	t.Helper()
+	m := tinyModel(t)
 	c, err := llama.NewContext(m, llama.ContextParams{Size: 256 * slots, BatchSize: 128, MaxSeqs: slots, Threads: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -4,29 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/engine"
-	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/scheduler"
-	"github.com/lumenllm/lumen/internal/synth"
 )
 
 func TestSamplerParamsIgnoreEOSBansEveryEOG(t *testing.T) {
-	cfg, err := synth.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	if err := synth.WriteFile(path, cfg, nil); err != nil {
-		t.Fatal(err)
-	}
-	m, err := llama.Load(path, llama.ModelParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := tinyModel(t)
 	eog := m.Metadata().EOG
 	if len(eog) == 0 {
 		t.Fatal("model has no end-of-generation token")
