@@ -16,7 +16,8 @@ import (
 
 // Config tunes a Scheduler. Zero fields take the defaults noted.
 type Config struct {
-	// MaxQueue bounds the requests waiting for a slot (default 64); a
+	// MaxQueue bounds the requests waiting for a slot (default 64):
+	// requests that will take a free slot at the next step do not count. A
 	// Submit beyond it fails at once with ErrQueueFull.
 	MaxQueue int
 	// PrefillChunk caps the prompt tokens one sequence adds to a step
@@ -82,6 +83,7 @@ type Scheduler struct {
 	eng     Engine
 	cfg     Config
 	slotCtx int // context tokens each slot may use
+	slots   int // eng.Slots(), for Submit's goroutine
 
 	submit    chan *request
 	drainReq  chan struct{} // closed by Drain: finish what is in flight, then stop
@@ -124,7 +126,10 @@ func New(eng Engine, cfg Config) (*Scheduler, error) {
 		eng:      eng,
 		cfg:      cfg,
 		slotCtx:  eng.ContextSize() / eng.Slots(),
-		submit:   make(chan *request, cfg.MaxQueue),
+		slots:    eng.Slots(),
+		// Room for every request Submit may accept: the queue plus one
+		// per slot that is free.
+		submit:   make(chan *request, cfg.MaxQueue+eng.Slots()),
 		drainReq: make(chan struct{}),
 		abort:    make(chan struct{}),
 		done:     make(chan struct{}),
@@ -190,12 +195,15 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error)
 	if s.closed {
 		return nil, ErrDraining
 	}
-	if n := s.queued.Load(); n >= int64(s.cfg.MaxQueue) {
-		return nil, fmt.Errorf("%d requests waiting: %w", n, ErrQueueFull)
+	// Of the submitted requests not yet admitted, those beyond the free
+	// slots wait; only they count against MaxQueue.
+	free := int64(s.slots) - s.active.Load()
+	if n := s.queued.Load(); n-free >= int64(s.cfg.MaxQueue) {
+		return nil, fmt.Errorf("%d requests waiting: %w", n-free, ErrQueueFull)
 	}
 	s.queued.Add(1)
 	req.timings.Enqueued = s.cfg.Now()
-	s.submit <- req // cannot block: queued ≤ MaxQueue = cap(submit)
+	s.submit <- req // cannot block: queued ≤ MaxQueue + free slots ≤ cap(submit)
 	return req.events, nil
 }
 
@@ -381,7 +389,6 @@ func (l *loop) admit() {
 			return
 		}
 		l.waiting = l.waiting[1:]
-		l.s.queued.Add(-1)
 		// At least one prompt token must run to produce logits.
 		reuse := min(best, len(req.r.Prompt)-1)
 		if l.s.cfg.NoPrefixCache || req.r.NoCache {
@@ -389,6 +396,7 @@ func (l *loop) admit() {
 		}
 		req.timings.Admitted = l.s.cfg.Now()
 		if err := l.s.eng.RemoveSeq(free, reuse, -1); err != nil {
+			l.s.queued.Add(-1)
 			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: free slot %d: %w", ErrEngine, free, err))
 			continue
 		}
@@ -400,6 +408,7 @@ func (l *loop) admit() {
 			if !errors.As(err, &ie) {
 				err = fmt.Errorf("%w: sampler: %w", ErrEngine, err)
 			}
+			l.s.queued.Add(-1)
 			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, err)
 			continue
 		}
@@ -415,7 +424,10 @@ func (l *loop) admit() {
 		l.cache[free] = nil
 		l.slots[free] = q
 		l.admits = append(l.admits, q)
+		// Active first, then queued: Submit never sees the slot as both
+		// free and unclaimed.
 		l.s.active.Store(int64(len(l.admits)))
+		l.s.queued.Add(-1)
 		l.updateKV()
 	}
 }

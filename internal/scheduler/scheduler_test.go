@@ -283,6 +283,42 @@ func TestQueueFull(t *testing.T) {
 	})
 }
 
+// A burst within capacity is served on an idle server: requests that will
+// take a free slot do not count against the queue bound, so slots +
+// MaxQueue simultaneous requests are all accepted, and one more is not.
+func TestBurstWithinCapacity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		eng := newFakeEngine(4, 1024, 64)
+		eng.gate = make(chan struct{})
+		s := start(t, eng, Config{MaxQueue: 1})
+		var accepted []<-chan Event
+		// All at once: the loop has admitted none of them yet.
+		for i := range 5 {
+			ch, err := s.Submit(context.Background(), Request{Prompt: tokens(fmt.Sprint("p", i)), MaxTokens: 2})
+			if err != nil {
+				t.Fatalf("request %d of 4 slots + 1 queue place: %v", i+1, err)
+			}
+			accepted = append(accepted, ch)
+		}
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("x"), MaxTokens: 2}); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("sixth request: err = %v, want ErrQueueFull", err)
+		}
+		synctest.Wait() // four admitted, decoding behind the gate; one waits
+		if st := s.Stats(); st.Active != 4 || st.Queued != 1 {
+			t.Errorf("stats %+v, want 4 active and 1 queued", st)
+		}
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("y"), MaxTokens: 2}); !errors.Is(err, ErrQueueFull) {
+			t.Errorf("with the slots busy and the queue full: err = %v, want ErrQueueFull", err)
+		}
+		close(eng.gate)
+		for _, ch := range accepted {
+			if _, _, err := collect(t, ch); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
 // Cancelled requests leave the batch and free their cells, whether they
 // were waiting, prefilling or decoding; afterwards the scheduler serves.
 func TestCancellationFreesSlots(t *testing.T) {
