@@ -198,8 +198,9 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 		return invalid("top_p", "must be between 0 and 1, got %v", p.TopP)
 	case !finite(p.MinP) || p.MinP < 0 || p.MinP > 1:
 		return invalid("min_p", "must be between 0 and 1, got %v", p.MinP)
-	case p.TopK < 0:
-		return invalid("top_k", "must not be negative, got %d", p.TopK)
+	case p.TopK < 0 || p.TopK > math.MaxInt32:
+		// The engine takes a C int32: a larger value would wrap.
+		return invalid("top_k", "must be between 0 and %d, got %d", math.MaxInt32, p.TopK)
 	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0 || p.RepeatPenalty > 10:
 		return invalid("repetition_penalty", "must be between 0 and 10, got %v", p.RepeatPenalty)
 	case !finite(p.FrequencyPenalty) || p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:

@@ -74,6 +74,7 @@ func TestGenerateValidation(t *testing.T) {
 		{"temperature", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{Temperature: 3}}, "temperature"},
 		{"top_p", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopP: 1.5}}, "top_p"},
 		{"top_k", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopK: -1}}, "top_k"},
+		{"top_k past int32", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopK: 1<<32 + 1}}, "top_k"},
 		{"stop not UTF-8", GenerateRequest{Prompt: "a", Stop: []string{"\xff"}}, "stop[0]"},
 	}
 	for _, tt := range tests {
