@@ -50,17 +50,19 @@ type serveFlags struct {
 	apiKey       string
 	apiKeyFile   string
 	drainTimeout time.Duration
-	modelName    string
-	logFormat    string
-	otlpEndpoint string
-	traceExport  string
-	metricsPush  string
-	samplingFile string
-	traceContent bool
-	contentMax   int
-	batchRate    float64
-	liveView     bool
-	hooks        serveHooks
+	// HTTP connection timeouts.
+	headerTimeout, bodyTimeout, idleTimeout time.Duration
+	modelName                               string
+	logFormat                               string
+	otlpEndpoint                            string
+	traceExport                             string
+	metricsPush                             string
+	samplingFile                            string
+	traceContent                            bool
+	contentMax                              int
+	batchRate                               float64
+	liveView                                bool
+	hooks                                   serveHooks
 }
 
 // serveHooks let tests (and `lumen bench`) observe an in-process server.
@@ -94,6 +96,9 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.apiKey, "api-key", "", "API key required on inference routes (empty: none)")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file of API keys, one per line")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.headerTimeout, "http-header-timeout", 10*time.Second, "time a client has to send its request headers")
+	fs.DurationVar(&f.bodyTimeout, "http-body-timeout", httpserver.DefaultBodyTimeout, "time a client has to send its request body (408 after; responses and streams are not limited)")
+	fs.DurationVar(&f.idleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept open")
 	fs.StringVar(&f.modelName, "model-name", "", "model id clients use (default: the file name without .gguf)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP collector host:port for traces (e.g. localhost:4317 for Jaeger); default from OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -254,7 +259,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		mux.Handle(liveview.PagePattern, live.Handler())
 		mux.Handle(liveview.Prefix, live.Handler())
 	}
-	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
+	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
 		Middleware: func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
 				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
@@ -262,7 +267,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
 		},
 	}).Handler())
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or WriteTimeout: the body deadline is set per request
+	// (and lifted once read), and SSE streams may run for minutes.
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: f.headerTimeout, IdleTimeout: f.idleTimeout}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- grpcSrv.Serve(grpcLis) }()
 	go func() {

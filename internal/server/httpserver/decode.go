@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/lumenllm/lumen/internal/inference"
@@ -135,12 +137,18 @@ func invalidField(field, format string, args ...any) error {
 // decodeBody reads r's body (at most limit bytes) into each of dsts,
 // pointers to structs, after refusing the known fields rt does not
 // honour (fields.go).
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, rt route, dsts ...any) error {
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration, rt route, dsts ...any) error {
+	// The body must arrive within timeout (bodyDeadline set it).
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			return err
+		case errors.As(err, &ne) && ne.Timeout():
+			w.Header().Set("Connection", "close")
+			return fmt.Errorf("%w (%s)", errBodyTimeout, timeout)
 		}
 		return fmt.Errorf("%w: reading it failed: %v", errMalformed, err)
 	}

@@ -16,6 +16,8 @@ import (
 // inference layer already speaks, so one rule covers both.
 var (
 	errMalformed = errors.New("malformed request body")
+	// errBodyTimeout: the client did not send its body in time.
+	errBodyTimeout = errors.New("request body not received in time")
 	errTooLarge  = errors.New("request body too large")
 	errMethod    = errors.New("method not allowed")
 	errNoRoute   = errors.New("no such route")
@@ -79,6 +81,8 @@ func classify(err error) apiError {
 			a.detail.Param = &invalid.Field
 		}
 		return a
+	case errors.Is(err, errBodyTimeout):
+		return e(http.StatusRequestTimeout, typeInvalidRequest, "request_timeout", err.Error())
 	case errors.Is(err, errMalformed), errors.Is(err, scheduler.ErrInvalid):
 		return e(http.StatusBadRequest, typeInvalidRequest, "", err.Error())
 	case errors.As(err, &tooLarge), errors.Is(err, errTooLarge):

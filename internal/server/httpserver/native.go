@@ -39,7 +39,7 @@ type tokenizeResponse struct {
 func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body generateRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, routeGenerate, &opts, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, s.cfg.BodyTimeout, routeGenerate, &opts, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -79,7 +79,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 // prompt of the given text.
 func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
 	var body tokenizeRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, noRoute, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, s.cfg.BodyTimeout, noRoute, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -150,7 +150,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, req inference.Gen
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body completionRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, routeCompletions, &opts, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, s.cfg.BodyTimeout, routeCompletions, &opts, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -202,7 +202,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body chatRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, routeChat, &opts, &body); err != nil {
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, s.cfg.BodyTimeout, routeChat, &opts, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

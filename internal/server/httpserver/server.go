@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
@@ -31,6 +32,10 @@ import (
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 4 << 20
+
+// DefaultBodyTimeout bounds receiving a request body when
+// Config.BodyTimeout is 0.
+const DefaultBodyTimeout = 30 * time.Second
 
 // Config builds a Server.
 type Config struct {
@@ -44,6 +49,11 @@ type Config struct {
 	// MaxBodyBytes caps a request body (default DefaultMaxBodyBytes);
 	// larger bodies get 413.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time to receive a request body (default
+	// DefaultBodyTimeout); a slower one gets 408 and the connection is
+	// closed. It does not limit responses: streams run as long as they
+	// run.
+	BodyTimeout time.Duration
 	// Logger receives server-side failures (5xx) and streams that fail
 	// after their headers went out; nil discards them.
 	Logger *slog.Logger
@@ -59,6 +69,9 @@ type Server struct {
 
 // New builds a Server from cfg.
 func New(cfg Config) *Server {
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -70,6 +83,9 @@ func New(cfg Config) *Server {
 	if cfg.Middleware != nil {
 		s.handler = cfg.Middleware(s.handler)
 	}
+	// Outermost, so that it holds the connection's own ResponseWriter
+	// (wrappers such as otelhttp's may hide the read deadline).
+	s.handler = bodyDeadline(s.handler, cfg.BodyTimeout)
 	return s
 }
 
@@ -177,3 +193,44 @@ func toModelObject(m inference.Model) modelObject {
 
 // requestLabel names a request in logs.
 func requestLabel(r *http.Request) string { return r.Method + " " + r.URL.Path }
+
+// bodyDeadline gives a request with a body timeout to send it: the
+// connection's read deadline is set before the handler runs and lifted as
+// soon as the body has been read to its end, so that a response stream
+// afterwards is not cut (the server's background read would otherwise hit
+// the deadline and cancel the request).
+func bodyDeadline(h http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
+			h.ServeHTTP(w, r) // not a network connection (tests)
+			return
+		}
+		lift := func() { _ = rc.SetReadDeadline(time.Time{}) }
+		// Not lifted when the handler returns early: a body left unread is
+		// then drained by the server under the same deadline, and a slow
+		// sender's connection is closed instead of held.
+		r.Body = &deadlineBody{ReadCloser: r.Body, lift: lift}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body is read to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	lift   func()
+	lifted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.lifted {
+		b.lifted = true
+		b.lift()
+	}
+	return n, err
+}
