@@ -123,10 +123,10 @@ func New(eng Engine, cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: engine with %d slots, context %d, batch %d cannot serve", eng.Slots(), eng.ContextSize(), eng.BatchSize())
 	}
 	return &Scheduler{
-		eng:      eng,
-		cfg:      cfg,
-		slotCtx:  eng.ContextSize() / eng.Slots(),
-		slots:    eng.Slots(),
+		eng:     eng,
+		cfg:     cfg,
+		slotCtx: eng.ContextSize() / eng.Slots(),
+		slots:   eng.Slots(),
 		// Room for every request Submit may accept: the queue plus one
 		// per slot that is free.
 		submit:   make(chan *request, cfg.MaxQueue+eng.Slots()),

@@ -18,9 +18,9 @@ var (
 	errMalformed = errors.New("malformed request body")
 	// errBodyTimeout: the client did not send its body in time.
 	errBodyTimeout = errors.New("request body not received in time")
-	errTooLarge  = errors.New("request body too large")
-	errMethod    = errors.New("method not allowed")
-	errNoRoute   = errors.New("no such route")
+	errTooLarge    = errors.New("request body too large")
+	errMethod      = errors.New("method not allowed")
+	errNoRoute     = errors.New("no such route")
 	// errNoResult: a stream ended without its Done event, which breaks
 	// the scheduler's contract.
 	errNoResult = errors.New("stream ended without a result")
