@@ -57,6 +57,7 @@ func NewBuilder() *Builder {
 //
 // body must be valid GBNF; Rule does not check it.
 func (b *Builder) Rule(name, body string) string {
+	body = emptyLiteral(body)
 	n := sanitizeName(name)
 	if n == "" {
 		n = "rule"
@@ -77,6 +78,7 @@ func (b *Builder) Rule(name, body string) string {
 // addRule is llama.cpp's _add_rule: on a clash the suffix is a bare number
 // starting at 0 ("root0"), so that generated grammars match llama.cpp's.
 func (b *Builder) addRule(name, body string) string {
+	body = emptyLiteral(body)
 	n := sanitizeName(name)
 	if old, ok := b.rules[n]; !ok || old == body {
 		b.put(n, body)
@@ -372,4 +374,14 @@ func sanitizeName(name string) string {
 		}
 	}
 	return sb.String()
+}
+
+// emptyLiteral writes an empty body or alternative as the empty literal: GBNF
+// skips newlines after "::=" and "|", so an empty one at the end of a rule
+// would swallow the next rule's name.
+func emptyLiteral(body string) string {
+	if strings.TrimSpace(body) == "" {
+		return `""`
+	}
+	return body
 }

@@ -671,7 +671,7 @@ func (r *rxRenderer) render(n *rxNode) string {
 	case rxAlt:
 		parts := make([]string, len(n.subs))
 		for i, s := range n.subs {
-			parts[i] = r.render(s)
+			parts[i] = emptyLiteral(r.render(s))
 		}
 		return strings.Join(parts, " | ")
 	case rxConcat:

@@ -59,3 +59,19 @@ func TestSchemaGrammarsParseInLlamaCpp(t *testing.T) {
 		t.Fatal("no convertible case")
 	}
 }
+
+// Regexes whose grammars have empty alternatives or bodies load too (an
+// empty one at a rule's end once swallowed the next rule's name).
+func TestEmptyRegexAlternativesParseInLlamaCpp(t *testing.T) {
+	m := load(t, sharedModel(t))
+	for _, re := range []string{`\d{0}|`, `a|`, `|b`, `(|)x`, `x{0}`} {
+		g, err := grammar.FromRegex(re)
+		if err != nil {
+			t.Errorf("FromRegex(%q): %v", re, err)
+			continue
+		}
+		if err := llama.CheckGrammar(m, g, nil); err != nil {
+			t.Errorf("%q: llama.cpp refuses %q: %v", re, g, err)
+		}
+	}
+}
