@@ -168,6 +168,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, timeout tim
 			return decodeError(err)
 		}
 	}
+	if err := duplicateKey(body); err != nil {
+		return err
+	}
 	if rt >= 0 {
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(body, &fields); err != nil {
@@ -603,4 +606,65 @@ func (g *generateRequest) generateRequest(o *options) (inference.GenerateRequest
 	}
 	req.Prompt = *g.Prompt
 	return req, nil
+}
+
+// duplicateKey refuses an object, at any depth, that gives a key twice:
+// encoding/json would keep the last silently, and a proxy or logger that
+// keeps the first would see another request than the model does. body is
+// valid JSON here.
+func duplicateKey(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+		path   string
+	}
+	var stack []*frame
+	var last string // the last key, for the next nested frame's path
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // EOF (or malformed, which Unmarshal reported)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				path := last
+				if top != nil && top.path != "" && path != "" {
+					path = top.path + "." + path
+				} else if top != nil && path == "" {
+					path = top.path
+				}
+				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, key: t == '{', path: path})
+				last = ""
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[t] {
+					field := t
+					if top.path != "" {
+						field = top.path + "." + t
+					}
+					return invalidField(field, "is given more than once")
+				}
+				top.keys[t] = true
+				top.key = false
+				last = t
+				continue
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+		last = ""
+	}
 }

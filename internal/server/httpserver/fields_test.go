@@ -310,3 +310,23 @@ func TestKnownFieldsAreAllSpecified(t *testing.T) {
 		}
 	}
 }
+
+// A key given twice is refused wherever it is; encoding/json would keep
+// the last one silently.
+func TestDuplicateKeys(t *testing.T) {
+	for _, tc := range []struct{ path, body, param string }{
+		{genPath, `{"prompt":"a","prompt":"b"}`, "prompt"},
+		{cmplPath, `{"prompt":"a","max_tokens":3,"max_tokens":900}`, "max_tokens"},
+		{chatPath, `{"messages":[{"role":"user","content":"a","role":"system"}]}`, "messages.role"},
+		{chatPath, `{"messages":[{"role":"user","content":"a"}],"response_format":{"type":"json_object","type":"text"}}`, "response_format.type"},
+		{"/tokenize", `{"text":"a","text":"b"}`, "text"},
+	} {
+		ts, _ := serve(t, Config{})
+		checkError(t, do(t, ts, "POST", tc.path, tc.body), 400, tc.param, "")
+	}
+	// The same key in two different objects is fine.
+	ts, _ := serve(t, Config{})
+	if resp := do(t, ts, "POST", chatPath, `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`); resp.status != 200 {
+		t.Errorf("distinct objects with the same keys: %d %s", resp.status, resp.body)
+	}
+}
