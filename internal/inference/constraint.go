@@ -38,6 +38,18 @@ type Constraint struct {
 	Choices []string
 }
 
+// OneConstraint returns the one constraint a request gave (nil for none),
+// or an error naming the second when it gave more than one.
+func OneConstraint(found ...*Constraint) (*Constraint, error) {
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	return nil, invalid(found[1].Field, "cannot be combined with %s: give one output constraint", found[0].Field)
+}
+
 // GrammarChecker asks the engine whether it takes a grammar (llama.cpp's
 // own parser is the judge); the error carries its reason.
 type GrammarChecker interface {

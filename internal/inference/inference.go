@@ -396,6 +396,27 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	return st, nil
 }
 
+// LogitBias turns a request's logit_bias (token id → bias, as a client
+// sent it) into sampling biases: each in [-100, 100], and -100 a ban, as
+// OpenAI defines it. Transports call it; Generate checks the ids against
+// the vocabulary.
+func LogitBias(raw map[int32]float64) (map[int32]float32, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	out := make(map[int32]float32, len(raw))
+	for tok, b := range raw {
+		if !(b >= -100 && b <= 100) {
+			return nil, invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
+		}
+		out[tok] = float32(b)
+		if b == -100 {
+			out[tok] = float32(math.Inf(-1))
+		}
+	}
+	return out, nil
+}
+
 // checkBias checks logit_bias: token ids in the vocabulary, biases in
 // [-100, 100] (the transports turn -100 into a ban).
 func (s *Service) checkBias(bias map[int32]float32) error {

@@ -221,15 +221,13 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 	if err != nil {
 		return inference.GenerateRequest{}, err
 	}
-	var bias map[int32]float32
-	if len(r.GetLogitBias()) > 0 {
-		bias = make(map[int32]float32, len(r.GetLogitBias()))
-		for tok, b := range r.GetLogitBias() {
-			if b == -100 {
-				b = float32(math.Inf(-1)) // -100 bans, as in OpenAI
-			}
-			bias[tok] = b
-		}
+	raw := make(map[int32]float64, len(r.GetLogitBias()))
+	for tok, b := range r.GetLogitBias() {
+		raw[tok] = float64(b)
+	}
+	bias, err := inference.LogitBias(raw)
+	if err != nil {
+		return inference.GenerateRequest{}, err
 	}
 	seed := rand.Uint32()
 	if r.Seed != nil {
@@ -288,13 +286,7 @@ func constraint(r *lumenv1.GenerateRequest) (*inference.Constraint, error) {
 	if r.GetJsonObject() {
 		found = append(found, &inference.Constraint{Kind: inference.ConstraintJSONObject, Field: "json_object"})
 	}
-	switch len(found) {
-	case 0:
-		return nil, nil
-	case 1:
-		return found[0], nil
-	}
-	return nil, &scheduler.InvalidError{Field: found[1].Field, Reason: "cannot be combined with " + found[0].Field + ": give one output constraint"}
+	return inference.OneConstraint(found...)
 }
 
 // tools reads tools, tool_choice and parallel_tool_calls.

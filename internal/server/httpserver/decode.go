@@ -306,21 +306,19 @@ func (o *options) request(openAI bool) (inference.GenerateRequest, error) {
 		req.NoCache = !*o.CachePrompt
 	}
 	if len(o.LogitBias) > 0 {
-		req.Sampling.LogitBias = make(map[int32]float32, len(o.LogitBias))
+		raw := make(map[int32]float64, len(o.LogitBias))
 		for k, b := range o.LogitBias {
 			tok, err := strconv.ParseInt(k, 10, 32)
 			if err != nil {
 				return req, invalidField("logit_bias", "keys must be token ids, got %q", k)
 			}
-			if b < -100 || b > 100 || math.IsNaN(b) {
-				return req, invalidField("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
-			}
-			bias := float32(b)
-			if b == -100 {
-				bias = float32(math.Inf(-1)) // OpenAI: -100 bans the token
-			}
-			req.Sampling.LogitBias[int32(tok)] = bias
+			raw[int32(tok)] = b
 		}
+		bias, err := inference.LogitBias(raw)
+		if err != nil {
+			return req, err
+		}
+		req.Sampling.LogitBias = bias
 	}
 	c, err := o.constraint()
 	if err != nil {
@@ -372,13 +370,7 @@ func (o *options) constraint() (*inference.Constraint, error) {
 		}
 		add(&inference.Constraint{Kind: inference.ConstraintChoice, Field: "guided_choice", Choices: o.GuidedChoice})
 	}
-	switch len(found) {
-	case 0:
-		return nil, nil
-	case 1:
-		return found[0], nil
-	}
-	return nil, invalidField(found[1].Field, "cannot be combined with %s: give one output constraint", found[0].Field)
+	return inference.OneConstraint(found...)
 }
 
 // schemaValue accepts a JSON Schema given as an object, or as a string
