@@ -36,6 +36,7 @@
 package chat
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,7 +198,7 @@ func (t *Template) IsFallback() bool { return t.fallback }
 // addGenerationPrompt is set. A raise_exception in the template returns an
 // *ExceptionError; other failures (a template error such as an undefined
 // method) return an error describing it.
-func (t *Template) Render(messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (out string, err error) {
+func (t *Template) Render(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (out string, err error) {
 	// raised records the message of a raise_exception call. It lives in
 	// this call's data, not in the template's environment, so concurrent
 	// renders do not see each other's exceptions. gonja reports the

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -182,7 +183,7 @@ func TestRender(t *testing.T) {
 			if got := tpl.IsFallback(); got != (tt.template == "") {
 				t.Errorf("IsFallback() = %v", got)
 			}
-			got, err := tpl.Render(tt.messages, nil, tt.genPrompt)
+			got, err := tpl.Render(context.Background(), tt.messages, nil, tt.genPrompt)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -232,7 +233,7 @@ func TestRenderErrors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			got, err := tpl.Render(tt.messages, nil, true)
+			got, err := tpl.Render(context.Background(), tt.messages, nil, true)
 			if err == nil {
 				t.Fatalf("Render = %q, want an error", got)
 			}
@@ -280,7 +281,7 @@ func TestIncludeCannotReadFiles(t *testing.T) {
 		if err != nil {
 			continue // refused at parse time: fine
 		}
-		if got, err := tpl.Render(msgs("user", "a"), nil, true); err == nil {
+		if got, err := tpl.Render(context.Background(), msgs("user", "a"), nil, true); err == nil {
 			t.Errorf("%s rendered %q, want an error", src, got)
 		}
 	}
@@ -301,7 +302,7 @@ func TestRenderConcurrent(t *testing.T) {
 				if bad {
 					m = msgs("user", "a", "user", "b")
 				}
-				_, err := tpl.Render(m, nil, true)
+				_, err := tpl.Render(context.Background(), m, nil, true)
 				if (err != nil) != bad {
 					t.Errorf("Render error = %v, want error %v", err, bad)
 					return
@@ -333,7 +334,7 @@ func FuzzRender(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, first, second, role string) {
 		m := msgs(role, first, "user", second)
-		got, err := fallback.Render(m, nil, true)
+		got, err := fallback.Render(context.Background(), m, nil, true)
 		if err != nil {
 			t.Fatalf("fallback Render: %v", err)
 		}
@@ -342,7 +343,7 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("fallback Render =\n%q\nwant\n%q", got, want)
 		}
 		for _, tpl := range templates {
-			_, _ = tpl.Render(m, nil, true) // errors are fine; panics are not
+			_, _ = tpl.Render(context.Background(), m, nil, true) // errors are fine; panics are not
 		}
 	})
 }

@@ -32,9 +32,9 @@ type Tokenizer interface {
 
 // ChatRenderer turns chat messages into a prompt (the model's template);
 // tools are the functions offered, given to the template as its tools
-// variable (nil: none).
+// variable (nil: none). A render stops with ctx's error when ctx is done.
 type ChatRenderer interface {
-	Render(messages []Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error)
+	Render(ctx context.Context, messages []Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error)
 }
 
 // Submitter is the scheduler as seen from here.
@@ -212,7 +212,7 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 }
 
 // prompt renders and tokenizes the request's input.
-func (s *Service) prompt(req GenerateRequest) ([]int32, string, error) {
+func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, string, error) {
 	if len(req.Tools.Tools) > 0 && len(req.Messages) == 0 {
 		return nil, "", invalid("tools", "need messages (a chat request)")
 	}
@@ -254,7 +254,7 @@ func (s *Service) prompt(req GenerateRequest) ([]int32, string, error) {
 		if len(tools) > 0 && !s.cfg.ToolFormat.RendersTools {
 			msgs, tools = withInstructions(msgs, s.cfg.ToolFormat.Format.Instructions(tools)), nil
 		}
-		rendered, err := s.cfg.Chat.Render(msgs, tools, true)
+		rendered, err := s.cfg.Chat.Render(ctx, msgs, tools, true)
 		if err != nil {
 			return nil, "", invalid("messages", "chat template: %v", err)
 		}
@@ -328,7 +328,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		}
 		req.Sampling.Grammar, req.Sampling.Triggers = c.Grammar, c.Triggers
 	}
-	toks, promptText, err := s.prompt(req)
+	toks, promptText, err := s.prompt(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int
 
 type bosTemplate struct{}
 
-func (bosTemplate) Render(msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {
+func (bosTemplate) Render(_ context.Context, msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("<s>")
 	for _, m := range msgs {

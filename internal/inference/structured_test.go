@@ -29,9 +29,9 @@ type recordingTemplate struct {
 	tools []toolcall.Tool
 }
 
-func (r *recordingTemplate) Render(msgs []Message, tools []toolcall.Tool, _ bool) (string, error) {
+func (r *recordingTemplate) Render(ctx context.Context, msgs []Message, tools []toolcall.Tool, _ bool) (string, error) {
 	r.msgs, r.tools = msgs, tools
-	return bosTemplate{}.Render(msgs, tools, true)
+	return bosTemplate{}.Render(ctx, msgs, tools, true)
 }
 
 func structuredService(sub *captureSubmitter, tmpl *recordingTemplate, g GrammarChecker, tf ToolFormat) *Service {
