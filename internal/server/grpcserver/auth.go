@@ -34,8 +34,13 @@ func (s *Server) logFailure(ctx context.Context, fullMethod string, err error) {
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	// Taken first, so that a refused call forgets its record too.
+	decodeErr := s.codec.take(req)
 	if err := s.authorize(ctx, info.FullMethod); err != nil {
 		return nil, toStatus(err)
+	}
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
 	resp, err := handler(ctx, req)
 	s.logFailure(ctx, info.FullMethod, err)
@@ -46,7 +51,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
 		return toStatus(err)
 	}
-	err := handler(srv, ss)
+	err := handler(srv, &decodeCheckedStream{ServerStream: ss, codec: s.codec})
 	s.logFailure(ss.Context(), info.FullMethod, err)
 	return err
 }

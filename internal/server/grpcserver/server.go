@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/auth"
@@ -38,6 +39,10 @@ type Config struct {
 	// transport credentials, message size limits). Interceptors given here
 	// run before the server's own, so they see unauthenticated calls too.
 	ServerOptions []grpc.ServerOption
+	// StatsHandler, when set, sees every call (otelgrpc's server handler);
+	// calls to methods the server does not serve reach it named
+	// UnknownMethod, so clients cannot mint span names or metric series.
+	StatsHandler stats.Handler
 	// Logger receives calls that fail with an internal error (default:
 	// none).
 	Logger *slog.Logger
@@ -49,6 +54,7 @@ type Server struct {
 	health *healthService
 	keys   auth.Keys
 	log    *slog.Logger
+	codec  *decodeCodec
 }
 
 // New builds a Server whose health status is NOT_SERVING until
@@ -61,12 +67,19 @@ func New(cfg Config) *Server {
 		health: &healthService{Server: health.NewServer(), ready: cfg.Ready},
 		keys:   cfg.Keys,
 		log:    cfg.Logger,
+		codec:  newDecodeCodec(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	opts := append([]grpc.ServerOption(nil), cfg.ServerOptions...)
+	var methods *knownMethods
+	if cfg.StatsHandler != nil {
+		methods = &knownMethods{next: cfg.StatsHandler}
+		opts = append(opts, grpc.StatsHandler(methods))
+	}
 	opts = append(opts,
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
@@ -74,6 +87,14 @@ func New(cfg Config) *Server {
 	lumenv1.RegisterLumenServiceServer(s.grpc, &service{api: cfg.API})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if methods != nil {
+		methods.known = map[string]bool{}
+		for name, info := range s.grpc.GetServiceInfo() {
+			for _, m := range info.Methods {
+				methods.known["/"+name+"/"+m.Name] = true
+			}
+		}
+	}
 	s.SetServing(false)
 	return s
 }
