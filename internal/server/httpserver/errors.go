@@ -21,6 +21,13 @@ var (
 	errTooLarge    = errors.New("request body too large")
 	errMethod      = errors.New("method not allowed")
 	errNoRoute     = errors.New("no such route")
+	// errMediaType: a JSON route got a body not declared as JSON.
+	errMediaType = errors.New("unsupported media type")
+	// errHostNotAllowed: a keyless server got a Host that DNS rebinding
+	// could have forged.
+	errHostNotAllowed = errors.New("host not allowed")
+	// errOriginNotAllowed: a CORS preflight from an origin not listed.
+	errOriginNotAllowed = errors.New("origin not allowed")
 	// errNoResult: a stream ended without its Done event, which breaks
 	// the scheduler's contract.
 	errNoResult = errors.New("stream ended without a result")
@@ -102,6 +109,12 @@ func classify(err error) apiError {
 		return a
 	case errors.Is(err, errNoRoute):
 		return e(http.StatusNotFound, typeInvalidRequest, "not_found", err.Error())
+	case errors.Is(err, errMediaType):
+		return e(http.StatusUnsupportedMediaType, typeInvalidRequest, "unsupported_media_type", err.Error())
+	case errors.Is(err, errHostNotAllowed):
+		return e(http.StatusForbidden, typeInvalidRequest, "host_not_allowed", err.Error())
+	case errors.Is(err, errOriginNotAllowed):
+		return e(http.StatusForbidden, typeInvalidRequest, "origin_not_allowed", err.Error())
 	case errors.Is(err, errMethod):
 		return e(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", err.Error())
 	case errors.Is(err, scheduler.ErrQueueFull):

@@ -154,15 +154,28 @@ type response struct {
 	body   []byte
 }
 
-// do sends one request; header holds extra header name/value pairs.
+// do sends one request; header holds extra header name/value pairs. A
+// POST says its body is JSON, as real clients do, unless header sets
+// Content-Type; an empty value sends no such header. "Host" sets the Host
+// header (the connection still goes to ts).
 func do(t *testing.T, ts *httptest.Server, method, path, body string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		switch name, value := header[i], header[i+1]; {
+		case strings.EqualFold(name, "Host"):
+			req.Host = value
+		case value == "":
+			req.Header.Del(name)
+		default:
+			req.Header.Set(name, value)
+		}
 	}
 	resp, err := ts.Client().Do(req)
 	if err != nil {

@@ -14,6 +14,11 @@
 // without one decodes greedily, the inference default. A request without
 // max_tokens gets the inference default.
 //
+// Before any of that, the inference routes defend a keyless server
+// against web pages (origin.go): JSON routes require Content-Type:
+// application/json, the Host header must be one that DNS rebinding cannot
+// forge, and CORS is off unless origins are configured.
+//
 // A client that disconnects cancels its request: handlers pass the
 // request's context to inference.API.Generate, and streaming handlers stop
 // at once when it ends.
@@ -59,11 +64,35 @@ type Config struct {
 	Logger *slog.Logger
 	// Middleware, when set, wraps the whole handler, e.g. with otelhttp.
 	Middleware func(http.Handler) http.Handler
+
+	// AllowedHosts are the Host header names the inference routes answer
+	// to besides those always allowed: IP literals, "localhost" and
+	// "*.localhost", and the host of ListenAddr. An entry is an exact
+	// name ("gpu.lan"; a port in it is ignored), a domain with every name
+	// under it (".example.com" or "*.example.com", both also matching
+	// example.com), or "*", which turns the check off. Other Hosts get
+	// 403. The check guards against DNS rebinding; when Keys are set it
+	// runs only if AllowedHosts is non-empty (a page cannot know the key).
+	// Health routes are never checked.
+	AllowedHosts []string
+	// ListenAddr is the HTTP listen address as given (host:port); a name
+	// as its host is an allowed Host. Optional; it does not count as
+	// setting AllowedHosts.
+	ListenAddr string
+	// CORSOrigins are the web origins whose pages may call the inference
+	// routes from a browser: exact origins ("https://app.example.com",
+	// scheme://host[:port]) or "*" for any. Empty (the default) sends no
+	// CORS headers at all, so browsers block cross-origin calls. When set,
+	// a preflight from a listed origin gets 204, one from another 403, and
+	// responses to a listed origin carry Access-Control-Allow-Origin.
+	CORSOrigins []string
 }
 
 // Server is the HTTP transport. It holds no per-request state.
 type Server struct {
 	cfg     Config
+	hosts   hostPolicy
+	cors    corsPolicy
 	handler http.Handler
 }
 
@@ -78,7 +107,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, hosts: newHostPolicy(cfg), cors: newCORSPolicy(cfg.CORSOrigins, cfg.Logger)}
 	s.handler = s.routes()
 	if cfg.Middleware != nil {
 		s.handler = cfg.Middleware(s.handler)
@@ -98,26 +127,47 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // method-specific pattern is more specific, so it wins for its method.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(method, path string, h http.HandlerFunc) {
+	handle := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
-		allow := method
-		if method == http.MethodGet {
-			allow = "GET, HEAD" // ServeMux serves HEAD with GET handlers
-		}
-		mux.Handle(path, s.methodNotAllowed(allow))
+		mux.Handle(path, s.methodNotAllowed(allowed(method)))
 	}
-	handle(http.MethodPost, "/v1/completions", s.authed(s.completions))
-	handle(http.MethodPost, "/v1/chat/completions", s.authed(s.chatCompletions))
-	handle(http.MethodGet, "/v1/models", s.authed(s.listModels))
-	handle(http.MethodGet, "/v1/models/{model...}", s.authed(s.getModel))
-	handle(http.MethodPost, "/generate", s.authed(s.generate))
-	handle(http.MethodPost, "/tokenize", s.authed(s.tokenize))
-	handle(http.MethodGet, "/healthz", s.healthz)
-	handle(http.MethodGet, "/readyz", s.readyz)
+	// api registers an inference route. In order: the Host check and
+	// CORS (browserChecks), the body's type (every POST route takes
+	// JSON), the key, then the handler, which decodes the body.
+	api := func(method, path string, h http.HandlerFunc) {
+		h = s.authed(h)
+		if method == http.MethodPost {
+			h = s.jsonBody(h)
+		}
+		handle(method, path, s.browserChecks(h))
+		if s.cors.enabled() {
+			mux.Handle(http.MethodOptions+" "+path, s.preflight(allowed(method)))
+		}
+	}
+	api(http.MethodPost, "/v1/completions", s.completions)
+	api(http.MethodPost, "/v1/chat/completions", s.chatCompletions)
+	api(http.MethodGet, "/v1/models", s.listModels)
+	api(http.MethodGet, "/v1/models/{model...}", s.getModel)
+	api(http.MethodPost, "/generate", s.generate)
+	api(http.MethodPost, "/tokenize", s.tokenize)
+	// Health routes skip the Host check: they tell a page nothing but
+	// "up" or "ready", and probes and load balancers send whatever Host
+	// they were configured with (Kubernetes sends the pod IP, which
+	// would pass anyway; Docker's healthcheck sends none).
+	handle(http.MethodGet, "/healthz", http.HandlerFunc(s.healthz))
+	handle(http.MethodGet, "/readyz", http.HandlerFunc(s.readyz))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: %s %s", errNoRoute, r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// allowed is the Allow header of a route answering method.
+func allowed(method string) string {
+	if method == http.MethodGet {
+		return "GET, HEAD" // ServeMux serves HEAD with GET handlers
+	}
+	return method
 }
 
 // authed checks the request's bearer key before h runs.

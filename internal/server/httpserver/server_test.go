@@ -688,6 +688,7 @@ func TestClientDisconnect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			req.Header.Set("Content-Type", "application/json")
 			got := make(chan error, 1)
 			go func() {
 				resp, err := ts.Client().Do(req)
@@ -752,6 +753,9 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("m: %w", inference.ErrUnknownModel), 404},
 		{errNoRoute, 404},
 		{errMethod, 405},
+		{fmt.Errorf("%w: no Content-Type", errMediaType), 415},
+		{fmt.Errorf("%w: %q", errHostNotAllowed, "evil.example"), 403},
+		{fmt.Errorf("%w: %q", errOriginNotAllowed, "https://evil.example"), 403},
 		{fmt.Errorf("3: %w", scheduler.ErrQueueFull), 429},
 		{scheduler.ErrDraining, 503},
 		{scheduler.ErrShutdown, 503},
