@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -35,6 +36,7 @@ func TestMetricsEndpointExemplarsNameRecordedTraces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Tenant-ID", tenant)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -131,5 +133,73 @@ func TestMetricsEndpointExemplarsNameRecordedTraces(t *testing.T) {
 		if !tokens[k] {
 			t.Errorf("no gen_ai_server_tokens_total series for tenant/type %s (have %v)", k, tokens)
 		}
+	}
+}
+
+// Tenants are chosen by clients, so their ids are checked and their label
+// values bounded: with --max-tenants 3, ten tenants make four label values
+// (three of their own and "(other)"), and an over-long or odd id is a 400
+// that records nothing.
+func TestMetricsTenantLabelsAreBounded(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil, "--max-tenants", "3")
+	post := func(tenant string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"Hello","max_tokens":2}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Tenant-ID", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, bad := range []string{strings.Repeat("a", 65), "acme corp", "x\u00e9"} {
+		if got := post(bad); got != http.StatusBadRequest {
+			t.Errorf("tenant %q: status %d, want 400", bad, got)
+		}
+	}
+	for i := range 10 {
+		if got := post("tenant-" + strconv.Itoa(i)); got != http.StatusOK {
+			t.Fatalf("tenant-%d: status %d", i, got)
+		}
+	}
+	log.waitFor(t, "ten request spans", func(spans []sdktrace.ReadOnlySpan) bool {
+		n := 0
+		for _, s := range spans {
+			if s.Name() == "text_completion tiny" {
+				n++
+			}
+		}
+		return n == 10
+	})
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]float64{}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, "lumen_requests_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		seen[labels(line)["tenant"]] += v
+	}
+	want := map[string]float64{"tenant-0": 1, "tenant-1": 1, "tenant-2": 1, "(other)": 7}
+	if !maps.Equal(seen, want) {
+		t.Errorf("lumen_requests_total by tenant %v, want %v", seen, want)
 	}
 }

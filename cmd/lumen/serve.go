@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"google.golang.org/grpc"
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/chat"
@@ -62,7 +62,13 @@ type serveFlags struct {
 	contentMax                              int
 	batchRate                               float64
 	liveView                                bool
-	hooks                                   serveHooks
+	maxTenants                              int
+	allowedHosts, corsOrigins               string
+	metricsAuth                             bool
+	// apiKeyArgv: --api-key was given as an argument, where every local
+	// user can read it (/proc/PID/cmdline); serve warns.
+	apiKeyArgv bool
+	hooks      serveHooks
 }
 
 // serveHooks let tests (and `lumen bench`) observe an in-process server.
@@ -93,7 +99,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.IntVar(&f.maxQueue, "max-queue", 64, "requests that may wait for a slot; more are refused (HTTP 429 / RESOURCE_EXHAUSTED)")
 	fs.IntVar(&f.batchSize, "batch-size", 512, "most tokens per engine step")
 	fs.IntVar(&f.prefillChunk, "prefill-chunk", 256, "most prompt tokens one request adds to a step")
-	fs.StringVar(&f.apiKey, "api-key", "", "API key required on inference routes (empty: none)")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key required on inference routes (empty: none); prefer LUMEN_API_KEY or --api-key-file, since arguments are visible to every local user")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file of API keys, one per line")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&f.headerTimeout, "http-header-timeout", 10*time.Second, "time a client has to send its request headers")
@@ -107,11 +113,16 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompt and completion text on request spans (gen_ai.prompt, gen_ai.completion), truncated; off by default")
 	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
+	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
+	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
+	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated web origins (https://app.example.com, or *) whose pages may call the HTTP API; empty: no CORS")
+	fs.BoolVar(&f.metricsAuth, "metrics-auth", false, "require the API key on GET /metrics too (default: open, as Prometheus and gateways scrape without one)")
 	fs.BoolVar(&f.liveView, "live-view", true, "serve the live view (recent traces, live charts) at GET / on the HTTP port")
 	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
 	if _, err := parseFlags(fs, args, e.getenv); err != nil {
 		return err
 	}
+	f.apiKeyArgv = onCommandLine(args, "api-key")
 	return serve(ctx, f, e)
 }
 
@@ -166,6 +177,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if err != nil {
 		return err
 	}
+	if f.apiKeyArgv && f.apiKey != "" {
+		log.Warn("--api-key given as an argument is visible to every local user (ps, /proc/PID/cmdline); prefer LUMEN_API_KEY or --api-key-file")
+	}
 	// The live view is built first: its span processor goes into the
 	// tracer provider. Its API takes the same keys as the inference routes.
 	processors := f.hooks.spanProcessors
@@ -190,7 +204,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		return err
 	}
 	// The /metrics registry exists first: an OTLP metrics push carries it.
-	metrics := telemetry.NewMetrics()
+	metrics := telemetry.NewMetrics(telemetry.MetricsConfig{MaxTenants: f.maxTenants})
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceVersion:  version,
 		Exporter:        f.traceExport,
@@ -247,26 +261,37 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	ready := &readiness{}
 	var api apiSwitch
 	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
-		ServerOptions: []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+		StatsHandler: otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithMeterProvider(tel.MeterProvider),
-			otelgrpc.WithPropagators(tel.Propagator)))},
+			otelgrpc.WithPropagators(tel.Propagator)),
 	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler())
-	if live != nil {
-		// Exactly "/" and the view's prefix: every other path stays with
-		// the API's own 404.
-		mux.Handle(liveview.PagePattern, live.Handler())
-		mux.Handle(liveview.Prefix, live.Handler())
-	}
-	mux.Handle("/", httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
+	apiSrv := httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
+		ListenAddr: f.httpAddr, AllowedHosts: list(f.allowedHosts), CORSOrigins: list(f.corsOrigins),
 		Middleware: func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
 				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
 				otelhttp.WithPropagators(tel.Propagator),
+				// The Host header is the client's to choose: the bound
+				// address names the server on spans and metrics instead.
+				otelhttp.WithServerName(httpLis.Addr().String()),
 				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
 		},
-	}).Handler())
+	})
+	// The same Host check guards every page of the listener; the metrics
+	// take the key only when asked (scrapers rarely carry one).
+	if f.metricsAuth {
+		mux.Handle("GET /metrics", apiSrv.GuardWithKey(metrics.Handler()))
+	} else {
+		mux.Handle("GET /metrics", apiSrv.Guard(metrics.Handler()))
+	}
+	if live != nil {
+		// Exactly "/" and the view's prefix: every other path stays with
+		// the API's own 404.
+		mux.Handle(liveview.PagePattern, apiSrv.Guard(live.Handler()))
+		mux.Handle(liveview.Prefix, apiSrv.Guard(live.Handler()))
+	}
+	mux.Handle("/", apiSrv.Handler())
 	// No ReadTimeout or WriteTimeout: the body deadline is set per request
 	// (and lifted once read), and SSE streams may run for minutes.
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: f.headerTimeout, IdleTimeout: f.idleTimeout}
@@ -368,6 +393,32 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	return nil
 }
 
+// list splits a comma-separated flag value, dropping empty items.
+func list(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// onCommandLine reports whether flag name is among args (not only from
+// the environment).
+func onCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
 // chatTemplate is the model's own template, or the documented fallback
 // when it has none or it cannot be parsed.
 func chatTemplate(m *llama.Model, log *slog.Logger) (*chat.Template, error) {
@@ -438,7 +489,7 @@ func printTryLines(e env, httpAddr, grpcAddr string, open, liveView bool) {
 Lumen is serving. Try:
   curl -N http://%[1]s/v1/chat/completions%[3]s -H 'Content-Type: application/json' \
     -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32,"stream":true}'
-  curl http://%[1]s/generate%[3]s -d '{"prompt":"Once upon a time","max_tokens":32}'
+  curl http://%[1]s/generate%[3]s -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":32}'
   grpcurl -plaintext -d '{"prompt":"Once upon a time","max_tokens":32}' %[2]s lumen.v1.LumenService/GenerateStream
   lumen client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
 

@@ -579,6 +579,7 @@ func TestJSONLogLinesCarryTraceIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", c.traceparent())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -164,6 +165,27 @@ func Tenant(ctx context.Context) string {
 	return baggage.FromContext(ctx).Member(telemetry.BaggageTenantKey).Value()
 }
 
+// MaxTenantLen bounds a tenant id's length.
+const MaxTenantLen = 64
+
+// CheckTenant accepts "" (no tenant) or an id of at most MaxTenantLen
+// letters, digits and . _ - : @ /. Tenants become metric labels, span
+// attributes and log fields, so a client must not pick arbitrary bytes
+// or sizes for them.
+func CheckTenant(t string) error {
+	if len(t) > MaxTenantLen {
+		return invalid("tenant", "id is %d bytes; at most %d are allowed", len(t), MaxTenantLen)
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-:@/", c) >= 0
+		if !ok {
+			return invalid("tenant", "id %q has the character %q; allowed are letters, digits and . _ - : @ /", t, c)
+		}
+	}
+	return nil
+}
+
 // Models lists the served models.
 func (s *Service) Models() []Model { return []Model{s.cfg.Model} }
 
@@ -285,6 +307,9 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 // scheduler.ErrDraining.
 func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, error) {
 	if err := s.checkModel(req.Model); err != nil {
+		return nil, err
+	}
+	if err := CheckTenant(Tenant(ctx)); err != nil {
 		return nil, err
 	}
 	if err := ValidateSampling(req.Sampling); err != nil {

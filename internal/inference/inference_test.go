@@ -110,3 +110,25 @@ func TestGenerateBuildsRequest(t *testing.T) {
 		t.Errorf("default max tokens = %d (%v), want 256", sub.got.MaxTokens, err)
 	}
 }
+
+func TestCheckTenant(t *testing.T) {
+	tests := []struct {
+		have string
+		ok   bool
+	}{
+		{"", true},
+		{"acme", true},
+		{"team-a/prod_1.eu:x@y", true},
+		{strings.Repeat("a", MaxTenantLen), true},
+		{strings.Repeat("a", MaxTenantLen+1), false},
+		{"acme corp", false},
+		{"a\nb", false},
+		{"caf\u00e9", false},
+		{"(other)", false},
+	}
+	for _, tt := range tests {
+		if err := CheckTenant(tt.have); (err == nil) != tt.ok {
+			t.Errorf("CheckTenant(%q) = %v, want ok=%v", tt.have, err, tt.ok)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func BenchmarkTracingCost(b *testing.B) {
 			b.Cleanup(func() { tel.Shutdown(context.Background()) })
 			tp, flush, dropped = tel.TracerProvider, tel.ForceFlush, tel.DroppedSpans
 		}
-		tr := NewTracer(tp, NewMetrics(), TracerOptions{Device: "cpu", KVSize: 4096})
+		tr := NewTracer(tp, NewMetrics(MetricsConfig{}), TracerOptions{Device: "cpu", KVSize: 4096})
 		info := RequestInfo{Operation: OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
 			Sampling: scheduler.SamplingParams{Temperature: 0.7, TopP: 0.9, TopK: 40, Seed: 1}}
 

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,11 +34,58 @@ type Metrics struct {
 
 	stats   atomic.Pointer[func() scheduler.Stats]
 	dropped atomic.Pointer[func() int64]
+
+	tenants tenantLabels
+}
+
+// MetricsConfig configures NewMetrics; the zero value is the defaults.
+type MetricsConfig struct {
+	// MaxTenants bounds the distinct values of the tenant label (default
+	// DefaultMaxTenants): tenants are client-chosen, and every new label
+	// value is a new series on every request metric. The first MaxTenants
+	// tenants seen keep their own label for the life of the process; later
+	// ones are counted under OtherTenant.
+	MaxTenants int
+}
+
+// DefaultMaxTenants is MetricsConfig.MaxTenants' default.
+const DefaultMaxTenants = 100
+
+// OtherTenant is the tenant label of tenants beyond MaxTenants. Its
+// parentheses are outside the tenant-id charset, so no tenant can be it.
+const OtherTenant = "(other)"
+
+// tenantLabels admits tenant label values up to a bound.
+type tenantLabels struct {
+	max  int
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// label is tenant's label value: itself while there is room, else
+// OtherTenant. "" (no tenant) is always itself.
+func (t *tenantLabels) label(tenant string) string {
+	if tenant == "" {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.seen[tenant]; ok {
+		return tenant
+	}
+	if len(t.seen) >= t.max {
+		return OtherTenant
+	}
+	t.seen[tenant] = struct{}{}
+	return tenant
 }
 
 // NewMetrics registers the metrics on a new private registry.
-func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+func NewMetrics(cfg MetricsConfig) *Metrics {
+	if cfg.MaxTenants <= 0 {
+		cfg.MaxTenants = DefaultMaxTenants
+	}
+	m := &Metrics{reg: prometheus.NewRegistry(), tenants: tenantLabels{max: cfg.MaxTenants, seen: map[string]struct{}{}}}
 	labels := []string{"gen_ai_operation_name", "gen_ai_request_model", "tenant"}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "gen_ai_server_request_duration_seconds", Help: "Time from request admission to its last token.", Buckets: durationBuckets,
@@ -110,7 +158,7 @@ func observe(o prometheus.Observer, v float64, sc trace.SpanContext) {
 }
 
 func (m *Metrics) finished(sc trace.SpanContext, info RequestInfo, r scheduler.Result) {
-	model, op, tenant := info.Model, info.Operation, info.Tenant
+	model, op, tenant := info.Model, info.Operation, m.tenants.label(info.Tenant)
 	tm := r.Timings
 	errType := ""
 	if r.Finish == scheduler.FinishError || r.Finish == scheduler.FinishCancelled {

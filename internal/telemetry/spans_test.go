@@ -20,7 +20,7 @@ func newRecorded(t *testing.T, opts TracerOptions) (*Tracer, *tracetest.SpanReco
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	m := NewMetrics()
+	m := NewMetrics(MetricsConfig{})
 	return NewTracer(tp, m, opts), rec, m
 }
 
