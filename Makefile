@@ -131,10 +131,22 @@ test-docker-cuda:
 test-stack: build
 	cd docker/stacktest && LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -count=1 -timeout 10m ./...
 
-test: build tools backend-cpu test-go test-docker-cuda test-stack fuzz bench-smoke
+test: build tools backend-cpu test-go test-docker-cuda test-stack soak fuzz bench-smoke
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Soak test (test/soak): bin/lumen under a bounded load at twice its
+# capacity, ~30% of requests cut midway; then 0 hung, slots, queue and KV
+# cache back at rest, goroutines back, RSS bounded, clean SIGTERM. Briefly
+# in `make test`; for minutes with e.g. make soak SOAK_DURATION=3m
+# (SOAK_SEED=n replays a run's request mix, as logged).
+SOAK_DURATION ?= 10s
+SOAK_TIMEOUT  ?= 30m
+.PHONY: soak
+soak: build
+	LUMEN_BIN=$(abspath $(LUMEN)) SOAK_DURATION=$(SOAK_DURATION) $(if $(SOAK_SEED),SOAK_SEED=$(SOAK_SEED)) \
+		$(GO) test -tags soak -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./test/soak/
 
 # Every Go benchmark once, so none rots between measurements (the figures
 # are not looked at; see bench-tracing-cost).
