@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/lumenllm/lumen/internal/engine/llama"
+	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -118,6 +119,16 @@ func (g GrammarChecker) CheckGrammar(gbnf string, triggers []string) error {
 
 // Tokenizer adapts a llama.Model to inference.Tokenizer.
 type Tokenizer struct{ Model *llama.Model }
+
+// ControlTokens lists the model's control tokens, longest text first.
+func (t Tokenizer) ControlTokens() []inference.ControlToken {
+	ct := t.Model.ControlTokens()
+	out := make([]inference.ControlToken, len(ct))
+	for i, c := range ct {
+		out[i] = inference.ControlToken{Text: c.Text, ID: int32(c.ID)}
+	}
+	return out
+}
 
 // Tokenize converts text to token ids.
 func (t Tokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error) {

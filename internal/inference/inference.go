@@ -29,6 +29,9 @@ var ErrUnknownModel = errors.New("unknown model")
 // Tokenizer converts text to tokens; it must be safe for concurrent use.
 type Tokenizer interface {
 	Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error)
+	// ControlTokens are the tokens special parsing makes of their text,
+	// longest text first.
+	ControlTokens() []ControlToken
 }
 
 // ChatRenderer turns chat messages into a prompt (the model's template);
@@ -280,6 +283,13 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		if err != nil {
 			return nil, "", invalid("messages", "chat template: %v", err)
 		}
+		if control := s.cfg.Tokenizer.ControlTokens(); mentionsControl(msgs, control) {
+			toks, text, err := s.protectedTokens(ctx, msgs, tools, rendered, control)
+			if err != nil {
+				return nil, "", err
+			}
+			return dedupBOS(toks), text, nil
+		}
 		// The template writes the model's control tokens as text.
 		text, parseSpecial = rendered, true
 	case req.Prompt != "":
@@ -294,12 +304,19 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 	if err != nil {
 		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
 	}
-	// Most chat templates print bos_token themselves; the tokenizer then
-	// adds a second one in front. Keep one.
-	if parseSpecial && len(toks) >= 2 && toks[0] == toks[1] {
-		toks = toks[1:]
+	if parseSpecial {
+		toks = dedupBOS(toks)
 	}
 	return toks, text, nil
+}
+
+// dedupBOS keeps one BOS where there are two: most chat templates print
+// bos_token themselves, and the tokenizer adds another in front.
+func dedupBOS(toks []int32) []int32 {
+	if len(toks) >= 2 && toks[0] == toks[1] {
+		return toks[1:]
+	}
+	return toks
 }
 
 // Generate validates req and submits it. Errors are *scheduler.InvalidError

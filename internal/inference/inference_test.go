@@ -15,6 +15,8 @@ import (
 // special-parsing mode becomes BOS.
 type byteTokenizer struct{}
 
+func (byteTokenizer) ControlTokens() []ControlToken { return []ControlToken{{Text: "<s>", ID: 1}} }
+
 func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error) {
 	var out []int32
 	if addSpecial {

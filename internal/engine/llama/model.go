@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"runtime/cgo"
+	"sync"
 	"unsafe"
 
 	"github.com/lumenllm/lumen/internal/gguf"
@@ -44,6 +45,9 @@ type Model struct {
 	// ascii marks plain-ASCII tokens for constrained sampling (C memory,
 	// read by llama.cpp-side code; freed by Close).
 	ascii *C.uint8_t
+
+	controlOnce sync.Once
+	control     []ControlToken
 }
 
 // Metadata describes a loaded model.

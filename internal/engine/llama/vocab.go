@@ -8,6 +8,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -106,4 +107,32 @@ func (m *Model) Detokenize(tokens []Token, special bool) (string, error) {
 		}
 	}
 	return string(buf[:n]), nil
+}
+
+// ControlToken is a token whose text the tokenizer turns into the token
+// only when asked to parse special tokens (ParseSpecial): control tokens
+// such as "</s>" or "<|im_end|>", and the unknown token.
+type ControlToken struct {
+	Text string
+	ID   Token
+}
+
+// ControlTokens lists the model's control tokens that have a text,
+// longest text first (the order in which a tokenizer matches them).
+func (m *Model) ControlTokens() []ControlToken {
+	m.controlOnce.Do(func() {
+		for t := range m.nVocab {
+			attr := C.llama_vocab_get_attr(m.vocab, C.llama_token(t))
+			if attr&(C.LLAMA_TOKEN_ATTR_CONTROL|C.LLAMA_TOKEN_ATTR_UNKNOWN) == 0 {
+				continue
+			}
+			b, err := m.Piece(Token(t), true)
+			if err != nil || len(b) == 0 {
+				continue
+			}
+			m.control = append(m.control, ControlToken{Text: string(b), ID: Token(t)})
+		}
+		slices.SortStableFunc(m.control, func(a, b ControlToken) int { return len(b.Text) - len(a.Text) })
+	})
+	return m.control
 }
