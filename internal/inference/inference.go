@@ -213,25 +213,35 @@ func checkText(field, text string, maxBytes int) error {
 	return nil
 }
 
-// ValidateSampling checks sampling options against their ranges.
+// NumericLimit is the range of one numeric request field, checked before
+// the value reaches the engine (and C, where an out-of-range integer
+// wraps and a NaN poisons every logit).
+type NumericLimit struct {
+	Field    string // the API's name for it
+	Min, Max float64
+	get      func(scheduler.SamplingParams) float64
+}
+
+// SamplingLimits are the ranges of every numeric sampling field (Seed is
+// a uint32 on every API, so needs none; logit_bias is checked by
+// LogitBias). TestSamplingLimitsCoverEveryField keeps the table whole.
+var SamplingLimits = []NumericLimit{
+	{"temperature", 0, 2, func(p scheduler.SamplingParams) float64 { return float64(p.Temperature) }},
+	{"top_k", 0, math.MaxInt32, func(p scheduler.SamplingParams) float64 { return float64(p.TopK) }},
+	{"top_p", 0, 1, func(p scheduler.SamplingParams) float64 { return float64(p.TopP) }},
+	{"min_p", 0, 1, func(p scheduler.SamplingParams) float64 { return float64(p.MinP) }},
+	{"repetition_penalty", 0, 10, func(p scheduler.SamplingParams) float64 { return float64(p.RepeatPenalty) }},
+	{"frequency_penalty", -2, 2, func(p scheduler.SamplingParams) float64 { return float64(p.FrequencyPenalty) }},
+	{"presence_penalty", -2, 2, func(p scheduler.SamplingParams) float64 { return float64(p.PresencePenalty) }},
+}
+
+// ValidateSampling checks sampling options against SamplingLimits.
 func ValidateSampling(p scheduler.SamplingParams) error {
-	finite := func(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
-	switch {
-	case !finite(p.Temperature) || p.Temperature < 0 || p.Temperature > 2:
-		return invalid("temperature", "must be between 0 and 2, got %v", p.Temperature)
-	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
-		return invalid("top_p", "must be between 0 and 1, got %v", p.TopP)
-	case !finite(p.MinP) || p.MinP < 0 || p.MinP > 1:
-		return invalid("min_p", "must be between 0 and 1, got %v", p.MinP)
-	case p.TopK < 0 || p.TopK > math.MaxInt32:
-		// The engine takes a C int32: a larger value would wrap.
-		return invalid("top_k", "must be between 0 and %d, got %d", math.MaxInt32, p.TopK)
-	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0 || p.RepeatPenalty > 10:
-		return invalid("repetition_penalty", "must be between 0 and 10, got %v", p.RepeatPenalty)
-	case !finite(p.FrequencyPenalty) || p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
-		return invalid("frequency_penalty", "must be between -2 and 2, got %v", p.FrequencyPenalty)
-	case !finite(p.PresencePenalty) || p.PresencePenalty < -2 || p.PresencePenalty > 2:
-		return invalid("presence_penalty", "must be between -2 and 2, got %v", p.PresencePenalty)
+	for _, l := range SamplingLimits {
+		v := l.get(p)
+		if math.IsNaN(v) || v < l.Min || v > l.Max {
+			return invalid(l.Field, "must be between %v and %v, got %v", l.Min, l.Max, v)
+		}
 	}
 	return nil
 }

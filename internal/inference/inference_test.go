@@ -3,6 +3,8 @@ package inference
 import (
 	"context"
 	"errors"
+	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -133,4 +135,93 @@ func TestCheckTenant(t *testing.T) {
 			t.Errorf("CheckTenant(%q) = %v, want ok=%v", tt.have, err, tt.ok)
 		}
 	}
+}
+
+// Every numeric field of SamplingParams has a range in SamplingLimits,
+// so a new one cannot reach C unchecked; each limit refuses just past
+// its bounds and NaN.
+func TestSamplingLimitsCoverEveryField(t *testing.T) {
+	unchecked := map[string]bool{"Seed": true} // uint32 on every API
+	typ := reflect.TypeFor[scheduler.SamplingParams]()
+	covered := map[string]bool{}
+	for _, l := range SamplingLimits {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			var p scheduler.SamplingParams
+			v := reflect.ValueOf(&p).Elem().Field(i)
+			switch v.Kind() {
+			case reflect.Int:
+				v.SetInt(7)
+			case reflect.Float32:
+				v.SetFloat(0.75)
+			default:
+				continue
+			}
+			if l.get(p) != 0 {
+				covered[f.Name] = true
+			}
+		}
+	}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch f.Type.Kind() {
+		case reflect.Int, reflect.Int32, reflect.Int64, reflect.Float32, reflect.Float64:
+			if !covered[f.Name] && !unchecked[f.Name] {
+				t.Errorf("SamplingParams.%s has no entry in SamplingLimits", f.Name)
+			}
+		case reflect.Uint32:
+			if !unchecked[f.Name] {
+				t.Errorf("SamplingParams.%s: unsigned field not accounted for", f.Name)
+			}
+		}
+	}
+	for _, l := range SamplingLimits {
+		for _, bad := range []float64{l.Min - 1, l.Max + 1, math.NaN(), math.Inf(1)} {
+			p := set(t, l, bad)
+			if l.Field == "top_k" && (math.IsNaN(bad) || math.IsInf(bad, 0)) {
+				continue // an int is neither NaN nor infinite
+			}
+			var ie *scheduler.InvalidError
+			if err := ValidateSampling(p); !errors.As(err, &ie) || ie.Field != l.Field {
+				t.Errorf("%s = %v: %v, want invalid %s", l.Field, bad, err, l.Field)
+			}
+		}
+		for _, ok := range []float64{l.Min, l.Max} {
+			if err := ValidateSampling(set(t, l, ok)); err != nil {
+				t.Errorf("%s = %v: %v", l.Field, ok, err)
+			}
+		}
+	}
+}
+
+// set returns SamplingParams with l's field at v (through reflection, by
+// finding the field l reads).
+func set(t *testing.T, l NumericLimit, v float64) scheduler.SamplingParams {
+	t.Helper()
+	typ := reflect.TypeFor[scheduler.SamplingParams]()
+	for i := range typ.NumField() {
+		var probe scheduler.SamplingParams
+		f := reflect.ValueOf(&probe).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Int:
+			f.SetInt(7)
+		case reflect.Float32:
+			f.SetFloat(0.75)
+		default:
+			continue
+		}
+		if l.get(probe) == 0 {
+			continue
+		}
+		var p scheduler.SamplingParams
+		g := reflect.ValueOf(&p).Elem().Field(i)
+		if g.Kind() == reflect.Int {
+			g.SetInt(int64(v))
+		} else {
+			g.SetFloat(v)
+		}
+		return p
+	}
+	t.Fatalf("no field for %s", l.Field)
+	return scheduler.SamplingParams{}
 }
