@@ -43,12 +43,12 @@ func TestHTTPTimeouts(t *testing.T) {
 
 	t.Run("slow headers", func(t *testing.T) {
 		c := dial(t)
-		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: x\r\n")
+		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\n")
 		closedWithin(t, c, 3*time.Second)
 	})
 	t.Run("slow body gets 408", func(t *testing.T) {
 		c := dial(t)
-		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
+		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":")
 		out := closedWithin(t, c, 3*time.Second)
 		if !strings.HasPrefix(out, "HTTP/1.1 408") || !strings.Contains(out, "request_timeout") {
 			t.Errorf("reply %q, want 408 request_timeout", out)
@@ -57,7 +57,7 @@ func TestHTTPTimeouts(t *testing.T) {
 	t.Run("idle keep-alive is closed", func(t *testing.T) {
 		c := dial(t)
 		body := `{"prompt":"hi","max_tokens":2}`
-		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		fmt.Fprintf(c, "POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("first request: %v %v", resp, err)

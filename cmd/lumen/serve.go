@@ -266,7 +266,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 			otelgrpc.WithPropagators(tel.Propagator)),
 	})
 	mux := http.NewServeMux()
-	apiSrv := httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
+	var apiSrv *httpserver.Server
+	apiSrv = httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
 		ListenAddr: f.httpAddr, AllowedHosts: list(f.allowedHosts), CORSOrigins: list(f.corsOrigins),
 		Middleware: func(h http.Handler) http.Handler {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
@@ -275,7 +276,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 				// The Host header is the client's to choose: the bound
 				// address names the server on spans and metrics instead.
 				otelhttp.WithServerName(httpLis.Addr().String()),
-				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+				otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return apiSrv.SpanName(r) }))
 		},
 	})
 	// The same Host check guards every page of the listener; the metrics

@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lumenllm/lumen/internal/auth"
@@ -94,6 +95,27 @@ type Server struct {
 	hosts   hostPolicy
 	cors    corsPolicy
 	handler http.Handler
+	mux     *http.ServeMux
+}
+
+// SpanName names r's span by its route: "POST /v1/chat/completions", or
+// "GET unknown route" for paths the server does not serve. Paths are the
+// client's to choose; used as span names they would be unbounded.
+func (s *Server) SpanName(r *http.Request) string {
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		method = "_OTHER" // as OpenTelemetry's HTTP conventions name it
+	}
+	if _, pattern := s.mux.Handler(r); pattern != "" && pattern != "/" {
+		if _, path, ok := strings.Cut(pattern, " "); ok {
+			pattern = path
+		}
+		return method + " " + pattern
+	}
+	return method + " unknown route"
 }
 
 // New builds a Server from cfg.
@@ -108,7 +130,8 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, hosts: newHostPolicy(cfg), cors: newCORSPolicy(cfg.CORSOrigins, cfg.Logger)}
-	s.handler = s.routes()
+	s.mux = s.routes()
+	s.handler = s.mux
 	if cfg.Middleware != nil {
 		s.handler = cfg.Middleware(s.handler)
 	}
@@ -125,7 +148,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // wrong method is answered by this package (405 with an error body and an
 // Allow header) rather than by ServeMux's plain-text reply; the
 // method-specific pattern is more specific, so it wins for its method.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	handle := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
