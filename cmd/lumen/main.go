@@ -101,6 +101,8 @@ func run(ctx context.Context, args []string, e env) error {
 		return runBench(ctx, rest, e)
 	case "trace":
 		return runTrace(ctx, rest, e)
+	case renderWorkerCommand:
+		return runRenderWorker()
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return nil

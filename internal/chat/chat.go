@@ -196,9 +196,20 @@ func (t *Template) IsFallback() bool { return t.fallback }
 
 // Render renders messages, ending with the start of an assistant turn when
 // addGenerationPrompt is set. A raise_exception in the template returns an
-// *ExceptionError; other failures (a template error such as an undefined
-// method) return an error describing it.
-func (t *Template) Render(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (out string, err error) {
+// *ExceptionError; a render stopped because ctx is done returns an error
+// wrapping ctx.Err(); other failures (a template error such as an
+// undefined method) return an error describing it. Render does not bound
+// the output; see RenderLimited.
+func (t *Template) Render(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error) {
+	return t.RenderLimited(ctx, messages, tools, addGenerationPrompt, Limits{})
+}
+
+// RenderLimited is Render within lim: output past lim.MaxOutputBytes stops
+// the render with an *OutputLimitError.
+func (t *Template) RenderLimited(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool, lim Limits) (out string, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("rendering stopped: %w", err)
+	}
 	// raised records the message of a raise_exception call. It lives in
 	// this call's data, not in the template's environment, so concurrent
 	// renders do not see each other's exceptions. gonja reports the
@@ -237,13 +248,16 @@ func (t *Template) Render(ctx context.Context, messages []inference.Message, too
 			out, err = "", fmt.Errorf("rendering panicked: %v", p)
 		}
 	}()
-	out, err = t.tpl.ExecuteToString(data)
+	w := &boundedWriter{ctx: ctx, max: lim.MaxOutputBytes}
+	err = t.tpl.Execute(w, data)
 	switch {
 	case raised != nil:
 		return "", raised
+	case w.err != nil:
+		return "", w.err
 	case err != nil:
 		// No "chat template" prefix: callers add their own context.
 		return "", fmt.Errorf("rendering failed: %w", err)
 	}
-	return out, nil
+	return w.buf.String(), nil
 }

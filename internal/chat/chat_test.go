@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -346,4 +347,95 @@ func FuzzRender(f *testing.F) {
 			_, _ = tpl.Render(context.Background(), m, nil, true) // errors are fine; panics are not
 		}
 	})
+}
+
+// cancelAfter is a context whose Err turns to Canceled after n calls. A
+// render checks its context before it starts and before every write, so
+// n counts those checks: a deterministic "cancelled mid-render".
+type cancelAfter struct {
+	context.Context
+	n atomic.Int32
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func newCancelAfter(n int32) *cancelAfter {
+	c := &cancelAfter{Context: context.Background()}
+	c.n.Store(n)
+	return c
+}
+
+// TestRenderLimited: the in-process bounds, on output and on a context
+// that ends mid-render.
+func TestRenderLimited(t *testing.T) {
+	const tenPerLoop = "{% for i in range(1000) %}0123456789{% endfor %}" // 10,000 bytes in 1,000 writes
+	tests := []struct {
+		name      string
+		template  string
+		ctx       func() context.Context
+		max       int
+		want      string // the output, when no error
+		wantLimit int    // the *OutputLimitError's limit
+		wantErr   error  // errors.Is the error
+	}{
+		{name: "no bound", template: tenPerLoop, max: 0, want: strings.Repeat("0123456789", 1000)},
+		{name: "exactly at the bound", template: tenPerLoop, max: 10000, want: strings.Repeat("0123456789", 1000)},
+		{name: "many writes past the bound", template: tenPerLoop, max: 9999, wantLimit: 9999},
+		{
+			name:     "one write past the bound",
+			template: "{{ 'x' * 100 }}", max: 99, wantLimit: 99,
+		},
+		{
+			name:     "a macro's buffered text past the bound",
+			template: "{% macro m() %}" + tenPerLoop + "{% endmacro %}{{ m() }}", max: 5000, wantLimit: 5000,
+		},
+		{
+			name: "context done before the render", template: tenPerLoop,
+			ctx: func() context.Context {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx
+			},
+			wantErr: context.Canceled,
+		},
+		{
+			name: "context cancelled after ten writes", template: tenPerLoop,
+			ctx:     func() context.Context { return newCancelAfter(11) },
+			wantErr: context.Canceled,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tpl, err := New(tt.template, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if tt.ctx != nil {
+				ctx = tt.ctx()
+			}
+			got, err := tpl.RenderLimited(ctx, msgs("user", "a"), nil, true, Limits{MaxOutputBytes: tt.max})
+			var ol *OutputLimitError
+			switch {
+			case tt.wantLimit != 0:
+				if !errors.As(err, &ol) || ol.Limit != tt.wantLimit {
+					t.Errorf("RenderLimited = %d bytes, %v; want an OutputLimitError at %d", len(got), err, tt.wantLimit)
+				}
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("RenderLimited = %d bytes, %v; want %v", len(got), err, tt.wantErr)
+				}
+			case err != nil || got != tt.want:
+				t.Errorf("RenderLimited = %d bytes, %v; want %d bytes", len(got), err, len(tt.want))
+			}
+			if err != nil && got != "" {
+				t.Errorf("RenderLimited returned %d bytes with its error", len(got))
+			}
+		})
+	}
 }
