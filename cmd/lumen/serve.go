@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/chat/sandbox"
 	"github.com/lumenllm/lumen/internal/engine"
 	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/gpumon"
@@ -63,8 +65,13 @@ type serveFlags struct {
 	batchRate                               float64
 	liveView                                bool
 	maxTenants                              int
-	allowedHosts, corsOrigins               string
-	metricsAuth                             bool
+	templateTimeout                         time.Duration
+	templateFallback                        bool
+	// renderWorker is the binary run as chat template worker (default:
+	// this one); tests set it.
+	renderWorker              string
+	allowedHosts, corsOrigins string
+	metricsAuth               bool
 	// apiKeyArgv: --api-key was given as an argument, where every local
 	// user can read it (/proc/PID/cmdline); serve warns.
 	apiKeyArgv bool
@@ -113,6 +120,8 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompt and completion text on request spans (gen_ai.prompt, gen_ai.completion), truncated; off by default")
 	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
+	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
+	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
 	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
 	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated web origins (https://app.example.com, or *) whose pages may call the HTTP API; empty: no CORS")
@@ -332,10 +341,12 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if live != nil {
 		live.SetStats(sched.Stats)
 	}
-	tmpl, err := chatTemplate(m, log)
+	tmpl, err := chatTemplate(ctx, m, f, sched.SlotContext(), log)
 	if err != nil {
 		return err
 	}
+	// Closed after the API stops: the deferred calls run in reverse.
+	defer tmpl.Close()
 	toolFormat := inference.ToolFormat{Format: toolcall.Detect(tmpl.Source()), RendersTools: toolcall.RendersTools(tmpl.Source())}
 	log.Info("tool calls", "format", toolFormat.Format, "template_renders_tools", toolFormat.RendersTools)
 	api.set(inference.New(inference.Config{
@@ -420,9 +431,13 @@ func onCommandLine(args []string, name string) bool {
 	return false
 }
 
-// chatTemplate is the model's own template, or the documented fallback
-// when it has none or it cannot be parsed.
-func chatTemplate(m *llama.Model, log *slog.Logger) (*chat.Template, error) {
+// chatTemplate is the model's own template, run in worker processes
+// (package sandbox: the template is code from the model file, and a
+// hostile one must not take the server down), and checked once on a
+// two-message conversation. A template that fails the check refuses the
+// model, or with --chat-template-fallback is replaced by ChatML. A model
+// without a template gets ChatML, with a warning.
+func chatTemplate(ctx context.Context, m *llama.Model, f serveFlags, slotCtx int, log *slog.Logger) (*sandbox.Renderer, error) {
 	md := m.Metadata()
 	opts := chat.Options{}
 	if b, err := m.Piece(md.BOS, true); err == nil {
@@ -431,12 +446,44 @@ func chatTemplate(m *llama.Model, log *slog.Logger) (*chat.Template, error) {
 	if b, err := m.Piece(md.EOS, true); err == nil {
 		opts.EOSToken = string(b)
 	}
-	t, err := chat.New(md.ChatTemplate, opts)
-	if err == nil {
-		return t, nil
+	exe := f.renderWorker
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("chat template worker: %w", err)
+		}
 	}
-	log.Warn("model chat template unusable; using the ChatML fallback", "err", err)
-	return chat.New("", opts)
+	cfg := sandbox.Config{
+		Command: []string{exe, renderWorkerCommand},
+		Timeout: f.templateTimeout,
+		// A prompt longer than a slot cannot run anyway; 16 bytes a token
+		// is generous for any tokenizer.
+		MaxOutputBytes: slotCtx * 16,
+	}
+	checked := func(source string) (*sandbox.Renderer, error) {
+		r, err := sandbox.New(source, opts, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Check(ctx); err != nil {
+			r.Close()
+			return nil, err
+		}
+		return r, nil
+	}
+	if md.ChatTemplate == "" {
+		log.Warn("the model has no chat template; chat requests use the ChatML fallback, which suits models trained on ChatML only")
+		return checked("")
+	}
+	r, err := checked(md.ChatTemplate)
+	if err == nil {
+		return r, nil
+	}
+	if !f.templateFallback {
+		return nil, fmt.Errorf("the model's chat template fails: %w (serve it with --chat-template-fallback to use ChatML instead)", err)
+	}
+	log.Warn("the model's chat template fails; chat requests use the ChatML fallback (--chat-template-fallback)", "err", err)
+	return checked("")
 }
 
 func modelID(path string) string {

@@ -23,6 +23,12 @@ import (
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
+// ErrRenderFailed marks chat template failures that are the template's
+// fault, not the request's (it blew a time, stack or memory limit, or its
+// renderer died): a server error, where other render errors are the
+// client's (a conversation the template refuses, a prompt too large).
+var ErrRenderFailed = errors.New("chat template failed")
+
 // ErrUnknownModel: the request names a model this server does not serve.
 var ErrUnknownModel = errors.New("unknown model")
 
@@ -291,7 +297,7 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		}
 		rendered, err := s.cfg.Chat.Render(ctx, msgs, tools, true)
 		if err != nil {
-			return nil, "", invalid("messages", "chat template: %v", err)
+			return nil, "", renderError(ctx, err)
 		}
 		if control := s.cfg.Tokenizer.ControlTokens(); mentionsControl(msgs, control) {
 			toks, text, err := s.protectedTokens(ctx, msgs, tools, rendered, control)
@@ -318,6 +324,18 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		toks = dedupBOS(toks)
 	}
 	return toks, text, nil
+}
+
+// renderError classifies a failed render: the client's leaving, the
+// template's fault (a server error), or the request's (invalid).
+func renderError(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("chat template: %w", context.Cause(ctx))
+	case errors.Is(err, ErrRenderFailed):
+		return fmt.Errorf("%w: %w", ErrRenderFailed, err)
+	}
+	return invalid("messages", "chat template: %v", err)
 }
 
 // dedupBOS keeps one BOS where there are two: most chat templates print

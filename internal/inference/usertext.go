@@ -80,7 +80,7 @@ func (s *Service) protectedTokens(ctx context.Context, msgs []Message, tools []t
 	}
 	skeleton, err := s.cfg.Chat.Render(ctx, marked, tools, true)
 	if err != nil {
-		return nil, "", invalid("messages", "chat template: %v", err)
+		return nil, "", renderError(ctx, err)
 	}
 	frags := fill(skeleton, tag, msgs, func(c string) string { return c })
 	if join(frags) != rendered {

@@ -46,6 +46,8 @@ func toStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, inference.ErrRenderFailed):
+		return status.Error(codes.Internal, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

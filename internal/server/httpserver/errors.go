@@ -125,6 +125,10 @@ func classify(err error) apiError {
 		return a
 	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
 		return e(http.StatusServiceUnavailable, typeServer, "unavailable", err.Error())
+	case errors.Is(err, inference.ErrRenderFailed):
+		// The model's template, not the request: a server error, logged,
+		// whose message says which limit it blew.
+		return e(http.StatusInternalServerError, typeServer, "chat_template_failed", err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return e(statusClientClosedRequest, typeInvalidRequest, "cancelled", "request cancelled")
 	default: // scheduler.ErrEngine, errNoResult, anything unforeseen
