@@ -22,6 +22,10 @@ type loadFlags struct {
 	allowFallback bool
 	backendDir    string
 	llamaLog      string
+	threadpool    bool
+	poll          int
+	cacheTypeK    string
+	cacheTypeV    string
 	// backendErr is why lib/ beside the binary did not load (a warning
 	// at the time), kept to explain a later missing GPU.
 	backendErr error
@@ -36,6 +40,10 @@ func (l *loadFlags) register(fs interface {
 	fs.StringVar(&l.model, "model", "", "GGUF model path (default: Lumen's generated demo model, created once in --cache-dir)")
 	fs.StringVar(&l.cacheDir, "cache-dir", "", "directory for generated models (default: the user cache dir + /lumen/models)")
 	fs.IntVar(&l.threads, "threads", runtime.NumCPU(), "CPU threads for inference")
+	fs.BoolVar(&l.threadpool, "threadpool", true, "keep a persistent pool of --threads CPU workers for the context (false: ggml starts its workers on every step)")
+	fs.IntVar(&l.poll, "poll", llama.DefaultPoll, "how long idle pool workers spin before sleeping, 0-100 (0: sleep at once)")
+	fs.StringVar(&l.cacheTypeK, "cache-type-k", "f16", "KV cache type of keys: f16, q8_0 or q4_0 (quantized: less memory per token)")
+	fs.StringVar(&l.cacheTypeV, "cache-type-v", "f16", "KV cache type of values: f16, q8_0 or q4_0")
 	fs.IntVar(&l.ctxSize, "ctx-size", 4096, "KV cache size in tokens (capped at the model's trained context)")
 	fs.Var(&l.gpuLayers, "gpu-layers", "layers to offload to the GPU: a number, all (or -1), or auto (all when a GPU is present, else the CPU)")
 	fs.IntVar(&l.mainGPU, "main-gpu", 0, "GPU index that runs the model (as listed by lumen devices)")
@@ -120,7 +128,23 @@ func (l *loadFlags) loadPlaced(e env, pl placement) (*llama.Model, error) {
 // seqs so every slot gets the same share); batch 0 takes the default.
 func (l *loadFlags) newContext(m *llama.Model, seqs, batch int) (*llama.Context, error) {
 	size := min(l.ctxSize, m.Metadata().ContextTrain) / seqs * seqs
-	return llama.NewContext(m, llama.ContextParams{Size: size, BatchSize: batch, MaxSeqs: seqs, Threads: l.threads})
+	if l.poll < 0 || l.poll > 100 {
+		return nil, usageError{fmt.Sprintf("--poll %d: want 0-100", l.poll)}
+	}
+	poll := l.poll
+	if poll == 0 {
+		poll = -1 // ContextParams: negative is no spinning, 0 the default
+	}
+	tk, err := llama.ParseCacheType(l.cacheTypeK)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--cache-type-k %q: want f16, q8_0 or q4_0", l.cacheTypeK)}
+	}
+	tv, err := llama.ParseCacheType(l.cacheTypeV)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--cache-type-v %q: want f16, q8_0 or q4_0", l.cacheTypeV)}
+	}
+	return llama.NewContext(m, llama.ContextParams{Size: size, BatchSize: batch, MaxSeqs: seqs, Threads: l.threads,
+		NoThreadpool: !l.threadpool, Poll: poll, CacheTypeK: tk, CacheTypeV: tv})
 }
 
 func runGenerate(ctx context.Context, args []string, e env) error {

@@ -67,6 +67,7 @@ type serveFlags struct {
 	maxTenants                              int
 	templateTimeout                         time.Duration
 	templateFallback                        bool
+	warmup                                  bool
 	// renderWorker is the binary run as chat template worker (default:
 	// this one); tests set it.
 	renderWorker              string
@@ -122,6 +123,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
 	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
 	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
+	fs.BoolVar(&f.warmup, "warmup", true, "run one prompt step and one decode step before reporting ready, so the first request is not slow")
 	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
 	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated web origins (https://app.example.com, or *) whose pages may call the HTTP API; empty: no CORS")
@@ -328,6 +330,15 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		return err
 	}
 	defer c.Close()
+	// Before readiness: the first request should not pay for the
+	// context's first steps.
+	if f.warmup {
+		d, err := engine.Warmup(c)
+		if err != nil {
+			return err
+		}
+		log.Info("warmed up", "took", d.Round(time.Millisecond).String())
+	}
 	batcher := engine.NewBatcher(c)
 	defer batcher.Close()
 	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{

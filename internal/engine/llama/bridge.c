@@ -70,3 +70,35 @@ void lumen_batch_set(struct llama_batch * b, int32_t i, llama_token tok, llama_p
 	b->seq_id[i][0] = seq;
 	b->logits[i] = logits ? 1 : 0;
 }
+
+// The pool's functions are looked up in the CPU backend that ggml loaded,
+// so that the pool and the kernels that use it are the same ggml copy
+// (a dynamically loaded CPU backend has its own).
+static void * cpu_proc(const char * name) {
+	ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+	if (dev == NULL) {
+		return NULL;
+	}
+	ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+	return reg == NULL ? NULL : ggml_backend_reg_get_proc_address(reg, name);
+}
+
+void * lumen_threadpool_new(int n_threads, uint32_t poll, int prio) {
+	typedef struct ggml_threadpool * (*new_fn)(struct ggml_threadpool_params *);
+	new_fn fn = (new_fn)cpu_proc("ggml_threadpool_new");
+	if (fn == NULL) {
+		return NULL;
+	}
+	struct ggml_threadpool_params p = ggml_threadpool_params_default(n_threads);
+	p.poll = poll;
+	p.prio = (enum ggml_sched_priority)prio;
+	return fn(&p);
+}
+
+void lumen_threadpool_free(void * pool) {
+	typedef void (*free_fn)(struct ggml_threadpool *);
+	free_fn fn = (free_fn)cpu_proc("ggml_threadpool_free");
+	if (fn != NULL && pool != NULL) {
+		fn((struct ggml_threadpool *)pool);
+	}
+}

@@ -86,6 +86,14 @@ struct llama_model * lumen_model_load(const char * path, struct llama_model_para
 // lumen_batch_set writes one token into a batch allocated by llama_batch_init.
 void lumen_batch_set(struct llama_batch * b, int32_t i, llama_token tok, llama_pos pos, llama_seq_id seq, bool logits);
 
+// lumen_threadpool_new starts a persistent pool of n_threads ggml CPU
+// workers (the caller's thread is one of them while computing), from the
+// CPU backend that is loaded, static or dynamic; poll is ggml's polling
+// level (0-100). NULL when the CPU backend offers no pool.
+void * lumen_threadpool_new(int n_threads, uint32_t poll, int prio);
+// lumen_threadpool_free stops and frees a pool of lumen_threadpool_new.
+void lumen_threadpool_free(void * pool);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,7 +32,60 @@ type ContextParams struct {
 	// where its cells sit in the shared cache, so a sequence decodes to
 	// the same tokens alone or batched with others.
 	NoFlashAttention bool
+	// NoThreadpool leaves thread management to ggml, which then starts
+	// its worker threads afresh on every Decode from whichever OS thread
+	// calls it. By default a persistent pool of Threads workers is
+	// attached to the context instead (and freed with it): fresh workers
+	// often land on the CPU of the calling thread, and the two then take
+	// turns on one CPU while another idles.
+	NoThreadpool bool
+	// Poll is how long idle pool workers spin before they sleep, as
+	// ggml's polling level 1-100; 0 takes DefaultPoll, negative means no
+	// spinning.
+	Poll int
+	// CacheTypeK and CacheTypeV are the KV cache's element types:
+	// CacheF16 (the default), CacheQ8_0 or CacheQ4_0. Quantized V needs
+	// flash attention.
+	CacheTypeK, CacheTypeV CacheType
 }
+
+// CacheType is a KV cache element type.
+type CacheType string
+
+// The KV cache types: f16 halves f32's memory; q8_0 takes ~53% of f16's
+// and q4_0 ~28%, at some cost in accuracy.
+const (
+	CacheF16  CacheType = "f16"
+	CacheQ8_0 CacheType = "q8_0"
+	CacheQ4_0 CacheType = "q4_0"
+)
+
+// ParseCacheType reads a CacheType ("" is CacheF16).
+func ParseCacheType(s string) (CacheType, error) {
+	switch t := CacheType(s); t {
+	case "", CacheF16:
+		return CacheF16, nil
+	case CacheQ8_0, CacheQ4_0:
+		return t, nil
+	}
+	return "", fmt.Errorf("llama: KV cache type %q: want f16, q8_0 or q4_0: %w", s, ErrContext)
+}
+
+func (t CacheType) ggml() (C.enum_ggml_type, error) {
+	switch t {
+	case "", CacheF16:
+		return C.GGML_TYPE_F16, nil
+	case CacheQ8_0:
+		return C.GGML_TYPE_Q8_0, nil
+	case CacheQ4_0:
+		return C.GGML_TYPE_Q4_0, nil
+	}
+	_, err := ParseCacheType(string(t))
+	return 0, err
+}
+
+// DefaultPoll is ContextParams.Poll's default (see docs/benchmarks.md).
+const DefaultPoll = 50
 
 // Context is an inference context: a KV cache holding up to MaxSeqs
 // sequences, decoded together in batches. It must be used from one
@@ -44,6 +97,8 @@ type Context struct {
 	size    int
 	batch   int
 	maxSeqs int
+	// pool is the attached threadpool (C memory, owned; nil without one).
+	pool unsafe.Pointer
 }
 
 // NewContext creates a context for m.
@@ -86,19 +141,61 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	} else {
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
 	}
+	tk, err := p.CacheTypeK.ggml()
+	if err != nil {
+		return nil, err
+	}
+	tv, err := p.CacheTypeV.ggml()
+	if err != nil {
+		return nil, err
+	}
+	if tv != C.GGML_TYPE_F16 && p.NoFlashAttention {
+		return nil, fmt.Errorf("llama: a quantized V cache (%s) needs flash attention: %w", p.CacheTypeV, ErrContext)
+	}
+	if tk != C.GGML_TYPE_F16 || tv != C.GGML_TYPE_F16 {
+		// ggml quantizes a head's keys and values in blocks of 32 and
+		// asserts (aborting the process) when a head does not divide.
+		hk, hv := m.headDims()
+		if hk%32 != 0 || hv%32 != 0 {
+			return nil, fmt.Errorf("llama: a quantized KV cache needs head sizes that are multiples of 32; this model's are %d (keys) and %d (values): %w", hk, hv, ErrContext)
+		}
+	}
+	cp.type_k, cp.type_v = tk, tv
 	cc := C.llama_init_from_model(m.c, cp)
 	if cc == nil {
 		return nil, fmt.Errorf("llama: context of %d tokens, %d sequences: %w", p.Size, p.MaxSeqs, ErrContext)
 	}
-	return &Context{
+	ctx := &Context{
 		c:       cc,
 		mem:     C.llama_get_memory(cc),
 		model:   m,
 		size:    int(C.llama_n_ctx(cc)),
 		batch:   int(C.llama_n_batch(cc)),
 		maxSeqs: int(C.llama_n_seq_max(cc)),
-	}, nil
+	}
+	if !p.NoThreadpool && p.Threads > 1 {
+		poll := p.Poll
+		switch {
+		case poll == 0:
+			poll = DefaultPoll
+		case poll < 0:
+			poll = 0
+		case poll > 100:
+			poll = 100
+		}
+		ctx.pool = C.lumen_threadpool_new(C.int(p.Threads), C.uint32_t(poll), 0)
+		if ctx.pool == nil {
+			C.llama_free(cc)
+			return nil, fmt.Errorf("llama: threadpool of %d threads: %w", p.Threads, ErrContext)
+		}
+		C.llama_attach_threadpool(cc, (*C.struct_ggml_threadpool)(ctx.pool), (*C.struct_ggml_threadpool)(ctx.pool))
+	}
+	return ctx, nil
 }
+
+// Threadpool reports whether a threadpool of the context's own is
+// attached.
+func (c *Context) Threadpool() bool { return c.pool != nil }
 
 // Size is the KV cache size in tokens.
 func (c *Context) Size() int { return c.size }
@@ -202,6 +299,15 @@ func (c *Context) KVUsed() int {
 	return used
 }
 
+// SeqStateSize is the size in bytes of seq's saved state: its KV cells in
+// the cache's element types, and a small header.
+func (c *Context) SeqStateSize(seq SeqID) (int, error) {
+	if err := c.checkSeq(seq); err != nil {
+		return 0, err
+	}
+	return int(C.llama_state_seq_get_size(c.c, C.llama_seq_id(seq))), nil
+}
+
 // ClearKV empties the whole cache.
 func (c *Context) ClearKV() { C.llama_memory_clear(c.mem, C.bool(true)) }
 
@@ -212,6 +318,11 @@ func (c *Context) Close() error {
 	}
 	C.llama_free(c.c)
 	c.c = nil
+	// After the context: it computes with the pool until freed.
+	if c.pool != nil {
+		C.lumen_threadpool_free(c.pool)
+		c.pool = nil
+	}
 	return nil
 }
 

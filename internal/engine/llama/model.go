@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"runtime/cgo"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -48,6 +49,23 @@ type Model struct {
 
 	controlOnce sync.Once
 	control     []ControlToken
+}
+
+// headDims are the sizes of one attention head's key and value: the
+// architecture's attention.key_length and value_length, or the embedding
+// split over the heads.
+func (m *Model) headDims() (k, v int) {
+	split := 0
+	if m.meta.Heads > 0 {
+		split = m.meta.Embedding / m.meta.Heads
+	}
+	dim := func(key string) int {
+		if n, err := strconv.Atoi(m.meta.KV[m.meta.Architecture+".attention."+key]); err == nil && n > 0 {
+			return n
+		}
+		return split
+	}
+	return dim("key_length"), dim("value_length")
 }
 
 // Metadata describes a loaded model.
