@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 
@@ -43,6 +44,7 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 	constraints := fs.String("constraint", "none", "constrained output: none, json_schema, tool_call, or tool_prompt (tool_call's prompt without its grammar; "+
 		"these two: grpc only); "+
 		"a comma-separated list runs each in turn, --rounds times interleaved, and prints their output tok/s side by side")
+	metricsURL := fs.String("metrics-url", "", "the server's /metrics (e.g. http://127.0.0.1:8080/metrics): also print where its step time went (decode, build, sample, emit, gap between steps); not with --json")
 	rounds := fs.Int("rounds", 3, "with several --constraint modes: rounds of each, interleaved")
 	rest, err := parseFlags(fs, args, e.getenv)
 	if err != nil {
@@ -82,12 +84,30 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 	if len(modes) > 1 {
 		return compareConstraints(ctx, e.stdout, cfg, target, modes, *rounds)
 	}
+	if *metricsURL != "" && *asJSON {
+		return usageError{"bench serve: --metrics-url prints a table; not with --json"}
+	}
+	var phasesBefore map[string]float64
+	if *metricsURL != "" {
+		if phasesBefore, err = scrapePhases(http.DefaultClient, *metricsURL); err != nil {
+			return err
+		}
+	}
 	rep, runErr := loadgen.Run(ctx, cfg, target)
 	if runErr != nil && errors.Is(runErr, loadgen.ErrInvalidConfig) {
 		return usageError{"bench serve: " + runErr.Error()}
 	}
 	if err := writeBenchReport(e.stdout, rep, *asJSON); err != nil {
 		return err
+	}
+	if *metricsURL != "" {
+		after, err := scrapePhases(http.DefaultClient, *metricsURL)
+		if err != nil {
+			return err
+		}
+		if err := writePhases(e.stdout, phasesBefore, after, rep.WallS); err != nil {
+			return err
+		}
 	}
 	if runErr != nil {
 		return fmt.Errorf("bench serve: %w", runErr)

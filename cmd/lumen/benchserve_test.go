@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,6 +91,30 @@ func TestBenchServeEndToEnd(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("report lacks %q:\n%s", want, out)
 			}
+		}
+	})
+	t.Run("step phases", func(t *testing.T) {
+		out, stderr, err := runCLI(t, "bench", "serve", "--addr", grpcAddr, "--api-key", "bench-key", "--requests", "4",
+			"--prompt-tokens", "16", "--max-tokens", "4", "--metrics-url", "http://"+httpAddr+"/metrics")
+		if err != nil {
+			t.Fatalf("bench serve: %v\n%s", err, stderr)
+		}
+		// Each phase line: name, seconds, share of step time, of wall time.
+		line := regexp.MustCompile(`(?m)^(decode|build|sample|emit|gap) +([0-9.]+) +([0-9.]+)% +([0-9.]+)%$`)
+		rows := line.FindAllStringSubmatch(out, -1)
+		if len(rows) != 5 {
+			t.Fatalf("want 5 phase rows in:\n%s", out)
+		}
+		sum := 0.0
+		for _, r := range rows {
+			v, _ := strconv.ParseFloat(r[3], 64)
+			sum += v
+			if r[1] == "decode" && v <= 0 {
+				t.Errorf("decode share %v%%, want > 0", v)
+			}
+		}
+		if sum < 99 || sum > 101 {
+			t.Errorf("phase shares sum to %.1f%%, want 100:\n%s", sum, out)
 		}
 	})
 }

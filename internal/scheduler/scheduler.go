@@ -46,13 +46,21 @@ type Observer interface {
 
 // StepInfo describes one engine step.
 type StepInfo struct {
-	Start, End    time.Time
-	PrefillTokens int
-	DecodeTokens  int
-	KVUsed        int
-	Device        string
-	Seqs          []StepSeq
-	Err           error
+	Start, End time.Time
+	// The step's phases: building the batch (Start to DecodeStart), the
+	// engine's decode (DecodeStart to End), then picking each sequence's
+	// token (Sample) and turning tokens into text, stop checks and events
+	// (Emit), both after End. Gap is the loop's own work since the
+	// previous step's tokens went out (recording that step, admission,
+	// cancellations), zero after the loop waited idle for work.
+	DecodeStart       time.Time
+	Sample, Emit, Gap time.Duration
+	PrefillTokens     int
+	DecodeTokens      int
+	KVUsed            int
+	Device            string
+	Seqs              []StepSeq
+	Err               error
 }
 
 // StepSeq is one request's part in a step.
@@ -290,6 +298,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	drained := false // the drain signal was seen: stop when idle
 	for {
 		if len(l.waiting) == 0 && l.nActive() == 0 {
+			l.lastDone = time.Time{} // waiting idle is not the loop's work
 			if drained {
 				return nil
 			}
@@ -334,6 +343,9 @@ type loop struct {
 	slots   []*seq    // active sequence per slot, nil when free
 	cache   [][]int32 // tokens a free slot still holds, for prefix reuse
 	admits  []*seq    // active sequences in admission order
+	// lastDone is when the previous step's work ended; zero after the
+	// loop waited idle.
+	lastDone time.Time
 }
 
 func (l *loop) nActive() int { return len(l.admits) }
@@ -448,6 +460,9 @@ func (l *loop) step() {
 	}
 	s := l.s
 	info := StepInfo{Start: s.cfg.Now(), Device: s.eng.Device()}
+	if !l.lastDone.IsZero() {
+		info.Gap = info.Start.Sub(l.lastDone)
+	}
 	budget := s.eng.BatchSize()
 	var withLogits []*seq
 	chunks := map[*seq]int{}
@@ -490,6 +505,7 @@ func (l *loop) step() {
 		info.PrefillTokens += n
 		info.Seqs = append(info.Seqs, StepSeq{ID: q.req.r.ID, Ctx: q.req.ctx, Slot: q.slot, PrefillTokens: n})
 	}
+	info.DecodeStart = s.cfg.Now()
 	if err == nil {
 		err = s.eng.Decode()
 	}
@@ -515,15 +531,20 @@ func (l *loop) step() {
 			q.req.timings.DecodeSteps++
 			q.req.timings.DecodeBatchSum += nSeqs
 		}
+		t0 := s.cfg.Now()
 		tok, err := q.sampler.Sample(q.logitsIdx)
+		t1 := s.cfg.Now()
+		info.Sample += t1.Sub(t0)
 		if err != nil {
 			// A grammar that allows no token is the request's doing.
 			l.release(q, FinishError, invalid("grammar", "%v", err))
 			continue
 		}
 		l.accept(q, tok, info.End)
+		info.Emit += s.cfg.Now().Sub(t1)
 	}
 	info.KVUsed = l.updateKV()
+	l.lastDone = s.cfg.Now()
 	s.cfg.Observer.Step(info)
 }
 

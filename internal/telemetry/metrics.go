@@ -29,6 +29,7 @@ type Metrics struct {
 	requests             *prometheus.CounterVec
 	batchSize            prometheus.Histogram
 	steps                prometheus.Counter
+	stepPhases           *prometheus.CounterVec
 	cachedTokens         prometheus.Counter
 	prefixHits           prometheus.Counter
 
@@ -106,6 +107,10 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Name: "lumen_batch_size_sequences", Help: "Sequences per engine step.", Buckets: prometheus.LinearBuckets(1, 1, 16),
 	})
 	m.steps = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_engine_steps_total", Help: "Engine decode steps."})
+	m.stepPhases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lumen_step_phase_seconds_total",
+		Help: "Time of engine steps by phase: build (the batch), decode (inside the engine), sample, emit (text, stops, events), gap (the loop's own work between steps).",
+	}, []string{"phase"})
 	m.cachedTokens = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_tokens_total", Help: "Prompt tokens reused from the prefix cache."})
 	m.prefixHits = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_hits_total", Help: "Requests that reused cached prompt tokens."})
 	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
@@ -116,7 +121,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 			return 0
 		})
 	}
-	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.cachedTokens, m.prefixHits,
+	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.stepPhases, m.cachedTokens, m.prefixHits,
 		stat("lumen_queue_depth_requests", "Requests waiting for a slot.", func(s scheduler.Stats) int { return s.Queued }),
 		stat("lumen_active_sequences", "Sequences holding a slot.", func(s scheduler.Stats) int { return s.Active }),
 		stat("lumen_kv_cache_used_cells", "KV cache cells in use (prefix cache included).", func(s scheduler.Stats) int { return s.KVUsed }),
@@ -183,4 +188,11 @@ func (m *Metrics) finished(sc trace.SpanContext, info RequestInfo, r scheduler.R
 func (m *Metrics) step(si scheduler.StepInfo) {
 	m.steps.Inc()
 	m.batchSize.Observe(float64(len(si.Seqs)))
+	if !si.DecodeStart.IsZero() {
+		m.stepPhases.WithLabelValues("build").Add(si.DecodeStart.Sub(si.Start).Seconds())
+		m.stepPhases.WithLabelValues("decode").Add(si.End.Sub(si.DecodeStart).Seconds())
+		m.stepPhases.WithLabelValues("sample").Add(si.Sample.Seconds())
+		m.stepPhases.WithLabelValues("emit").Add(si.Emit.Seconds())
+		m.stepPhases.WithLabelValues("gap").Add(si.Gap.Seconds())
+	}
 }

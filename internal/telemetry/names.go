@@ -57,6 +57,14 @@ const (
 	AttrBatchSize    = attribute.Key("lumen.batch.size")
 	AttrBatchPrefill = attribute.Key("lumen.batch.prefill_tokens")
 	AttrBatchDecode  = attribute.Key("lumen.batch.decode_tokens")
+	// A step's phases in milliseconds (scheduler.StepInfo): building the
+	// batch, inside the engine's decode, sampling, text and events, and
+	// the loop's own work since the previous step.
+	AttrStepBuildMS  = attribute.Key("lumen.step.build_ms")
+	AttrStepDecodeMS = attribute.Key("lumen.step.decode_ms")
+	AttrStepSampleMS = attribute.Key("lumen.step.sample_ms")
+	AttrStepEmitMS   = attribute.Key("lumen.step.emit_ms")
+	AttrStepGapMS    = attribute.Key("lumen.step.gap_ms")
 	AttrKVUsed       = attribute.Key("lumen.kv_cache.used_cells")
 	AttrKVSize       = attribute.Key("lumen.kv_cache.size_cells")
 	AttrChunkTokens  = attribute.Key("lumen.chunk.tokens")

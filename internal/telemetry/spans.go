@@ -318,6 +318,16 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 			AttrKVSize.Int(t.opts.KVSize),
 			t.gpu,
 		))
+	if !si.DecodeStart.IsZero() {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		span.SetAttributes(
+			AttrStepBuildMS.Float64(ms(si.DecodeStart.Sub(si.Start))),
+			AttrStepDecodeMS.Float64(ms(si.End.Sub(si.DecodeStart))),
+			AttrStepSampleMS.Float64(ms(si.Sample)),
+			AttrStepEmitMS.Float64(ms(si.Emit)),
+			AttrStepGapMS.Float64(ms(si.Gap)),
+		)
+	}
 	if si.Err != nil {
 		span.RecordError(si.Err)
 		span.SetStatus(codes.Error, "decode failed")

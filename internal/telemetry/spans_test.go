@@ -277,3 +277,38 @@ func exemplarTraceID(ex *dto.Exemplar) string {
 	}
 	return ""
 }
+
+// The step's phases are on its batch span, in milliseconds, and summed
+// per phase in lumen_step_phase_seconds_total.
+func TestBatchSpanCarriesStepPhases(t *testing.T) {
+	tr, rec, m := newRecorded(t, TracerOptions{Device: "cpu", KVSize: 1024})
+	now := time.Now()
+	tr.Step(scheduler.StepInfo{Start: now, DecodeStart: now.Add(time.Millisecond), End: now.Add(11 * time.Millisecond),
+		Sample: 2 * time.Millisecond, Emit: 500 * time.Microsecond, Gap: 250 * time.Microsecond, DecodeTokens: 1})
+	batch := byName(rec.Ended(), SpanBatch)
+	want := map[string]float64{"lumen.step.build_ms": 1, "lumen.step.decode_ms": 10, "lumen.step.sample_ms": 2, "lumen.step.emit_ms": 0.5, "lumen.step.gap_ms": 0.25}
+	for key, w := range want {
+		if got, _ := attr(batch, key); got != w {
+			t.Errorf("batch %s = %v, want %v", key, got, w)
+		}
+	}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "lumen_step_phase_seconds_total" {
+			continue
+		}
+		for _, mm := range f.GetMetric() {
+			got[mm.GetLabel()[0].GetValue()] = mm.GetCounter().GetValue()
+		}
+	}
+	wantS := map[string]float64{"build": 0.001, "decode": 0.010, "sample": 0.002, "emit": 0.0005, "gap": 0.00025}
+	for k, w := range wantS {
+		if d := got[k] - w; d > 1e-9 || d < -1e-9 {
+			t.Errorf("phase %s: %v s, want %v", k, got[k], w)
+		}
+	}
+}
