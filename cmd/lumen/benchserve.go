@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -23,7 +24,10 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 			"(TPOT) and end-to-end latency measured client-side, and the server's mean queue and prefill times.\n"+
 			"Closed loop with --concurrency (the default, 1) or open loop with --rate (Poisson arrivals).",
 		e.stderr)
-	protocol := fs.String("protocol", "grpc", "grpc (GenerateStream) or http (POST /generate, NDJSON)")
+	protocol := fs.String("protocol", "grpc", "grpc (GenerateStream), http (POST /generate, NDJSON) or openai (POST /v1/completions, SSE: any OpenAI-compatible server)")
+	peer := fs.String("peer", "", "an OpenAI-compatible server to compare with (URL or host:port, e.g. llama-server): the same requests go to --addr and to it, --rounds times interleaved, and the ratios are printed (implies --protocol openai)")
+	peerKey := fs.String("peer-api-key", "", "API key for --peer")
+	ignoreEOS := fs.Bool("ignore-eos", false, "with --protocol openai: ask for ignore_eos, so every request runs to max_tokens on both sides")
 	addr := fs.String("addr", "", "server address, host:port (default 127.0.0.1:9090 for grpc, 127.0.0.1:8080 for http)")
 	apiKey := fs.String("api-key", "", "API key, sent as a bearer token (in plaintext)")
 	var cfg loadgen.Config
@@ -76,11 +80,28 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 		return usageError{"bench serve: --rounds must be at least 1"}
 	}
 
-	target, err := newBenchTarget(*protocol, *addr, *apiKey)
+	if *peer != "" {
+		if set["protocol"] && *protocol != "openai" {
+			return usageError{"bench serve: --peer compares over --protocol openai"}
+		}
+		*protocol = "openai"
+	}
+	target, err := newBenchTarget(*protocol, *addr, *apiKey, *ignoreEOS)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
+	if *peer != "" {
+		if len(modes) > 1 || *metricsURL != "" || *asJSON {
+			return usageError{"bench serve: --peer takes one --constraint, and neither --metrics-url nor --json"}
+		}
+		other, err := newBenchTarget("openai", *peer, *peerKey, *ignoreEOS)
+		if err != nil {
+			return err
+		}
+		defer other.Close()
+		return comparePeers(ctx, e.stdout, cfg, target, other, *rounds)
+	}
 	if len(modes) > 1 {
 		return compareConstraints(ctx, e.stdout, cfg, target, modes, *rounds)
 	}
@@ -116,6 +137,58 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("bench serve: all %d requests failed", rep.Errors)
 	}
 	return nil
+}
+
+// comparePeers sends the same seeded load to a and to b, rounds times
+// alternating (a, b, a, b…, so drift on the machine hits both alike), and
+// prints each side's output tok/s, TTFT and TPOT medians and a ÷ b.
+func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loadgen.Target, rounds int) error {
+	type side struct {
+		tokens, ok int
+		wall       float64
+		ttft, tpot []float64
+		name       string
+	}
+	sides := []*side{{name: a.Name()}, {name: b.Name()}}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "round\tserver\trequests\toutput tok/s\tTTFT p50 ms\tTPOT p50 ms\n")
+	for round := range rounds {
+		for i, t := range []loadgen.Target{a, b} {
+			rep, err := loadgen.Run(ctx, cfg, t)
+			if err != nil {
+				return fmt.Errorf("bench serve: %s round %d: %w", t.Name(), round+1, err)
+			}
+			if rep.Errors > 0 {
+				for kind, ex := range rep.ErrorExamples {
+					return fmt.Errorf("bench serve: %s round %d: %d requests failed (%s: %s)", t.Name(), round+1, rep.Errors, kind, ex)
+				}
+			}
+			s := sides[i]
+			s.tokens += rep.CompletionTokens
+			s.wall += rep.WallS
+			s.ok += rep.OK
+			s.ttft = append(s.ttft, rep.TTFTMS.P50)
+			s.tpot = append(s.tpot, rep.TPOTMS.P50)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.1f\t%.1f\n", round+1, t.Name(), rep.OK, rep.OutputTokensPerS, rep.TTFTMS.P50, rep.TPOTMS.P50)
+		}
+	}
+	median := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		if n := len(v); n%2 == 1 {
+			return v[n/2]
+		} else {
+			return (v[n/2-1] + v[n/2]) / 2
+		}
+	}
+	tps := func(s *side) float64 { return float64(s.tokens) / s.wall }
+	fmt.Fprintf(tw, "\nall rounds\tserver\trequests\toutput tok/s\tTTFT p50 ms (median of rounds)\tTPOT p50 ms (median of rounds)\n")
+	for _, s := range sides {
+		fmt.Fprintf(tw, "\t%s\t%d\t%.1f\t%.1f\t%.1f\n", s.name, s.ok, tps(s), median(s.ttft), median(s.tpot))
+	}
+	x, y := sides[0], sides[1]
+	fmt.Fprintf(tw, "\tratio (first ÷ second)\t\t%.3f\t%.3f\t%.3f\n", tps(x)/tps(y), median(x.ttft)/median(y.ttft), median(x.tpot)/median(y.tpot))
+	return tw.Flush()
 }
 
 // compareConstraints runs the same load once per constraint mode, rounds
@@ -164,7 +237,7 @@ type benchTarget interface {
 	io.Closer
 }
 
-func newBenchTarget(protocol, addr, apiKey string) (benchTarget, error) {
+func newBenchTarget(protocol, addr, apiKey string, ignoreEOS bool) (benchTarget, error) {
 	switch protocol {
 	case "grpc":
 		if addr == "" {
@@ -176,8 +249,13 @@ func newBenchTarget(protocol, addr, apiKey string) (benchTarget, error) {
 			addr = "127.0.0.1:8080"
 		}
 		return loadgen.NewHTTPTarget(loadgen.HTTPConfig{Addr: addr, APIKey: apiKey})
+	case "openai":
+		if addr == "" {
+			addr = "127.0.0.1:8080"
+		}
+		return loadgen.NewOpenAITarget(loadgen.HTTPConfig{Addr: addr, APIKey: apiKey}, ignoreEOS)
 	default:
-		return nil, usageError{fmt.Sprintf("bench serve: --protocol must be grpc or http, not %q", protocol)}
+		return nil, usageError{fmt.Sprintf("bench serve: --protocol must be grpc, http or openai, not %q", protocol)}
 	}
 }
 

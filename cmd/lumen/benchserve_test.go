@@ -126,7 +126,7 @@ func TestBenchServeFlags(t *testing.T) {
 		want string
 	}{
 		{"concurrency and rate", []string{"--concurrency", "2", "--rate", "1"}, "not both"},
-		{"unknown protocol", []string{"--protocol", "udp"}, "--protocol must be grpc or http"},
+		{"unknown protocol", []string{"--protocol", "udp"}, "--protocol must be grpc, http or openai"},
 		{"spread out of range", []string{"--prompt-spread", "1.5"}, "prompt spread"},
 		{"cancel fraction out of range", []string{"--cancel-fraction", "-1"}, "cancel fraction"},
 		{"no requests", []string{"--requests", "0"}, "number of requests or a duration"},
@@ -140,5 +140,36 @@ func TestBenchServeFlags(t *testing.T) {
 				t.Errorf("err = %v, want a usage error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// bench serve speaks OpenAI's completions API to any server, and --peer
+// sends the same requests to two servers in alternating rounds and prints
+// their ratio: here two Lumen servers, one of them as the "peer".
+func TestBenchServeComparesWithAPeer(t *testing.T) {
+	a, _ := startServe(t)
+	b, _ := startServe(t)
+	rep, err := runBenchJSON(t, "--protocol", "openai", "--addr", a, "--requests", "6", "--concurrency", "2",
+		"--max-tokens", "5", "--prompt-tokens", "16", "--ignore-eos")
+	if err != nil {
+		t.Fatalf("bench serve --protocol openai: %v", err)
+	}
+	if rep.OK != 6 || rep.CompletionTokens != 30 || rep.PromptTokens == 0 || !strings.HasPrefix(rep.Target, "openai ") {
+		t.Errorf("openai: %d ok, %d completion / %d prompt tokens, target %q; want 6 ok, 30 tokens", rep.OK, rep.CompletionTokens, rep.PromptTokens, rep.Target)
+	}
+	out, stderr, err := runCLI(t, "bench", "serve", "--addr", a, "--peer", "http://"+b, "--rounds", "2", "--requests", "4",
+		"--max-tokens", "4", "--prompt-tokens", "16", "--ignore-eos")
+	if err != nil {
+		t.Fatalf("bench serve --peer: %v\n%s", err, stderr)
+	}
+	rounds := regexp.MustCompile(`(?m)^[12] +openai http://\S+ +4 `).FindAllString(out, -1)
+	ratio := regexp.MustCompile(`(?m)ratio \(first ÷ second\) +([0-9.]+) +([0-9.]+) +([0-9.]+)$`).FindStringSubmatch(out)
+	if len(rounds) != 4 || ratio == nil {
+		t.Fatalf("want 4 round lines (2 rounds × 2 servers) and a ratio line in:\n%s", out)
+	}
+	for _, r := range ratio[1:] {
+		if v, err := strconv.ParseFloat(r, 64); err != nil || v <= 0 {
+			t.Errorf("ratio %q, want a positive number", r)
+		}
 	}
 }
