@@ -118,8 +118,6 @@ func (v *jvalue) clone() *jvalue {
 	return &jvalue{kind: jObject, keys: append([]string(nil), v.keys...), vals: append([]*jvalue(nil), v.vals...)}
 }
 
-func (v *jvalue) isString(s string) bool { return v != nil && v.kind == jString && v.s == s }
-
 // parseJSON parses exactly one JSON value. Duplicate object keys keep the
 // first key's position and the last value, as nlohmann::ordered_json does.
 func parseJSON(data []byte) (*jvalue, error) {
