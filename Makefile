@@ -22,9 +22,9 @@ export CGO_CPPFLAGS := -I$(LLAMA_DIR)/llama/llama.cpp/include -I$(LLAMA_DIR)/ml/
 export CGO_CFLAGS   := $(OPT_FLAGS) $(CPU_FLAGS)
 export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS)
 
-# Test model that sits beside the checkout (CI and developers only).
-SHARED_MODELS ?= $(abspath ../shared/models)
-export LUMEN_TEST_SHARED_MODELS := $(SHARED_MODELS)
+# The committed Llama-2 test model (testdata/models/README.md).
+TEST_MODELS ?= $(abspath testdata/models)
+export LUMEN_TEST_MODELS := $(TEST_MODELS)
 
 # Where `make run` and `make bench` keep generated models.
 MODEL_CACHE ?= $(HOME)/.cache/lumen/models

@@ -23,17 +23,17 @@ import (
 // Structured output and tool calls through the real server and llama.cpp.
 // Random weights write anything; the grammar must make every run valid.
 
-// sharedModelPath is ../shared's Llama-2 model (real tokenizer).
+// sharedModelPath is the committed Llama-2 test model (real tokenizer).
 func sharedModelPath(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("LUMEN_TEST_SHARED_MODELS")
+	dir := os.Getenv("LUMEN_TEST_MODELS")
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "models")
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "testdata", "models")
 	}
 	p := filepath.Join(dir, "llama-2-tiny-random.gguf")
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test model missing (it ships in ../shared/models): %v", err)
+		t.Fatalf("test model missing (it is committed in testdata/models): %v", err)
 	}
 	return p
 }

@@ -2,7 +2,10 @@ package gguf
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -306,9 +309,22 @@ func TestGGMLType(t *testing.T) {
 	}
 }
 
+// testModel is the Llama-2 test model committed in testdata/models.
+const testModel = "../../testdata/models/llama-2-tiny-random.gguf"
+
+// The committed test model is the file its README names.
+func TestCommittedTestModel(t *testing.T) {
+	b, err := os.ReadFile(testModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprintf("%x", sha256.Sum256(b)), "81f226c62d28ed4a1a9b9fa080fcd9f0cc40e0f9d5680036583ff98fbcd035cb"; got != want {
+		t.Errorf("%s: sha256 %s, want %s (testdata/models/README.md)", testModel, got, want)
+	}
+}
+
 func TestReadTinyRandomModel(t *testing.T) {
-	// Shipped beside the repository for CI; its absence is a failure.
-	f, err := ReadFile("../../../shared/models/llama-2-tiny-random.gguf")
+	f, err := ReadFile(testModel)
 	if err != nil {
 		t.Fatalf("ReadFile: %v", err)
 	}

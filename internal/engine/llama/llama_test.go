@@ -17,17 +17,17 @@ import (
 )
 
 // sharedModel is the tiny Llama-2 model (real tokenizer, random weights)
-// that sits beside the repository in ../shared/models.
+// committed in testdata/models.
 func sharedModel(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LUMEN_TEST_SHARED_MODELS") // set by the Makefile
+	dir := os.Getenv("LUMEN_TEST_MODELS") // another copy, if set
 	if dir == "" {
 		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "models")
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "models")
 	}
 	p := filepath.Join(dir, "llama-2-tiny-random.gguf")
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test model missing (it ships in ../shared/models): %v", err)
+		t.Fatalf("test model missing (it is committed in testdata/models): %v", err)
 	}
 	return p
 }
