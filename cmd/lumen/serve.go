@@ -85,6 +85,9 @@ type serveHooks struct {
 	ready chan<- [2]string
 	// spanProcessors see every sampled span (a test's span recorder).
 	spanProcessors []sdktrace.SpanProcessor
+	// engine, when set, wraps the engine the scheduler drives (a test's
+	// gate on decode steps).
+	engine func(scheduler.Engine) scheduler.Engine
 }
 
 func runServe(ctx context.Context, args []string, e env) error {
@@ -344,7 +347,11 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
 		Device: c.Device().ID(), RecordContent: f.traceContent, ContentMax: f.contentMax, KVSize: c.Size(), Logger: log,
 	})
-	sched, err := scheduler.New(batcher, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
+	var eng scheduler.Engine = batcher
+	if f.hooks.engine != nil {
+		eng = f.hooks.engine(eng)
+	}
+	sched, err := scheduler.New(eng, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
@@ -292,10 +293,46 @@ func finishName(f lumenv1.FinishReason) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "FINISH_REASON_"))
 }
 
+// gatedEngine holds the decode step after the next one until released,
+// when a test arms it: the tiny model otherwise finishes a request before
+// a client's cancel can reach the server.
+type gatedEngine struct {
+	scheduler.Engine
+	mu      sync.Mutex
+	armed   int           // steps to let through before holding; 0: never hold
+	release chan struct{} // closed to let the held step run
+}
+
+// arm makes the after'th coming Decode wait for the returned release.
+func (g *gatedEngine) arm(after int) (release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.release = after, make(chan struct{})
+	ch := g.release
+	return sync.OnceFunc(func() { close(ch) })
+}
+
+func (g *gatedEngine) Decode() error {
+	g.mu.Lock()
+	var wait chan struct{}
+	if g.armed > 0 {
+		if g.armed--; g.armed == 0 {
+			wait = g.release
+		}
+	}
+	g.mu.Unlock()
+	if wait != nil {
+		<-wait
+	}
+	return g.Engine.Decode()
+}
+
 func TestSpanTreeThroughTransports(t *testing.T) {
 	log := newSpanLog()
+	gate := &gatedEngine{}
 	// Every step's batch span, so that links can be counted.
-	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil, "--batch-span-rate", "0")
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log},
+		engine: func(e scheduler.Engine) scheduler.Engine { gate.Engine = e; return gate }}, nil, "--batch-span-rate", "0")
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -404,6 +441,10 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 		greedy := float32(0) // no end-of-generation token on this prompt
 		ctx, cancel := context.WithCancel(withCaller(c))
 		defer cancel()
+		// The prompt's step runs, the first decode step waits until the
+		// server has seen the cancel: the request cannot end otherwise.
+		release := gate.arm(2)
+		defer release()
 		stream, err := client.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "A long story", MaxTokens: 120, Temperature: &greedy})
 		if err != nil {
 			t.Fatal(err)
@@ -413,6 +454,12 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
+		log.waitFor(t, "the cancelled call's transport span", func(spans []sdktrace.ReadOnlySpan) bool {
+			return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+				return s.SpanContext().TraceID() == c.traceID && s.Name() == "lumen.v1.LumenService/GenerateStream"
+			})
+		})
+		release()
 		// The transport span may end first: the handler returns as soon
 		// as the caller is gone, the scheduler notices at its next step.
 		spans := log.waitFor(t, "the cancelled request span", func(spans []sdktrace.ReadOnlySpan) bool {
