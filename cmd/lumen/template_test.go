@@ -50,7 +50,9 @@ func TestServeSurvivesAChatTemplateThatBlowsUp(t *testing.T) {
 		"{% if c == 'huge' %}{{ 'x' * 100000000000 }}{% endif %}" +
 		"{% if c == 'spin' %}{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{% endif %}{% endfor %}" +
 		"{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
-	httpAddr, _ := startServe(t, "--model", synthWithTemplate(t, tpl), "--chat-template-timeout", "500ms")
+	// The time limit leaves room for the other limits to strike first,
+	// also in race-detector builds, where the stack grows slowly.
+	httpAddr, _ := startServe(t, "--model", synthWithTemplate(t, tpl), "--chat-template-timeout", "4s")
 	for _, tt := range []struct{ content, want string }{
 		{"recurse", "stack"},
 		{"huge", "memory"},
