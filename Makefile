@@ -37,13 +37,16 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 all: build
 
 build:
+	@$(GO) list -f '{{.Stale}}' ./internal/engine/llama 2>/dev/null | grep -q false || \
+		echo "building bin/lumen: the first build compiles llama.cpp through cgo (5-10 minutes on 2 cores, silent; cached afterwards)"
 	$(GO) build -o $(LUMEN) ./cmd/lumen
 
 # Serves the default demo model (generated once, offline) or MODEL=path
 # on 127.0.0.1:8080 (HTTP) and 127.0.0.1:9090 (gRPC), and prints commands
 # to try. `make generate` prints a completion instead.
+# SERVE_FLAGS adds flags, e.g. SERVE_FLAGS="--http-addr 127.0.0.1:8081".
 run serve: build
-	$(LUMEN) serve $(if $(MODEL),--model $(MODEL))
+	$(LUMEN) serve $(if $(MODEL),--model $(MODEL)) $(SERVE_FLAGS)
 
 generate: build
 	$(LUMEN) generate $(if $(MODEL),--model $(MODEL)) --prompt "Once upon a time" --max-tokens 64
