@@ -12,6 +12,10 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, e env) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(e.stdout, "usage: lumen bench engine|serve|tracing [flags]   (lumen bench COMMAND --help for its flags)")
+		return nil
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		return runBenchServe(ctx, args[1:], e)
 	}
@@ -45,7 +49,7 @@ func runBenchEngine(_ context.Context, args []string, e env) error {
 	seqList := fs.String("sequences", "1,4,8,16", "batch sizes to measure")
 	steps := fs.Int("steps", 32, "timed decode steps per batch size")
 	promptTokens := fs.Int("prompt-tokens", 512, "prompt length for the prefill measurement")
-	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
 	seqs, err := parseInts(*seqList)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -116,3 +118,38 @@ func TestModelInfoRejectsMalformedFile(t *testing.T) {
 }
 
 func truncate(path string, size int64) error { return os.Truncate(path, size) }
+
+// Every command and command group answers --help, -h and help with its
+// usage and exit code 0; a command that takes no arguments refuses one;
+// flags may follow a positional argument.
+func TestHelpEverywhere(t *testing.T) {
+	commands := [][]string{{}, {"serve"}, {"generate"}, {"model"}, {"model", "synth"}, {"model", "info"}, {"devices"},
+		{"client"}, {"client", "generate"}, {"client", "tokenize"}, {"client", "models"},
+		{"bench"}, {"bench", "engine"}, {"bench", "serve"}, {"bench", "tracing"}, {"trace"}, {"trace", "analyze"}}
+	for _, cmd := range commands {
+		for _, h := range []string{"--help", "-h", "help"} {
+			args := append(slices.Clone(cmd), h)
+			stdout, stderr, err := runCLI(t, args...)
+			if code := exitCode(err); err != nil && code != 0 {
+				t.Errorf("lumen %q: exit %d (%v)", args, code, err)
+			}
+			if !strings.Contains(stdout+stderr, "usage") {
+				t.Errorf("lumen %q printed no usage:\n%s%s", args, stdout, stderr)
+			}
+		}
+	}
+	for _, args := range [][]string{{"serve", "extra"}, {"generate", "--prompt", "x", "extra"}, {"bench", "engine", "extra"}} {
+		_, _, err := runCLI(t, args...)
+		if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), "unexpected argument") {
+			t.Errorf("lumen %q: %v (exit %d), want a usage error naming the argument", args, err, exitCode(err))
+		}
+	}
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	if _, _, err := runCLI(t, "model", "synth", "--out", p, "--preset", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runCLI(t, "model", "info", p, "--json")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(stdout), "{") {
+		t.Errorf("model info PATH --json: %v\n%s", err, stdout)
+	}
+}

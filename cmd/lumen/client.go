@@ -30,6 +30,10 @@ network. Run 'lumen client COMMAND -h' for a command's flags.
 
 // runClient runs 'lumen client ...', a command-line client of the gRPC API.
 func runClient(ctx context.Context, args []string, e env) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(e.stdout, clientUsage)
+		return nil
+	}
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, clientUsage)
 		return usageError{"client: no subcommand given"}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -26,7 +27,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fmt.Fprintf(stderr, "usage: lumen %s\n\n%s\n\nflags (each also read from the LUMEN_* variable shown):\n", name, synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
-			if f.DefValue != "" {
+			if f.DefValue != "" && f.DefValue != "false" {
 				def = fmt.Sprintf(" (default %s)", f.DefValue)
 			}
 			fmt.Fprintf(stderr, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
@@ -50,10 +51,47 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) ([]
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	// Flags may follow positional arguments (lumen model info PATH
+	// --json); everything after "--" is positional.
+	var pos []string
+	for {
+		dash := slices.Index(args, "--")
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if dash >= 0 && len(args)-dash-1 == len(rest) {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	return fs.Args(), nil
+	if len(pos) > 0 && pos[0] == "help" {
+		fs.Usage()
+		return nil, flag.ErrHelp
+	}
+	return pos, nil
+}
+
+// parseNoArgs is parseFlags for commands that take no positional
+// arguments: one given is a usage error, not silently ignored.
+func parseNoArgs(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	rest, err := parseFlags(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q (it takes flags only; see lumen %s --help)", fs.Name(), rest[0], fs.Name())}
+	}
+	return nil
+}
+
+// isHelp reports whether arg asks a command group for its usage.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
 }
 
 // isTerminal reports whether f is a character device (a terminal), where

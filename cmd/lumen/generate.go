@@ -159,7 +159,7 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	minP := fs.Float64("min-p", 0.05, "min-p sampling (0: off)")
 	repeat := fs.Float64("repeat-penalty", 1.0, "repetition penalty (1: off)")
 	seed := fs.Uint("seed", 0, "sampling seed (0: random)")
-	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
 	if *prompt == "" {

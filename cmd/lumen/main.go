@@ -27,7 +27,8 @@ usage:
               [--api-key KEY] [--otlp-endpoint HOST:PORT] [--sampling-config FILE]
   lumen client generate|tokenize|models [--addr 127.0.0.1:9090] ...
   lumen bench engine [--model PATH | --preset NAME] [--threads N] [--sequences 1,4,8,16]
-  lumen bench serve [--protocol grpc|http] [--addr ADDR] [--concurrency N | --rate R] [--requests N]
+  lumen bench serve [--protocol grpc|http|openai] [--addr ADDR] [--peer URL] [--concurrency N | --rate R] [--requests N]
+  lumen bench tracing [--preset NAME] [--otlp-endpoint HOST:PORT] [--rounds N]
   lumen trace analyze (--file PATH | --jaeger URL (--trace-id ID | --service NAME [--since 1h]))
               [--prices FILE] [--json] [--html FILE]
 
@@ -74,7 +75,10 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // asked for help, and got it
+	}
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
@@ -103,7 +107,7 @@ func run(ctx context.Context, args []string, e env) error {
 		return runTrace(ctx, rest, e)
 	case renderWorkerCommand:
 		return runRenderWorker()
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "-help":
 		fmt.Fprint(e.stdout, usage)
 		return nil
 	default:

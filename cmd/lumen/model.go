@@ -20,6 +20,10 @@ import (
 const defaultPreset = "small"
 
 func runModel(ctx context.Context, args []string, e env) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(e.stdout, "usage: lumen model synth|info [flags]   (lumen model COMMAND --help for its flags)")
+		return nil
+	}
 	if len(args) == 0 {
 		return usageError{"usage: lumen model synth|info"}
 	}
@@ -93,7 +97,7 @@ func runModelSynth(args []string, e env) error {
 	out := fs.String("out", "", "output path (required)")
 	var sf synthFlags
 	sf.register(fs, "small")
-	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -133,7 +133,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.BoolVar(&f.metricsAuth, "metrics-auth", false, "require the API key on GET /metrics too (default: open, as Prometheus and gateways scrape without one)")
 	fs.BoolVar(&f.liveView, "live-view", true, "serve the live view (recent traces, live charts) at GET / on the HTTP port")
 	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
-	if _, err := parseFlags(fs, args, e.getenv); err != nil {
+	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
 	f.apiKeyArgv = onCommandLine(args, "api-key")
