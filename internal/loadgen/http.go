@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,6 +191,12 @@ func (t *HTTPTarget) post(ctx context.Context, path string, body []byte) (*http.
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// Marks the POST as safe to resend, so that Go's transport retries it
+	// on a keep-alive connection the server closed as the request went
+	// out (llama-server closes idle ones); the server never saw it.
+	var key [8]byte
+	rand.Read(key[:])
+	req.Header.Set("Idempotency-Key", hex.EncodeToString(key[:]))
 	if t.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+t.apiKey)
 	}
