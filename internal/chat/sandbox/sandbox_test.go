@@ -24,7 +24,10 @@ import (
 const workerEnv = "LUMEN_SANDBOX_TEST_WORKER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(workerEnv) == "1" {
+	switch os.Getenv(workerEnv) {
+	case "exit": // a worker that dies before it speaks
+		os.Exit(1)
+	case "1":
 		if err := ServeWorker(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -499,10 +502,8 @@ func TestClose(t *testing.T) {
 }
 
 func TestWorkerDoesNotStart(t *testing.T) {
-	cfg := Config{Command: []string{"/bin/false"}}
-	if _, err := os.Stat(cfg.Command[0]); err != nil {
-		t.Skip(err)
-	}
+	cfg := testConfig(t)
+	cfg.Env = append(os.Environ(), workerEnv+"=exit")
 	r, _ := newRenderer(t, "", cfg)
 	_, err := r.Render(t.Context(), user("hi"), nil, true)
 	var le *LimitError
