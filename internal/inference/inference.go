@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -115,6 +116,9 @@ type Config struct {
 // Service validates, tokenizes and submits requests.
 type Service struct {
 	cfg Config
+	// control is the tokenizer's control tokens, read on first use (the
+	// vocabulary does not change).
+	control func() controlSet
 }
 
 // New creates a Service.
@@ -128,7 +132,9 @@ func New(cfg Config) *Service {
 	if cfg.Limits.DefaultMaxTokens <= 0 {
 		cfg.Limits.DefaultMaxTokens = 256
 	}
-	return &Service{cfg: cfg}
+	s := &Service{cfg: cfg}
+	s.control = sync.OnceValue(func() controlSet { return newControlSet(cfg.Tokenizer.ControlTokens()) })
+	return s
 }
 
 // GenerateRequest is a transport-neutral generation request.
@@ -299,8 +305,8 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		if err != nil {
 			return nil, "", renderError(ctx, err)
 		}
-		if control := s.cfg.Tokenizer.ControlTokens(); mentionsControl(msgs, control) {
-			toks, text, err := s.protectedTokens(ctx, msgs, tools, rendered, control)
+		if control := s.control(); control.mentionedIn(msgs) {
+			toks, text, err := s.protectedTokens(ctx, msgs, tools, rendered, control.tokens)
 			if err != nil {
 				return nil, "", err
 			}

@@ -34,19 +34,30 @@ type ControlToken struct {
 // text. Templates that only trim a text are followed; one that rewrites a
 // text otherwise gets it verbatim in that request.
 
-// mentionsControl reports whether any message text contains a control
-// token's text.
-func mentionsControl(msgs []Message, control []ControlToken) bool {
+// controlSet is the tokenizer's control tokens, read once per Service.
+type controlSet struct {
+	tokens []ControlToken
+	// starts holds every control text's first byte: a message with none
+	// of them mentions no control token (nearly every message).
+	starts string
+}
+
+func newControlSet(tokens []ControlToken) controlSet {
 	var first strings.Builder
-	for _, c := range control {
+	for _, c := range tokens {
 		first.WriteByte(c.Text[0])
 	}
-	starts := first.String()
+	return controlSet{tokens: tokens, starts: first.String()}
+}
+
+// mentionedIn reports whether any message text contains a control
+// token's text.
+func (cs controlSet) mentionedIn(msgs []Message) bool {
 	for _, m := range msgs {
-		if !strings.ContainsAny(m.Content, starts) {
+		if !strings.ContainsAny(m.Content, cs.starts) {
 			continue
 		}
-		for _, c := range control {
+		for _, c := range cs.tokens {
 			if strings.Contains(m.Content, c.Text) {
 				return true
 			}

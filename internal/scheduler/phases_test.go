@@ -9,7 +9,7 @@ import (
 // stepLog hands each step record to the test.
 type stepLog chan StepInfo
 
-func (l stepLog) Step(si StepInfo)                { l <- si }
+func (l stepLog) Step(si StepInfo)                 { l <- si }
 func (l stepLog) Finished(context.Context, Result) {}
 
 // A step's phases partition its time: building the batch and the
