@@ -137,11 +137,11 @@ func (l *loadFlags) newContext(m *llama.Model, seqs, batch int) (*llama.Context,
 	}
 	tk, err := llama.ParseCacheType(l.cacheTypeK)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--cache-type-k %q: want f16, q8_0 or q4_0", l.cacheTypeK)}
+		return nil, usageError{fmt.Sprintf("--cache-type-k: %v", err)}
 	}
 	tv, err := llama.ParseCacheType(l.cacheTypeV)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--cache-type-v %q: want f16, q8_0 or q4_0", l.cacheTypeV)}
+		return nil, usageError{fmt.Sprintf("--cache-type-v: %v", err)}
 	}
 	return llama.NewContext(m, llama.ContextParams{Size: size, BatchSize: batch, MaxSeqs: seqs, Threads: l.threads,
 		NoThreadpool: !l.threadpool, Poll: poll, CacheTypeK: tk, CacheTypeV: tv})

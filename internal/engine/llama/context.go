@@ -62,15 +62,17 @@ const (
 
 // ParseCacheType reads a CacheType ("" is CacheF16).
 func ParseCacheType(s string) (CacheType, error) {
-	switch t := CacheType(s); t {
-	case "", CacheF16:
-		return CacheF16, nil
-	case CacheQ8_0, CacheQ4_0:
-		return t, nil
+	t := CacheType(s)
+	if t == "" {
+		t = CacheF16
 	}
-	return "", fmt.Errorf("llama: KV cache type %q: want f16, q8_0 or q4_0: %w", s, ErrContext)
+	if _, err := t.ggml(); err != nil {
+		return "", err
+	}
+	return t, nil
 }
 
+// ggml is t's ggml element type; the one list of supported types.
 func (t CacheType) ggml() (C.enum_ggml_type, error) {
 	switch t {
 	case "", CacheF16:
@@ -80,8 +82,7 @@ func (t CacheType) ggml() (C.enum_ggml_type, error) {
 	case CacheQ4_0:
 		return C.GGML_TYPE_Q4_0, nil
 	}
-	_, err := ParseCacheType(string(t))
-	return 0, err
+	return 0, fmt.Errorf("llama: KV cache type %q: want f16, q8_0 or q4_0: %w", string(t), ErrContext)
 }
 
 // DefaultPoll is ContextParams.Poll's default (see docs/benchmarks.md).
