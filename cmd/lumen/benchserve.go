@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -154,14 +153,9 @@ func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loa
 	fmt.Fprintf(tw, "round\tserver\trequests\toutput tok/s\tTTFT p50 ms\tTPOT p50 ms\n")
 	for round := range rounds {
 		for i, t := range []loadgen.Target{a, b} {
-			rep, err := loadgen.Run(ctx, cfg, t)
+			rep, err := runRound(ctx, cfg, t, t.Name(), round)
 			if err != nil {
-				return fmt.Errorf("bench serve: %s round %d: %w", t.Name(), round+1, err)
-			}
-			if rep.Errors > 0 {
-				for kind, ex := range rep.ErrorExamples {
-					return fmt.Errorf("bench serve: %s round %d: %d requests failed (%s: %s)", t.Name(), round+1, rep.Errors, kind, ex)
-				}
+				return err
 			}
 			s := sides[i]
 			s.tokens += rep.CompletionTokens
@@ -172,15 +166,7 @@ func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loa
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.1f\t%.1f\t%.1f\n", round+1, t.Name(), rep.OK, rep.OutputTokensPerS, rep.TTFTMS.P50, rep.TPOTMS.P50)
 		}
 	}
-	median := func(v []float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		if n := len(v); n%2 == 1 {
-			return v[n/2]
-		} else {
-			return (v[n/2-1] + v[n/2]) / 2
-		}
-	}
+	median := func(v []float64) float64 { return loadgen.Summarize(v).P50 }
 	tps := func(s *side) float64 { return float64(s.tokens) / s.wall }
 	fmt.Fprintf(tw, "\nall rounds\tserver\trequests\toutput tok/s\tTTFT p50 ms (median of rounds)\tTPOT p50 ms (median of rounds)\n")
 	for _, s := range sides {
@@ -189,6 +175,21 @@ func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loa
 	x, y := sides[0], sides[1]
 	fmt.Fprintf(tw, "\tratio (first ÷ second)\t\t%.3f\t%.3f\t%.3f\n", tps(x)/tps(y), median(x.ttft)/median(y.ttft), median(x.tpot)/median(y.tpot))
 	return tw.Flush()
+}
+
+// runRound runs one round of a comparison; a request that failed fails
+// the comparison, naming the side (what) and the round.
+func runRound(ctx context.Context, cfg loadgen.Config, t loadgen.Target, what string, round int) (loadgen.Report, error) {
+	rep, err := loadgen.Run(ctx, cfg, t)
+	if err != nil {
+		return rep, fmt.Errorf("bench serve: %s round %d: %w", what, round+1, err)
+	}
+	if rep.Errors > 0 {
+		for kind, ex := range rep.ErrorExamples {
+			return rep, fmt.Errorf("bench serve: %s round %d: %d requests failed (%s: %s)", what, round+1, rep.Errors, kind, ex)
+		}
+	}
+	return rep, nil
 }
 
 // compareConstraints runs the same load once per constraint mode, rounds
@@ -205,14 +206,9 @@ func compareConstraints(ctx context.Context, w io.Writer, cfg loadgen.Config, ta
 		for i, m := range modes {
 			c := cfg
 			c.Constraint = loadgen.Constraint(strings.TrimSpace(m))
-			rep, err := loadgen.Run(ctx, c, target)
+			rep, err := runRound(ctx, c, target, m, round)
 			if err != nil {
-				return fmt.Errorf("bench serve: %s round %d: %w", m, round+1, err)
-			}
-			if rep.Errors > 0 {
-				for kind, ex := range rep.ErrorExamples {
-					return fmt.Errorf("bench serve: %s round %d: %d requests failed (%s: %s)", m, round+1, rep.Errors, kind, ex)
-				}
+				return err
 			}
 			t := &totals[i]
 			t.tokens += rep.CompletionTokens

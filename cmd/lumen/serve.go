@@ -68,11 +68,8 @@ type serveFlags struct {
 	templateTimeout                         time.Duration
 	templateFallback                        bool
 	warmup                                  bool
-	// renderWorker is the binary run as chat template worker (default:
-	// this one); tests set it.
-	renderWorker              string
-	allowedHosts, corsOrigins string
-	metricsAuth               bool
+	allowedHosts, corsOrigins               string
+	metricsAuth                             bool
 	// apiKeyArgv: --api-key was given as an argument, where every local
 	// user can read it (/proc/PID/cmdline); serve warns.
 	apiKeyArgv bool
@@ -464,12 +461,10 @@ func chatTemplate(ctx context.Context, m *llama.Model, f serveFlags, slotCtx int
 	if b, err := m.Piece(md.EOS, true); err == nil {
 		opts.EOSToken = string(b)
 	}
-	exe := f.renderWorker
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("chat template worker: %w", err)
-		}
+	// This binary is the worker (in tests, the test binary: see TestMain).
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("chat template worker: %w", err)
 	}
 	cfg := sandbox.Config{
 		Command: []string{exe, renderWorkerCommand},
