@@ -32,18 +32,8 @@ func TestMetricsEndpointExemplarsNameRecordedTraces(t *testing.T) {
 	log := newSpanLog()
 	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
 	for _, tenant := range []string{"acme", "globex", "acme"} {
-		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"Hello","max_tokens":6}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Tenant-ID", tenant)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp := do(t, http.MethodPost, "http://"+httpAddr+"/generate", `{"prompt":"Hello","max_tokens":6}`,
+			map[string]string{"Content-Type": "application/json", "X-Tenant-ID": tenant})
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
@@ -145,19 +135,8 @@ func TestMetricsTenantLabelsAreBounded(t *testing.T) {
 	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil, "--max-tenants", "3")
 	post := func(tenant string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"Hello","max_tokens":2}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Tenant-ID", tenant)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return do(t, http.MethodPost, "http://"+httpAddr+"/generate", `{"prompt":"Hello","max_tokens":2}`,
+			map[string]string{"Content-Type": "application/json", "X-Tenant-ID": tenant}).StatusCode
 	}
 	for _, bad := range []string{strings.Repeat("a", 65), "acme corp", "x\u00e9"} {
 		if got := post(bad); got != http.StatusBadRequest {
