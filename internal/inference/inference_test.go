@@ -145,21 +145,8 @@ func TestSamplingLimitsCoverEveryField(t *testing.T) {
 	typ := reflect.TypeFor[scheduler.SamplingParams]()
 	covered := map[string]bool{}
 	for _, l := range SamplingLimits {
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			var p scheduler.SamplingParams
-			v := reflect.ValueOf(&p).Elem().Field(i)
-			switch v.Kind() {
-			case reflect.Int:
-				v.SetInt(7)
-			case reflect.Float32:
-				v.SetFloat(0.75)
-			default:
-				continue
-			}
-			if l.get(p) != 0 {
-				covered[f.Name] = true
-			}
+		if i, ok := limitField(l); ok {
+			covered[typ.Field(i).Name] = true
 		}
 	}
 	for i := range typ.NumField() {
@@ -194,10 +181,9 @@ func TestSamplingLimitsCoverEveryField(t *testing.T) {
 	}
 }
 
-// set returns SamplingParams with l's field at v (through reflection, by
-// finding the field l reads).
-func set(t *testing.T, l NumericLimit, v float64) scheduler.SamplingParams {
-	t.Helper()
+// limitField finds the SamplingParams field l reads: the numeric field
+// whose probe value l sees.
+func limitField(l NumericLimit) (int, bool) {
 	typ := reflect.TypeFor[scheduler.SamplingParams]()
 	for i := range typ.NumField() {
 		var probe scheduler.SamplingParams
@@ -210,18 +196,26 @@ func set(t *testing.T, l NumericLimit, v float64) scheduler.SamplingParams {
 		default:
 			continue
 		}
-		if l.get(probe) == 0 {
-			continue
+		if l.get(probe) != 0 {
+			return i, true
 		}
-		var p scheduler.SamplingParams
-		g := reflect.ValueOf(&p).Elem().Field(i)
-		if g.Kind() == reflect.Int {
-			g.SetInt(int64(v))
-		} else {
-			g.SetFloat(v)
-		}
-		return p
 	}
-	t.Fatalf("no field for %s", l.Field)
-	return scheduler.SamplingParams{}
+	return 0, false
+}
+
+// set returns SamplingParams with l's field at v.
+func set(t *testing.T, l NumericLimit, v float64) scheduler.SamplingParams {
+	t.Helper()
+	i, ok := limitField(l)
+	if !ok {
+		t.Fatalf("no field for %s", l.Field)
+	}
+	var p scheduler.SamplingParams
+	g := reflect.ValueOf(&p).Elem().Field(i)
+	if g.Kind() == reflect.Int {
+		g.SetInt(int64(v))
+	} else {
+		g.SetFloat(v)
+	}
+	return p
 }
