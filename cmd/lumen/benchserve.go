@@ -36,6 +36,8 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop sending after this long (requests in flight still finish)")
 	fs.IntVar(&cfg.PromptTokens, "prompt-tokens", 128, "mean prompt length in tokens (approximate: the report has the server's count)")
 	fs.Float64Var(&cfg.PromptSpread, "prompt-spread", 0, "prompt lengths are uniform in mean × (1 ± this), 0 to 1")
+	fs.IntVar(&cfg.PromptPool, "prompt-pool", 0, "draw prompts from a pool of this many, so they repeat (a prefix cache's workload); 0: every prompt is new")
+	fs.IntVar(&cfg.PrefixTokens, "prefix-tokens", 0, "start every prompt with the same text of about this many tokens (a shared system prompt)")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", 128, "mean max_tokens of a request")
 	fs.Float64Var(&cfg.MaxTokensSpread, "max-tokens-spread", 0, "max_tokens are uniform in mean × (1 ± this), 0 to 1")
 	fs.Float64Var(&cfg.CancelFraction, "cancel-fraction", 0, "fraction of requests cancelled mid-stream after a random number of chunks, 0 to 1")

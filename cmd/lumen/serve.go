@@ -68,6 +68,8 @@ type serveFlags struct {
 	templateTimeout                         time.Duration
 	templateFallback                        bool
 	warmup                                  bool
+	prefixCache                             bool
+	cacheRAM                                int
 	allowedHosts, corsOrigins               string
 	metricsAuth                             bool
 	// apiKeyArgv: --api-key was given as an argument, where every local
@@ -123,6 +125,8 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
 	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
 	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
+	fs.BoolVar(&f.prefixCache, "prefix-cache", true, "keep a finished request's cells in its slot for a later prompt with the same prefix (shared with other slots, saved to host memory by --cache-ram)")
+	fs.IntVar(&f.cacheRAM, "cache-ram", 1024, "MiB of host memory for the prefix cache: a slot's cells are saved there when the slot is given to another prompt, and restored for a prompt that starts the same way; 0: none")
 	fs.BoolVar(&f.warmup, "warmup", true, "run one prompt step and one decode step before reporting ready, so the first request is not slow")
 	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
@@ -177,6 +181,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	if f.parallel < 1 || f.maxQueue < 1 || f.batchSize < f.parallel || f.prefillChunk < 1 {
 		return usageError{"serve: --parallel, --max-queue, --prefill-chunk must be ≥ 1 and --batch-size ≥ --parallel"}
+	}
+	if f.cacheRAM < 0 {
+		return usageError{"serve: --cache-ram must be ≥ 0 (MiB; 0: no host-memory prefix cache)"}
 	}
 	if f.batchRate < 0 {
 		return usageError{"serve: --batch-span-rate must be ≥ 0 (0: no limit)"}
@@ -348,7 +355,10 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if f.hooks.engine != nil {
 		eng = f.hooks.engine(eng)
 	}
-	sched, err := scheduler.New(eng, scheduler.Config{MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer})
+	sched, err := scheduler.New(eng, scheduler.Config{
+		MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer,
+		NoPrefixCache: !f.prefixCache, HostCacheBytes: int64(f.cacheRAM) << 20,
+	})
 	if err != nil {
 		return err
 	}

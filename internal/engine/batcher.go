@@ -48,6 +48,16 @@ func (b *Batcher) RemoveSeq(slot, from, to int) error {
 	return b.ctx.RemoveSeq(llama.SeqID(slot), from, to)
 }
 
+func (b *Batcher) CopySeq(src, dst, from, to int) error {
+	return b.ctx.CopySeq(llama.SeqID(src), llama.SeqID(dst), from, to)
+}
+
+func (b *Batcher) SaveSeq(slot int) ([]byte, error) { return b.ctx.SaveSeq(llama.SeqID(slot)) }
+
+func (b *Batcher) LoadSeq(slot int, state []byte) error {
+	return b.ctx.LoadSeq(llama.SeqID(slot), state)
+}
+
 func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
 
 func (b *Batcher) Piece(tok int32, special bool) ([]byte, error) {

@@ -42,6 +42,14 @@ type Config struct {
 	// PromptSpread draws each prompt length uniformly from
 	// PromptTokens × (1 ± PromptSpread), in [0, 1].
 	PromptSpread float64
+	// PromptPool, when positive, draws every prompt from a pool of this
+	// many (drawn once, uniformly chosen per request), so prompts repeat
+	// as with a prefix cache's favourite workload; 0: every prompt is new.
+	PromptPool int
+	// PrefixTokens, when positive, starts every prompt with the same text
+	// of about this many tokens (a shared system prompt), before the
+	// request's own PromptTokens.
+	PrefixTokens int
 	// MaxTokens is the mean max_tokens of a request.
 	MaxTokens int
 	// MaxTokensSpread draws each max_tokens uniformly from MaxTokens ×
@@ -87,6 +95,10 @@ func (c Config) Validate() error {
 		return bad("set a number of requests or a duration")
 	case c.PromptTokens < 1:
 		return bad("prompt tokens must be at least 1")
+	case c.PromptPool < 0:
+		return bad("prompt pool must not be negative")
+	case c.PrefixTokens < 0:
+		return bad("prefix tokens must not be negative")
 	case c.MaxTokens < 1:
 		return bad("max tokens must be at least 1")
 	case !fraction(c.PromptSpread):

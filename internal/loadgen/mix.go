@@ -49,16 +49,33 @@ type mix struct {
 	words         []string
 	requests      *rand.Rand
 	arrivals      *rand.Rand
+	prefix        string   // shared start of every prompt (PrefixTokens)
+	pool          []string // prompts to draw from (PromptPool)
+	picks         *rand.Rand
 }
 
 func newMix(cfg Config, charsPerToken float64) *mix {
-	return &mix{
+	m := &mix{
 		cfg:           cfg,
 		charsPerToken: charsPerToken,
 		words:         strings.Fields(wordList),
 		requests:      rand.New(rand.NewPCG(cfg.Seed, 1)),
 		arrivals:      rand.New(rand.NewPCG(cfg.Seed, 2)),
+		picks:         rand.New(rand.NewPCG(cfg.Seed, 5)),
 	}
+	// The pool and the prefix come from streams of their own, so the
+	// requests' other draws stay the same with and without them.
+	if cfg.PrefixTokens > 0 {
+		m.prefix = prompt(rand.New(rand.NewPCG(cfg.Seed, 4)), m.words, float64(cfg.PrefixTokens)*charsPerToken) + " "
+	}
+	if cfg.PromptPool > 0 {
+		r := rand.New(rand.NewPCG(cfg.Seed, 6))
+		for range cfg.PromptPool {
+			n := spread(cfg.PromptTokens, cfg.PromptSpread, r.Float64())
+			m.pool = append(m.pool, prompt(r, m.words, float64(n)*charsPerToken))
+		}
+	}
+	return m
 }
 
 // next draws the next request. It takes the same number of draws
@@ -73,9 +90,13 @@ func (m *mix) next() planned {
 	if seed == 0 {
 		seed = 1 // 0 means "unset" to the server
 	}
+	text := prompt(r, m.words, float64(promptTokens)*m.charsPerToken)
+	if m.pool != nil {
+		text = m.pool[m.picks.IntN(len(m.pool))]
+	}
 	p := planned{req: Request{
 		Model:       m.cfg.Model,
-		Prompt:      prompt(r, m.words, float64(promptTokens)*m.charsPerToken),
+		Prompt:      m.prefix + text,
 		MaxTokens:   maxTokens,
 		Temperature: m.cfg.Temperature,
 		Seed:        seed,

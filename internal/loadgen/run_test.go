@@ -49,6 +49,8 @@ func TestValidate(t *testing.T) {
 		{"negative max tokens spread", func(c *Config) { c.MaxTokensSpread = -0.1 }, "max tokens spread"},
 		{"cancel fraction above 1", func(c *Config) { c.CancelFraction = 2 }, "cancel fraction"},
 		{"temperature above 2", func(c *Config) { c.Temperature = 2.5 }, "temperature"},
+		{"negative prompt pool", func(c *Config) { c.PromptPool = -1 }, "prompt pool"},
+		{"negative prefix", func(c *Config) { c.PrefixTokens = -3 }, "prefix tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +319,45 @@ func TestRunMix(t *testing.T) {
 	}
 	if len(lengths) < 15 {
 		t.Errorf("only %d distinct max_tokens in 200 requests spread over 30..50", len(lengths))
+	}
+}
+
+// A prompt pool makes prompts repeat, a prefix starts every prompt the
+// same way; neither changes the requests' other draws.
+func TestRunPromptPoolAndPrefix(t *testing.T) {
+	run := func(pool, prefix int) []Request {
+		f := &fakeTarget{}
+		cfg := base(newFakeClock())
+		cfg.Concurrency, cfg.Requests, cfg.PromptPool, cfg.PrefixTokens = 1, 100, pool, prefix
+		if _, err := Run(testContext(t), cfg, f); err != nil {
+			t.Fatal(err)
+		}
+		return f.reqs
+	}
+	plain, pooled, prefixed := run(0, 0), run(5, 0), run(0, 30)
+	distinct := func(reqs []Request) int {
+		seen := map[string]bool{}
+		for _, r := range reqs {
+			seen[r.Prompt] = true
+		}
+		return len(seen)
+	}
+	if n := distinct(plain); n != 100 {
+		t.Errorf("without a pool: %d distinct prompts of 100", n)
+	}
+	if n := distinct(pooled); n != 5 {
+		t.Errorf("pool of 5: %d distinct prompts", n)
+	}
+	prefix := ""
+	for i := range plain {
+		if pooled[i].Seed != plain[i].Seed || pooled[i].MaxTokens != plain[i].MaxTokens || prefixed[i].Seed != plain[i].Seed {
+			t.Fatalf("request %d: the pool or prefix changed other draws", i)
+		}
+		p, ok := strings.CutSuffix(prefixed[i].Prompt, " "+plain[i].Prompt)
+		if !ok || (prefix != "" && p != prefix) || len(p) < 20*defaultCharsPerToken {
+			t.Fatalf("request %d: %q is not a shared prefix of ~30 tokens and the plain prompt %q", i, prefixed[i].Prompt, plain[i].Prompt)
+		}
+		prefix = p
 	}
 }
 

@@ -19,6 +19,13 @@ type Engine interface {
 	// RemoveSeq frees slot's cells at positions [from, to); to < 0 means
 	// to the end.
 	RemoveSeq(slot, from, to int) error
+	// CopySeq makes slot dst share src's cells at positions [from, to).
+	CopySeq(src, dst, from, to int) error
+	// SaveSeq copies out slot's cells, for LoadSeq.
+	SaveSeq(slot int) ([]byte, error)
+	// LoadSeq replaces slot's cells with saved ones; on failure the slot
+	// is left empty.
+	LoadSeq(slot int, state []byte) error
 	// KVUsed is the number of cache cells in use.
 	KVUsed() int
 	// IsEOG reports whether tok ends generation.

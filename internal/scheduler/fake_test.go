@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -21,12 +23,15 @@ type fakeEngine struct {
 	eogAfter int
 	// failDecode makes the next Decode fail.
 	failDecode bool
+	// failLoad makes every LoadSeq fail.
+	failLoad bool
 
-	mu      sync.Mutex // guards the fields below, read by tests
-	kv      [][]int32
-	pending []fakeTok
-	next    map[int]int32 // batch index → sampled token of the last Decode
-	steps   [][]fakeTok
+	mu                   sync.Mutex // guards the fields below, read by tests
+	kv                   [][]int32
+	pending              []fakeTok
+	next                 map[int]int32 // batch index → sampled token of the last Decode
+	steps                [][]fakeTok
+	saves, loads, copies int
 }
 
 type fakeTok struct {
@@ -123,6 +128,43 @@ func (f *fakeEngine) RemoveSeq(slot, from, to int) error {
 	}
 	if from < len(f.kv[slot]) {
 		f.kv[slot] = f.kv[slot][:from]
+	}
+	return nil
+}
+
+func (f *fakeEngine) CopySeq(src, dst, from, to int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if from != 0 || len(f.kv[dst]) != 0 || to > len(f.kv[src]) {
+		return fmt.Errorf("fake: only copying a prefix into an empty slot is modelled")
+	}
+	f.kv[dst] = slices.Clone(f.kv[src][:to])
+	f.copies++
+	return nil
+}
+
+// SaveSeq encodes a slot's tokens, which is all the fake's cells hold.
+func (f *fakeEngine) SaveSeq(slot int) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saves++
+	var b []byte
+	for _, t := range f.kv[slot] {
+		b = binary.LittleEndian.AppendUint32(b, uint32(t))
+	}
+	return b, nil
+}
+
+func (f *fakeEngine) LoadSeq(slot int, state []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kv[slot] = nil
+	if f.failLoad {
+		return fmt.Errorf("fake: load failed")
+	}
+	f.loads++
+	for i := 0; i+4 <= len(state); i += 4 {
+		f.kv[slot] = append(f.kv[slot], int32(binary.LittleEndian.Uint32(state[i:])))
 	}
 	return nil
 }

@@ -61,8 +61,10 @@ type Result struct {
 	ID     string
 	Finish FinishReason
 	// PromptTokens counts the whole prompt; CachedTokens of them were
-	// reused from the slot's prefix cache rather than computed.
+	// reused from a prefix cache rather than computed, found where
+	// CacheSource says.
 	PromptTokens, CompletionTokens, CachedTokens int
+	CacheSource                                  CacheSource
 	Slot                                         int
 	Timings                                      Timings
 	// Text is the start of the output, at most Request.KeepText bytes and
@@ -79,13 +81,27 @@ type Result struct {
 	Err error
 }
 
+// CacheSource says where a request's reused prompt prefix came from.
+type CacheSource string
+
+// Cache sources.
+const (
+	CacheNone   CacheSource = ""       // nothing reused
+	CacheSlot   CacheSource = "slot"   // the cells its slot still held
+	CacheShared CacheSource = "shared" // another slot's cells, now shared
+	CacheHost   CacheSource = "host"   // a state restored from host memory
+)
+
 // Timings are the wall-clock marks of a request's life, and per-phase
 // detail. The phases add up: Queue + Prefill = TTFT.
 type Timings struct {
-	Enqueued   time.Time // Submit accepted it
-	Admitted   time.Time // it got a slot
-	FirstToken time.Time // its first token was sampled (zero if none)
-	Finished   time.Time
+	Enqueued time.Time // Submit accepted it
+	Admitted time.Time // it got a slot
+	// CacheRestored is when its slot's cells were ready (reused prefix
+	// restored, the rest freed), before its first prefill chunk.
+	CacheRestored time.Time
+	FirstToken    time.Time // its first token was sampled (zero if none)
+	Finished      time.Time
 	// PrefillChunks are the prompt chunks in the order they ran.
 	PrefillChunks []Chunk
 	// DecodeSteps counts the steps that decoded a token of this request;

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lumenllm/lumen/internal/detok"
+	"github.com/lumenllm/lumen/internal/prefixcache"
 )
 
 // Config tunes a Scheduler. Zero fields take the defaults noted.
@@ -28,6 +29,11 @@ type Config struct {
 	// NoPrefixCache frees a finished sequence's cells instead of keeping
 	// them for a later request with the same prefix.
 	NoPrefixCache bool
+	// HostCacheBytes, when positive, keeps the cells a free slot held in
+	// host memory, up to this many bytes (least recently used out), when
+	// the slot is given to a prompt that does not extend them, so a later
+	// prompt starting the same way restores them instead of computing.
+	HostCacheBytes int64
 	// Observer receives step and request records (default: none).
 	Observer Observer
 	// Now is the clock (default time.Now); tests may replace it.
@@ -79,6 +85,10 @@ type Stats struct {
 	// finished sequences for prefix reuse.
 	KVUsed, CachedKV int
 	KVSize           int
+	// HostCacheBytes and HostCacheEntries are what the host-memory
+	// prefix cache holds.
+	HostCacheBytes   int64
+	HostCacheEntries int
 }
 
 type nopObserver struct{}
@@ -103,10 +113,12 @@ type Scheduler struct {
 	submitMu sync.Mutex
 	closed   bool // set by Drain under submitMu
 
-	queued   atomic.Int64
-	active   atomic.Int64
-	kvUsed   atomic.Int64
-	cachedKV atomic.Int64
+	queued    atomic.Int64
+	active    atomic.Int64
+	kvUsed    atomic.Int64
+	cachedKV  atomic.Int64
+	hostBytes atomic.Int64
+	hostLen   atomic.Int64
 }
 
 // New creates a scheduler for eng. Run must be started for requests to
@@ -156,6 +168,9 @@ func (s *Scheduler) Stats() Stats {
 		KVUsed:   int(s.kvUsed.Load()),
 		CachedKV: int(s.cachedKV.Load()),
 		KVSize:   s.eng.ContextSize(),
+
+		HostCacheBytes:   s.hostBytes.Load(),
+		HostCacheEntries: int(s.hostLen.Load()),
 	}
 }
 
@@ -253,7 +268,8 @@ type seq struct {
 	kv        []int32 // tokens at positions 0..len-1 of the slot's cells
 	prefilled int     // prompt tokens in kv (prefill is done at len(prompt))
 	reused    int     // prompt tokens found in the slot's prefix cache
-	next      int32   // sampled token to feed at the next step
+	source    CacheSource
+	next      int32 // sampled token to feed at the next step
 	logitsIdx int
 	generated int
 	text      detok.Stream
@@ -294,7 +310,10 @@ func (q *seq) prefilling() bool { return q.prefilled < len(q.req.r.Prompt) }
 // Drain has emptied the scheduler.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer close(s.done)
-	l := &loop{s: s, slots: make([]*seq, s.eng.Slots()), cache: make([][]int32, s.eng.Slots())}
+	l := &loop{s: s, slots: make([]*seq, s.eng.Slots()), cache: make([][]int32, s.eng.Slots()), freed: make([]uint64, s.eng.Slots())}
+	if s.cfg.HostCacheBytes > 0 && !s.cfg.NoPrefixCache {
+		l.host = prefixcache.New(s.cfg.HostCacheBytes)
+	}
 	drained := false // the drain signal was seen: stop when idle
 	for {
 		if len(l.waiting) == 0 && l.nActive() == 0 {
@@ -342,7 +361,10 @@ type loop struct {
 	waiting []*request
 	slots   []*seq    // active sequence per slot, nil when free
 	cache   [][]int32 // tokens a free slot still holds, for prefix reuse
-	admits  []*seq    // active sequences in admission order
+	freed   []uint64  // when each slot was last released, in releases
+	nFreed  uint64
+	host    *prefixcache.Cache // nil without a host-memory cache
+	admits  []*seq             // active sequences in admission order
 	// lastDone is when the previous step's work ended; zero after the
 	// loop waited idle.
 	lastDone time.Time
@@ -381,37 +403,36 @@ func (l *loop) dropCancelled() {
 	}
 }
 
-// admit gives free slots to waiting requests in arrival order, each to
-// the free slot that already holds the longest prefix of its prompt.
+// minReuse is the shortest prefix worth reusing: shorter ones (a BOS
+// token shared by every prompt) save nothing and would only make a slot's
+// cache look like a hit.
+const minReuse = 4
+
+// minSave is the shortest cached sequence worth keeping in host memory.
+const minSave = 16
+
+// admit gives free slots to waiting requests in arrival order. Each gets
+// the free slot holding the longest prefix of its prompt, or, when none
+// holds one, the free slot whose cache is least worth keeping; its
+// prompt's prefix then comes from that slot, another slot or host memory,
+// whichever holds the longest.
 func (l *loop) admit() {
 	for len(l.waiting) > 0 {
-		free := -1
-		best := -1
 		req := l.waiting[0]
-		for i, q := range l.slots {
-			if q != nil {
-				continue
-			}
-			n := commonPrefix(l.cache[i], req.r.Prompt)
-			if n > best {
-				free, best = i, n
-			}
-		}
+		free, own := l.pickSlot(req.r.Prompt)
 		if free < 0 {
 			return
 		}
 		l.waiting = l.waiting[1:]
-		// At least one prompt token must run to produce logits.
-		reuse := min(best, len(req.r.Prompt)-1)
-		if l.s.cfg.NoPrefixCache || req.r.NoCache {
-			reuse = 0
-		}
 		req.timings.Admitted = l.s.cfg.Now()
-		if err := l.s.eng.RemoveSeq(free, reuse, -1); err != nil {
+		reuse, source, err := l.restorePrefix(free, own, req)
+		if err != nil {
+			l.cache[free] = nil
 			l.s.queued.Add(-1)
 			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: free slot %d: %w", ErrEngine, free, err))
 			continue
 		}
+		req.timings.CacheRestored = l.s.cfg.Now()
 		sampler, err := l.s.eng.NewSampler(req.r.Sampling)
 		if err != nil {
 			// Transports validate grammars before submitting; one that
@@ -420,6 +441,7 @@ func (l *loop) admit() {
 			if !errors.As(err, &ie) {
 				err = fmt.Errorf("%w: sampler: %w", ErrEngine, err)
 			}
+			l.cache[free] = req.r.Prompt[:reuse]
 			l.s.queued.Add(-1)
 			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, err)
 			continue
@@ -431,6 +453,7 @@ func (l *loop) admit() {
 			kv:        append(make([]int32, 0, len(req.r.Prompt)+req.r.MaxTokens), req.r.Prompt[:reuse]...),
 			prefilled: reuse,
 			reused:    reuse,
+			source:    source,
 			stops:     stopMatcher{stops: req.r.Stop},
 		}
 		l.cache[free] = nil
@@ -442,6 +465,109 @@ func (l *loop) admit() {
 		l.s.queued.Add(-1)
 		l.updateKV()
 	}
+}
+
+// pickSlot returns the free slot for prompt and the length of the prefix
+// of it that slot holds; -1 when no slot is free.
+func (l *loop) pickSlot(prompt []int32) (slot, held int) {
+	slot = -1
+	for i, q := range l.slots {
+		if q != nil {
+			continue
+		}
+		if n := commonPrefix(l.cache[i], prompt); slot < 0 || n > held {
+			slot, held = i, n
+		}
+	}
+	if slot < 0 || held >= minReuse {
+		return slot, held
+	}
+	// No slot holds a prefix worth having: take an empty one, else the
+	// one released longest ago.
+	for i, q := range l.slots {
+		if q != nil || i == slot {
+			continue
+		}
+		a, b := len(l.cache[i]) == 0, len(l.cache[slot]) == 0
+		if a && !b || a == b && l.freed[i] < l.freed[slot] {
+			slot = i
+		}
+	}
+	return slot, commonPrefix(l.cache[slot], prompt)
+}
+
+// restorePrefix prepares slot's cells for req: the longest prefix of its
+// prompt that the slot itself, another slot (whose cells it then shares)
+// or the host cache holds stays or is restored, the rest is freed. What
+// the slot held beyond that goes to the host cache first.
+func (l *loop) restorePrefix(slot, own int, req *request) (int, CacheSource, error) {
+	prompt := req.r.Prompt
+	eng := l.s.eng
+	if l.s.cfg.NoPrefixCache || req.r.NoCache {
+		l.save(slot, 0)
+		return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
+	}
+	// At least one prompt token must run to produce logits.
+	limit := len(prompt) - 1
+	from, shared := -1, 0
+	for i, q := range l.slots {
+		held := l.cache[i]
+		if q != nil {
+			held = q.kv
+		}
+		if i != slot {
+			if n := commonPrefix(held, prompt); n > shared {
+				from, shared = i, n
+			}
+		}
+	}
+	var entry *prefixcache.Entry
+	hosted := 0
+	if l.host != nil {
+		entry, hosted = l.host.Lookup(prompt)
+	}
+	own, shared, hosted = min(own, limit), min(shared, limit), min(hosted, limit)
+	switch best := max(own, shared, hosted); {
+	case best < minReuse:
+		l.save(slot, 0)
+		return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
+	case best == own:
+		l.save(slot, own)
+		return own, CacheSlot, eng.RemoveSeq(slot, own, -1)
+	case best == shared:
+		l.save(slot, 0)
+		if err := eng.RemoveSeq(slot, 0, -1); err != nil {
+			return 0, CacheNone, err
+		}
+		if err := eng.CopySeq(from, slot, 0, shared); err != nil {
+			return 0, CacheNone, errors.Join(err, eng.RemoveSeq(slot, 0, -1))
+		}
+		return shared, CacheShared, nil
+	default:
+		l.save(slot, 0)
+		if err := eng.LoadSeq(slot, entry.State); err != nil {
+			// A state that does not load is a lost optimisation, not a
+			// failed request: compute the prompt instead.
+			return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
+		}
+		return hosted, CacheHost, eng.RemoveSeq(slot, hosted, -1)
+	}
+}
+
+// save copies what a free slot holds to the host cache before its cells
+// past keep are freed, unless that is short or already held there.
+func (l *loop) save(slot, keep int) {
+	held := l.cache[slot]
+	if l.host == nil || len(held) <= keep || len(held) < minSave || l.host.Covers(held) {
+		return
+	}
+	state, err := l.s.eng.SaveSeq(slot)
+	if err != nil {
+		return // the cells are simply not kept
+	}
+	l.host.Put(&prefixcache.Entry{Tokens: slices.Clone(held), State: state})
+	l.s.hostBytes.Store(l.host.Bytes())
+	l.s.hostLen.Store(int64(l.host.Len()))
 }
 
 func commonPrefix(a, b []int32) int {
@@ -592,6 +718,8 @@ func (l *loop) emit(q *seq, text string) {
 // cells of a sequence that finished normally as a prefix cache.
 func (l *loop) release(q *seq, finish FinishReason, err error) {
 	keep := finish == FinishStop || finish == FinishLength
+	l.nFreed++
+	l.freed[q.slot] = l.nFreed
 	if keep && !l.s.cfg.NoPrefixCache {
 		l.cache[q.slot] = q.kv
 	} else {
@@ -611,6 +739,7 @@ func (l *loop) release(q *seq, finish FinishReason, err error) {
 		PromptTokens:     len(q.req.r.Prompt),
 		CompletionTokens: q.generated,
 		CachedTokens:     q.reused,
+		CacheSource:      q.source,
 		Slot:             q.slot,
 		Text:             string(q.kept.buf),
 		TextTruncated:    q.kept.truncated,

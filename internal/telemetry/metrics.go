@@ -31,7 +31,8 @@ type Metrics struct {
 	steps                prometheus.Counter
 	stepPhases           *prometheus.CounterVec
 	cachedTokens         prometheus.Counter
-	prefixHits           prometheus.Counter
+	prefixHits           *prometheus.CounterVec
+	prefixMisses         prometheus.Counter
 
 	stats   atomic.Pointer[func() scheduler.Stats]
 	dropped atomic.Pointer[func() int64]
@@ -112,7 +113,8 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Help: "Time of engine steps by phase: build (the batch), decode (inside the engine), sample, emit (text, stops, events), gap (the loop's own work between steps).",
 	}, []string{"phase"})
 	m.cachedTokens = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_tokens_total", Help: "Prompt tokens reused from the prefix cache."})
-	m.prefixHits = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_hits_total", Help: "Requests that reused cached prompt tokens."})
+	m.prefixHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lumen_prefix_cache_hits_total", Help: "Requests that reused cached prompt tokens, by where they were: slot (its own slot), shared (another slot's cells), host (restored from host memory)."}, []string{"source"})
+	m.prefixMisses = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_misses_total", Help: "Requests that held a slot and reused no cached prompt tokens."})
 	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			if f := m.stats.Load(); f != nil {
@@ -121,12 +123,14 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 			return 0
 		})
 	}
-	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.stepPhases, m.cachedTokens, m.prefixHits,
+	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.stepPhases, m.cachedTokens, m.prefixHits, m.prefixMisses,
 		stat("lumen_queue_depth_requests", "Requests waiting for a slot.", func(s scheduler.Stats) int { return s.Queued }),
 		stat("lumen_active_sequences", "Sequences holding a slot.", func(s scheduler.Stats) int { return s.Active }),
 		stat("lumen_kv_cache_used_cells", "KV cache cells in use (prefix cache included).", func(s scheduler.Stats) int { return s.KVUsed }),
 		stat("lumen_kv_cache_cached_cells", "KV cache cells held for prefix reuse.", func(s scheduler.Stats) int { return s.CachedKV }),
 		stat("lumen_kv_cache_size_cells", "KV cache size.", func(s scheduler.Stats) int { return s.KVSize }),
+		stat("lumen_prefix_cache_host_bytes", "Host memory held by saved prefix-cache states (--cache-ram).", func(s scheduler.Stats) int { return int(s.HostCacheBytes) }),
+		stat("lumen_prefix_cache_host_entries", "Sequences saved in the host-memory prefix cache.", func(s scheduler.Stats) int { return s.HostCacheEntries }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lumen_spans_dropped_total", Help: "Spans dropped by the exporter (queue full or export failed)."}, func() float64 {
 			if f := m.dropped.Load(); f != nil {
 				return float64((*f)())
@@ -179,9 +183,12 @@ func (m *Metrics) finished(sc trace.SpanContext, info RequestInfo, r scheduler.R
 	m.tokens.WithLabelValues(model, "input", tenant).Add(float64(r.PromptTokens))
 	m.tokens.WithLabelValues(model, "output", tenant).Add(float64(r.CompletionTokens))
 	m.requests.WithLabelValues(model, string(r.Finish), tenant).Inc()
-	if r.CachedTokens > 0 {
-		m.prefixHits.Inc()
+	switch {
+	case r.CachedTokens > 0:
+		m.prefixHits.WithLabelValues(string(r.CacheSource)).Inc()
 		m.cachedTokens.Add(float64(r.CachedTokens))
+	case r.Slot >= 0 && !tm.Admitted.IsZero():
+		m.prefixMisses.Inc()
 	}
 }
 

@@ -43,13 +43,18 @@ const (
 	AttrDecodeMs     = attribute.Key("lumen.decode_ms")
 	AttrTokensPerSec = attribute.Key("lumen.tokens_per_second")
 	AttrCachedTokens = attribute.Key("lumen.prompt_tokens_cached")
-	AttrTenant       = attribute.Key("tenant.id")
-	AttrSlot         = attribute.Key("lumen.slot")
-	AttrChunks       = attribute.Key("lumen.prefill.chunks")
-	AttrSteps        = attribute.Key("lumen.decode.steps")
-	AttrMeanBatch    = attribute.Key("lumen.decode.mean_batch_size")
-	AttrGPUID        = attribute.Key("gpu.id")
-	AttrDevice       = attribute.Key("lumen.device")
+	// AttrCacheSource says where the cached prompt tokens came from: slot,
+	// shared (another slot's cells) or host (restored from host memory);
+	// AttrCacheRestoreMs is how long readying the slot's cells took.
+	AttrCacheSource    = attribute.Key("lumen.prefix_cache.source")
+	AttrCacheRestoreMs = attribute.Key("lumen.prefix_cache.restore_ms")
+	AttrTenant         = attribute.Key("tenant.id")
+	AttrSlot           = attribute.Key("lumen.slot")
+	AttrChunks         = attribute.Key("lumen.prefill.chunks")
+	AttrSteps          = attribute.Key("lumen.decode.steps")
+	AttrMeanBatch      = attribute.Key("lumen.decode.mean_batch_size")
+	AttrGPUID          = attribute.Key("gpu.id")
+	AttrDevice         = attribute.Key("lumen.device")
 	// AttrModel names the served model on the resource (requests carry
 	// gen_ai.request.model).
 	AttrModel = attribute.Key("lumen.model")

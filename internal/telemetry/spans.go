@@ -176,6 +176,7 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 			AttrInputTokens.Int(r.PromptTokens),
 			AttrOutputTokens.Int(r.CompletionTokens),
 			AttrCachedTokens.Int(r.CachedTokens),
+			AttrCacheSource.String(cacheSource(r.CacheSource)),
 			AttrQueueMs.Float64(ms(tm.Queue())),
 			AttrPrefillMs.Float64(ms(tm.Prefill())),
 			AttrTTFTMs.Float64(ms(tm.TTFT())),
@@ -274,9 +275,15 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if prefillEnd.IsZero() {
 		prefillEnd = tm.Finished
 	}
-	p := start(SpanPrefill, tm.Admitted,
-		AttrInputTokens.Int(r.PromptTokens), AttrCachedTokens.Int(r.CachedTokens),
-		AttrChunks.Int(len(tm.PrefillChunks)), t.gpu)
+	attrs := []attribute.KeyValue{AttrInputTokens.Int(r.PromptTokens), AttrCachedTokens.Int(r.CachedTokens),
+		AttrChunks.Int(len(tm.PrefillChunks)), t.gpu}
+	if r.CacheSource != scheduler.CacheNone {
+		attrs = append(attrs, AttrCacheSource.String(string(r.CacheSource)))
+	}
+	if !tm.CacheRestored.IsZero() {
+		attrs = append(attrs, AttrCacheRestoreMs.Float64(ms(tm.CacheRestored.Sub(tm.Admitted))))
+	}
+	p := start(SpanPrefill, tm.Admitted, attrs...)
 	for _, c := range tm.PrefillChunks {
 		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(AttrChunkTokens.Int(c.Tokens)))
 	}
@@ -336,4 +343,13 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 	if t.metrics != nil {
 		t.metrics.step(si)
 	}
+}
+
+// cacheSource names where a request's cached prompt tokens came from,
+// "none" when nothing was reused.
+func cacheSource(s scheduler.CacheSource) string {
+	if s == scheduler.CacheNone {
+		return "none"
+	}
+	return string(s)
 }

@@ -309,6 +309,48 @@ func (c *Context) SeqStateSize(seq SeqID) (int, error) {
 	return int(C.llama_state_seq_get_size(c.c, C.llama_seq_id(seq))), nil
 }
 
+// SaveSeq copies out seq's cells (positions, and keys and values in the
+// cache's element types) for LoadSeq, into Go memory.
+func (c *Context) SaveSeq(seq SeqID) ([]byte, error) {
+	if c.c == nil {
+		return nil, ErrClosed
+	}
+	if err := c.checkSeq(seq); err != nil {
+		return nil, err
+	}
+	n := C.llama_state_seq_get_size(c.c, C.llama_seq_id(seq))
+	if n == 0 {
+		return nil, fmt.Errorf("llama: save sequence %d: no state: %w", seq, ErrState)
+	}
+	buf := make([]byte, int(n))
+	got := C.llama_state_seq_get_data(c.c, (*C.uint8_t)(unsafe.Pointer(&buf[0])), n, C.llama_seq_id(seq))
+	if got == 0 || got > n {
+		return nil, fmt.Errorf("llama: save sequence %d: wrote %d of %d bytes: %w", seq, uint64(got), uint64(n), ErrState)
+	}
+	return buf[:got], nil
+}
+
+// LoadSeq replaces seq's cells with a state SaveSeq returned (from this
+// context or one of the same model and cache types). On failure seq is
+// left empty.
+func (c *Context) LoadSeq(seq SeqID, state []byte) error {
+	if c.c == nil {
+		return ErrClosed
+	}
+	if err := c.checkSeq(seq); err != nil {
+		return err
+	}
+	if len(state) == 0 {
+		return fmt.Errorf("llama: load sequence %d: empty state: %w", seq, ErrState)
+	}
+	if C.llama_state_seq_set_data(c.c, (*C.uint8_t)(unsafe.Pointer(&state[0])), C.size_t(len(state)), C.llama_seq_id(seq)) == 0 {
+		// llama.cpp may have placed some cells before it failed.
+		C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), -1, -1)
+		return fmt.Errorf("llama: load sequence %d (%d bytes): %w", seq, len(state), ErrState)
+	}
+	return nil
+}
+
 // ClearKV empties the whole cache.
 func (c *Context) ClearKV() { C.llama_memory_clear(c.mem, C.bool(true)) }
 

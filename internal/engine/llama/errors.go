@@ -36,6 +36,8 @@ var (
 	ErrBadToken = errors.New("token id out of range")
 	// ErrSeq: a sequence id outside the context's sequences.
 	ErrSeq = errors.New("sequence id out of range")
+	// ErrState: a sequence's cells could not be saved or restored.
+	ErrState = errors.New("sequence state not saved or restored")
 	// ErrClosed: the handle was already closed.
 	ErrClosed = errors.New("handle closed")
 )

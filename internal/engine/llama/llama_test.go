@@ -432,3 +432,66 @@ func TestDevicesIncludeCPU(t *testing.T) {
 // testThreads is 1: ggml's worker threads spin while waiting, so on a
 // loaded two-core machine more threads make tests slower, not faster.
 const testThreads = 1
+
+// A sequence's saved cells, loaded into another sequence (of this context
+// or a new one), continue exactly as the original: the same logits,
+// bit for bit. A state that does not load leaves the sequence empty.
+func TestSaveLoadSeqRestoresCells(t *testing.T) {
+	m := load(t, sharedModel(t))
+	c := newContext(t, m, 2)
+	prompt := tokenize(t, m, "Saved cells must continue exactly where they stopped")
+	b := llama.NewBatch(c.BatchSize())
+	defer b.Close()
+	decode := func(c *llama.Context, toks []llama.Token, from int, seq llama.SeqID) []float32 {
+		t.Helper()
+		b.Clear()
+		for i, tok := range toks {
+			if _, err := b.Add(tok, from+i, seq, i == len(toks)-1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		return c.Logits(len(toks) - 1)
+	}
+	decode(c, prompt, 0, 0)
+	state, err := c.SaveSeq(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := c.SeqStateSize(0); size != len(state) {
+		t.Errorf("saved %d bytes, SeqStateSize says %d", len(state), size)
+	}
+	next := llama.Token(42)
+	want := decode(c, []llama.Token{next}, len(prompt), 0)
+
+	if err := c.LoadSeq(1, state); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.SeqLen(1); n != len(prompt) {
+		t.Fatalf("loaded sequence holds %d positions, want %d", n, len(prompt))
+	}
+	if got := decode(c, []llama.Token{next}, len(prompt), 1); !slices.Equal(got, want) {
+		t.Error("logits after loading into another sequence differ from the original's")
+	}
+	other := newContext(t, m, 1)
+	if err := other.LoadSeq(0, state); err != nil {
+		t.Fatal(err)
+	}
+	if got := decode(other, []llama.Token{next}, len(prompt), 0); !slices.Equal(got, want) {
+		t.Error("logits after loading into a new context differ from the original's")
+	}
+
+	for name, bad := range map[string][]byte{"garbage": {9, 9, 9, 9, 9, 9, 9, 9}, "truncated": state[:len(state)/2]} {
+		if err := c.LoadSeq(1, bad); !errors.Is(err, llama.ErrState) {
+			t.Errorf("%s state: err = %v, want ErrState", name, err)
+		}
+		if n := c.SeqLen(1); n != 0 {
+			t.Errorf("%s state: sequence holds %d positions after the failed load, want 0", name, n)
+		}
+	}
+	if _, err := c.SaveSeq(7); !errors.Is(err, llama.ErrSeq) {
+		t.Errorf("SaveSeq(7) on a 2-sequence context: err = %v, want ErrSeq", err)
+	}
+}
