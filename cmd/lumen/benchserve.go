@@ -142,7 +142,9 @@ func runBenchServe(ctx context.Context, args []string, e env) error {
 
 // comparePeers sends the same seeded load to a and to b, rounds times
 // alternating (a, b, a, b…, so drift on the machine hits both alike), and
-// prints each side's output tok/s, TTFT and TPOT medians and a ÷ b.
+// prints each side's output tok/s, TTFT and TPOT medians and a ÷ b. Each
+// round draws new requests (seed + round): repeating a round's prompts
+// would measure each server's prompt cache, not its serving.
 func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loadgen.Target, rounds int) error {
 	type side struct {
 		tokens, ok int
@@ -154,8 +156,10 @@ func comparePeers(ctx context.Context, w io.Writer, cfg loadgen.Config, a, b loa
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "round\tserver\trequests\toutput tok/s\tTTFT p50 ms\tTPOT p50 ms\n")
 	for round := range rounds {
+		c := cfg
+		c.Seed = cfg.Seed + uint64(round)
 		for i, t := range []loadgen.Target{a, b} {
-			rep, err := runRound(ctx, cfg, t, t.Name(), round)
+			rep, err := runRound(ctx, c, t, t.Name(), round)
 			if err != nil {
 				return err
 			}
@@ -197,7 +201,7 @@ func runRound(ctx context.Context, cfg loadgen.Config, t loadgen.Target, what st
 // compareConstraints runs the same load once per constraint mode, rounds
 // times interleaved (so drift on a noisy machine hits every mode alike),
 // and prints each mode's output tokens per second and its ratio to the
-// first mode's.
+// first mode's. Every run draws new requests of the same mix.
 func compareConstraints(ctx context.Context, w io.Writer, cfg loadgen.Config, target loadgen.Target, modes []string, rounds int) error {
 	type total struct {
 		tokens, ok int
@@ -208,6 +212,9 @@ func compareConstraints(ctx context.Context, w io.Writer, cfg loadgen.Config, ta
 		for i, m := range modes {
 			c := cfg
 			c.Constraint = loadgen.Constraint(strings.TrimSpace(m))
+			// New prompts for every run, so no mode finds another's
+			// prompts in the prefix cache.
+			c.Seed = cfg.Seed + uint64(round*len(modes)+i)
 			rep, err := runRound(ctx, c, target, m, round)
 			if err != nil {
 				return err
