@@ -40,21 +40,45 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-func runBenchEngine(_ context.Context, args []string, e env) error {
+func runBenchEngine(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("bench engine", "Measures prefill and batched decode throughput of the engine alone: the ceiling for the server.", e.stderr)
 	var lf loadFlags
 	lf.register(fs)
 	var sf synthFlags
 	sf.register(fs, "250m")
 	seqList := fs.String("sequences", "1,4,8,16", "batch sizes to measure")
+	seqs, err := []int(nil), error(nil)
 	steps := fs.Int("steps", 32, "timed decode steps per batch size")
 	promptTokens := fs.Int("prompt-tokens", 512, "prompt length for the prefill measurement")
+	replayList := fs.String("replay", "", "instead: replay bench serve's closed-loop mix at these concurrencies (e.g. 1,4,8) through the scheduler in this process, no transport, printing what bench serve prints for a server")
+	var ro replayOptions
+	fs.IntVar(&ro.perWorker, "replay-requests", 6, "with --replay: requests per concurrent worker (bench serve --requests ÷ --concurrency)")
+	fs.IntVar(&ro.promptTokens, "replay-prompt-tokens", 40, "with --replay: mean prompt tokens, as bench serve --prompt-tokens")
+	fs.IntVar(&ro.maxTokens, "replay-max-tokens", 64, "with --replay: output tokens per request (end of generation ignored), as bench serve --max-tokens --ignore-eos")
+	fs.IntVar(&ro.parallel, "parallel", 0, "with --replay: sequence slots, as serve --parallel (default: the largest --replay concurrency)")
+	fs.BoolVar(&ro.prefixCache, "prefix-cache", true, "with --replay: as serve --prefix-cache")
+	fs.Uint64Var(&ro.seed, "replay-seed", 1, "with --replay: seed of the mix, as bench serve --seed")
 	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
-	seqs, err := parseInts(*seqList)
+	replay, err := parseReplay(*replayList)
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{"--replay: " + err.Error()}
+	}
+	if replay != nil {
+		ro.concurrency = replay
+		if ro.parallel == 0 {
+			ro.parallel = slices.Max(replay)
+		}
+		if ro.perWorker < 1 || ro.promptTokens < 1 || ro.maxTokens < 1 || ro.parallel < 1 {
+			return usageError{"bench engine: --replay-requests, --replay-prompt-tokens, --replay-max-tokens and --parallel must be positive"}
+		}
+		seqs = []int{ro.parallel}
+	}
+	if replay == nil {
+		if seqs, err = parseInts(*seqList); err != nil {
+			return usageError{err.Error()}
+		}
 	}
 	if *steps <= 0 || *promptTokens <= 0 {
 		return usageError{"bench engine: --steps and --prompt-tokens must be positive"}
@@ -86,6 +110,9 @@ func runBenchEngine(_ context.Context, args []string, e env) error {
 	md := m.Metadata()
 	fmt.Fprintf(e.stdout, "model %s: %.1fM parameters, %.1f MiB, %d threads, device %s\n",
 		filepath.Base(md.Path), float64(md.ParamCount)/1e6, float64(md.FileSize)/(1<<20), lf.threads, m.Device().ID())
+	if replay != nil {
+		return runReplay(ctx, e.stdout, c, ro)
+	}
 	res, err := engine.Bench(c, engine.BenchOptions{PromptTokens: *promptTokens, Sequences: seqs, Steps: *steps, Warmup: 2})
 	if err != nil {
 		return err

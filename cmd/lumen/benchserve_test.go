@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -171,5 +173,37 @@ func TestBenchServeComparesWithAPeer(t *testing.T) {
 		if v, err := strconv.ParseFloat(r, 64); err != nil || v <= 0 {
 			t.Errorf("ratio %q, want a positive number", r)
 		}
+	}
+}
+
+// bench engine --replay runs bench serve's mix through the scheduler in
+// process: every request of every concurrency completes, at the output
+// length asked (end of generation ignored), with timings measured.
+func TestBenchEngineReplay(t *testing.T) {
+	model := filepath.Join(os.Getenv("LUMEN_TEST_MODELS"), "llama-2-tiny-random.gguf")
+	out, stderr, err := runCLI(t, "bench", "engine", "--model", model, "--threads", "1", "--ctx-size", "2048",
+		"--replay", "1,3", "--replay-requests", "2", "--replay-max-tokens", "5", "--replay-prompt-tokens", "12")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	rows := 0
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 6 || (f[0] != "1" && f[0] != "3") {
+			continue
+		}
+		rows++
+		conc, _ := strconv.Atoi(f[0])
+		if reqs, _ := strconv.Atoi(f[1]); reqs != 2*conc {
+			t.Errorf("concurrency %d: %s requests completed, want %d", conc, f[1], 2*conc)
+		}
+		for _, v := range f[3:] {
+			if x, err := strconv.ParseFloat(v, 64); err != nil || x <= 0 {
+				t.Errorf("concurrency %d: figure %q is not a positive measurement", conc, v)
+			}
+		}
+	}
+	if rows != 2 {
+		t.Errorf("want one row per concurrency, got %d in:\n%s", rows, out)
 	}
 }
