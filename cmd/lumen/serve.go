@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/stats"
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/chat"
@@ -68,6 +69,7 @@ type serveFlags struct {
 	templateTimeout                         time.Duration
 	templateFallback                        bool
 	warmup                                  bool
+	traceProbes                             bool
 	prefixCache                             bool
 	cacheRAM                                int
 	allowedHosts, corsOrigins               string
@@ -132,6 +134,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
 	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated web origins (https://app.example.com, or *) whose pages may call the HTTP API; empty: no CORS")
 	fs.BoolVar(&f.metricsAuth, "metrics-auth", false, "require the API key on GET /metrics too (default: open, as Prometheus and gateways scrape without one)")
+	fs.BoolVar(&f.traceProbes, "trace-probes", false, "also trace (and count in http/rpc metrics) health checks, readiness probes and gRPC reflection, which are otherwise left out so they do not crowd out requests")
 	fs.BoolVar(&f.liveView, "live-view", true, "serve the live view (recent traces, live charts) at GET / on the HTTP port")
 	fs.Float64Var(&f.batchRate, "batch-span-rate", telemetry.DefaultBatchSpanRate, "most batch (engine step) spans sampled per second, only for steps of sampled requests; 0: no limit")
 	if err := parseNoArgs(fs, args, e.getenv); err != nil {
@@ -281,7 +284,8 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
 		StatsHandler: otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithMeterProvider(tel.MeterProvider),
-			otelgrpc.WithPropagators(tel.Propagator)),
+			otelgrpc.WithPropagators(tel.Propagator),
+			otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return f.traceProbes || !probeRPC(info.FullMethodName) })),
 	})
 	mux := http.NewServeMux()
 	var apiSrv *httpserver.Server
@@ -291,6 +295,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 			return otelhttp.NewHandler(tenantFromHeader(h), "http",
 				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
 				otelhttp.WithPropagators(tel.Propagator),
+				otelhttp.WithFilter(func(r *http.Request) bool { return f.traceProbes || !probePath(r.URL.Path) }),
 				// The Host header is the client's to choose: the bound
 				// address names the server on spans and metrics instead.
 				otelhttp.WithServerName(httpLis.Addr().String()),
@@ -549,6 +554,16 @@ func (a *apiSwitch) Models() []inference.Model {
 }
 
 var errNotLoaded = fmt.Errorf("model still loading: %w", scheduler.ErrDraining)
+
+// probePath reports whether an HTTP path is a health or readiness probe.
+func probePath(path string) bool { return path == "/healthz" || path == "/readyz" }
+
+// probeRPC reports whether a gRPC method is a health check or reflection.
+func probeRPC(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(method, "/grpc.reflection.v1.ServerReflection/") ||
+		strings.HasPrefix(method, "/grpc.reflection.v1alpha.ServerReflection/")
+}
 
 // printTryLines shows a newcomer how to call the server just started.
 func printTryLines(e env, httpAddr, grpcAddr string, open, liveView bool) {

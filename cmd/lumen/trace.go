@@ -151,7 +151,7 @@ func (f *traceFlags) load(ctx context.Context, traceID string) ([]traceanalyze.S
 			return nil, usageError{fmt.Sprintf("trace analyze: --end %q: want RFC 3339, e.g. 2025-01-02T15:04:05Z", f.end)}
 		}
 	}
-	spans, err := jc.Search(ctx, traceanalyze.JaegerQuery{
+	spans, err := jc.SearchRequests(ctx, traceanalyze.JaegerQuery{
 		Service: f.service, Operation: f.operation, Start: end.Add(-f.since), End: end, Limit: f.limit,
 	})
 	if errors.Is(err, traceanalyze.ErrNoSpans) {

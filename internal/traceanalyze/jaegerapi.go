@@ -101,6 +101,58 @@ func (c *JaegerClient) Search(ctx context.Context, q JaegerQuery) ([]Span, error
 	return spans, err
 }
 
+// maxSearchPages bounds SearchRequests' queries.
+const maxSearchPages = 8
+
+// SearchRequests is Search with q.Limit counting request traces only:
+// batch (engine step) traces, which outnumber requests under load, would
+// otherwise use up the limit. It asks Jaeger for pages of newest traces,
+// each page ending before the oldest trace of the last, until Limit
+// request traces are found or the window is exhausted; the batch traces
+// of those pages are kept too (the report links them to requests).
+func (c *JaegerClient) SearchRequests(ctx context.Context, q JaegerQuery) ([]Span, error) {
+	want := q.Limit
+	page := q
+	page.Limit = max(2*want, 20)
+	var all []Span
+	requests := 0
+	for range maxSearchPages {
+		spans, err := c.Search(ctx, page)
+		if errors.Is(err, ErrNoSpans) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		traces := groupTraces(spans) // oldest first
+		oldest := page.End
+		for k := len(traces) - 1; k >= 0; k-- {
+			t := traces[k]
+			batch := isBatch(root(t))
+			if requests >= want && !batch {
+				continue // past the limit: only the newest count
+			}
+			if !batch {
+				requests++
+			}
+			for _, sp := range t.Spans {
+				all = append(all, *sp)
+			}
+		}
+		if len(traces) > 0 {
+			oldest = traces[0].Start()
+		}
+		if requests >= want || len(traces) < page.Limit || !oldest.After(page.Start) {
+			break
+		}
+		page.End = oldest.Add(-time.Microsecond)
+	}
+	if len(all) == 0 {
+		return nil, ErrNoSpans
+	}
+	return all, nil
+}
+
 func (c *JaegerClient) endpoint(path string, query url.Values) (string, error) {
 	base, err := url.Parse(strings.TrimSpace(c.BaseURL))
 	if err != nil {

@@ -3,10 +3,12 @@ package traceanalyze
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +126,70 @@ func TestJaegerClientUnreachable(t *testing.T) {
 		if _, err := c.Trace(context.Background(), "1"); err == nil || !strings.Contains(err.Error(), "jaeger URL") {
 			t.Errorf("base %q: %v", base, err)
 		}
+	}
+}
+
+// A --service search counts request traces against the limit: batch
+// traces, five for every request here, do not use it up; Jaeger is paged
+// back in time until enough requests are found, and the newest are kept.
+func TestSearchRequestsPagesPastBatchTraces(t *testing.T) {
+	base := time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC)
+	type trace struct {
+		id    string
+		start time.Time
+		batch bool
+	}
+	var timeline []trace // one trace a second, every sixth a request
+	for i := range 600 {
+		timeline = append(timeline, trace{id: fmt.Sprintf("%032x", i+1), start: base.Add(time.Duration(i) * time.Second), batch: i%6 != 0})
+	}
+	queries := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries++
+		q := r.URL.Query()
+		start, _ := strconv.ParseInt(q.Get("start"), 10, 64)
+		end, _ := strconv.ParseInt(q.Get("end"), 10, 64)
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		var data []string
+		for i := len(timeline) - 1; i >= 0 && len(data) < limit; i-- { // newest first, as Jaeger
+			tr := timeline[i]
+			if us := tr.start.UnixMicro(); us < start || us > end {
+				continue
+			}
+			name := "chat tiny"
+			if tr.batch {
+				name = "batch"
+			}
+			data = append(data, fmt.Sprintf(`{"traceID":%q,"spans":[{"traceID":%q,"spanID":"00000000000000aa","operationName":%q,"startTime":%d,"duration":1000,"tags":[],"processID":"p1"}],"processes":{"p1":{"serviceName":"lumen"}}}`,
+				tr.id, tr.id, name, tr.start.UnixMicro()))
+		}
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(data, ","))
+	}))
+	defer srv.Close()
+	c := &JaegerClient{BaseURL: srv.URL}
+	spans, err := c.SearchRequests(context.Background(), JaegerQuery{Service: "lumen", Start: base, End: base.Add(time.Hour), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests []string
+	for _, s := range spans {
+		if s.Name == "chat tiny" {
+			requests = append(requests, s.TraceID)
+		}
+	}
+	if len(requests) != 10 {
+		t.Fatalf("%d request traces, want the limit of 10 (%d spans in all)", len(requests), len(spans))
+	}
+	// The newest ten requests are the last ten of the timeline's.
+	for k, id := range requests {
+		if want := fmt.Sprintf("%032x", 600-6*k-5); id != want {
+			t.Errorf("request %d: trace %s, want %s (the newest first)", k, id, want)
+		}
+	}
+	if queries < 2 {
+		t.Errorf("%d queries: the first page of 20 traces holds only 3 or 4 requests, so it must page", queries)
+	}
+	if _, err := c.SearchRequests(context.Background(), JaegerQuery{Service: "lumen", Start: base.Add(-2 * time.Hour), End: base.Add(-time.Hour), Limit: 10}); !errors.Is(err, ErrNoSpans) {
+		t.Errorf("empty window: %v, want ErrNoSpans", err)
 	}
 }
