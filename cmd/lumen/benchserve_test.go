@@ -207,3 +207,13 @@ func TestBenchEngineReplay(t *testing.T) {
 		t.Errorf("want one row per concurrency, got %d in:\n%s", rows, out)
 	}
 }
+
+// A bench engine run that cannot fit its context says so before it
+// starts, rather than failing mid-run with llama.cpp's "no KV slot".
+func TestBenchEngineTooSmallContext(t *testing.T) {
+	model := filepath.Join(os.Getenv("LUMEN_TEST_MODELS"), "llama-2-tiny-random.gguf")
+	_, _, err := runCLI(t, "bench", "engine", "--model", model, "--threads", "1", "--ctx-size", "256", "--sequences", "16", "--prompt-tokens", "64")
+	if err == nil || !strings.Contains(err.Error(), "need 800 cells, the context holds 256") {
+		t.Errorf("err = %v, want the cells the run needs and the context's size", err)
+	}
+}

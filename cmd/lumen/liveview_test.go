@@ -180,7 +180,10 @@ func TestLiveViewInBrowser(t *testing.T) {
 	const key = "live-key"
 	// Every batch span sampled, so the test's request surely has linked
 	// steps (by default they are rate-limited).
-	httpAddr, stderr := startLiveServe(t, nil, "--api-key", key, "--batch-span-rate", "0")
+	// A long model name, as real GGUF file names are, must not push the
+	// traces table's last columns out of its pane.
+	httpAddr, stderr := startLiveServe(t, nil, "--api-key", key, "--batch-span-rate", "0",
+		"--model-name", "Meta-Llama-3.1-8B-Instruct-abliterated-GGUF-Q4_K_M-imatrix-2026")
 	base := "http://" + httpAddr
 	if want := "Open http://" + httpAddr + "/ for the live view"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("serve did not print %q:\n%s", want, stderr)
@@ -188,7 +191,7 @@ func TestLiveViewInBrowser(t *testing.T) {
 	liveLoad(t, base, key, 3)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 1100))...)
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900))...)
 	defer cancelAlloc()
 	ctx, cancelTab := chromedp.NewContext(alloc)
 	defer cancelTab()
@@ -253,6 +256,29 @@ func TestLiveViewInBrowser(t *testing.T) {
 			if !strings.Contains(text, want) {
 				t.Errorf("row %s lacks %q", text, want)
 			}
+		}
+	})
+
+	t.Run("the traces table fits its pane", func(t *testing.T) {
+		// Every column, Status last, lies within the scroll box: nothing
+		// needs a sideways scroll at 1400×900.
+		got := eval(`(() => {
+			const box = document.querySelector('#traces-pane .table-scroll').getBoundingClientRect();
+			const out = [];
+			for (const th of document.querySelectorAll('#traces th')) {
+				const r = th.getBoundingClientRect();
+				if (r.right > box.right + 0.5 || r.width < 20) out.push(th.textContent + ' ' + r.left + '..' + r.right + ' of ' + box.right);
+			}
+			const sc = document.querySelector('#traces-pane .table-scroll');
+			if (sc.scrollWidth > sc.clientWidth) out.push('scroll width ' + sc.scrollWidth + ' > ' + sc.clientWidth);
+			return out.join('; ');
+		})()`)
+		if got != "" {
+			t.Errorf("traces table overflows its pane: %v", got)
+		}
+		cell := eval(`document.querySelector('` + row + ` td:nth-child(3)').title`)
+		if !strings.Contains(fmt.Sprint(cell), "abliterated") {
+			t.Errorf("the model cell's title %v does not carry the whole name", cell)
 		}
 	})
 

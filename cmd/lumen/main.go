@@ -50,11 +50,14 @@ type env struct {
 	exeDir string
 	// ggmlSource names the ggml sources compiled in (see ggmlSource).
 	ggmlSource string
+	// self is how the user ran this binary (argv[0], "bin/lumen" under
+	// make run), for the commands serve suggests; empty in tests.
+	self string
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stderrTTY: isTerminal(os.Stderr), ggmlSource: ggmlSource()}
+	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stderrTTY: isTerminal(os.Stderr), ggmlSource: ggmlSource(), self: os.Args[0]}
 	if exe, err := os.Executable(); err == nil {
 		e.exeDir = filepath.Dir(exe)
 	}

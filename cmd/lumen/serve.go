@@ -565,21 +565,31 @@ func probeRPC(method string) bool {
 		strings.HasPrefix(method, "/grpc.reflection.v1alpha.ServerReflection/")
 }
 
-// printTryLines shows a newcomer how to call the server just started.
+// printTryLines shows a newcomer how to call the server just started,
+// with commands that work as printed from where lumen was run.
 func printTryLines(e env, httpAddr, grpcAddr string, open, liveView bool) {
-	auth := ""
+	auth, grpcAuth := "", ""
 	if !open {
 		auth = ` -H 'Authorization: Bearer $LUMEN_API_KEY'`
+		grpcAuth = ` -H "authorization: Bearer $LUMEN_API_KEY"`
+	}
+	self := "lumen"
+	if strings.ContainsRune(e.self, '/') {
+		self = e.self // bin/lumen under make run
+	}
+	grpcurl, grpcurlNote := "grpcurl", "  # grpcurl: make tools builds bin/tools/grpcurl\n"
+	if _, err := os.Stat(filepath.Join("bin", "tools", "grpcurl")); err == nil {
+		grpcurl, grpcurlNote = "bin/tools/grpcurl", ""
 	}
 	fmt.Fprintf(e.stderr, `
 Lumen is serving. Try:
   curl -N http://%[1]s/v1/chat/completions%[3]s -H 'Content-Type: application/json' \
     -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":32,"stream":true}'
   curl http://%[1]s/generate%[3]s -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":32}'
-  grpcurl -plaintext -d '{"prompt":"Once upon a time","max_tokens":32}' %[2]s lumen.v1.LumenService/GenerateStream
-  lumen client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
+%[6]s  %[5]s -plaintext%[7]s -d '{"prompt":"Once upon a time","max_tokens":32}' %[2]s lumen.v1.LumenService/GenerateStream
+  %[4]s client generate --addr %[2]s --prompt "Once upon a time" --max-tokens 32
 
-`, httpAddr, grpcAddr, auth)
+`, httpAddr, grpcAddr, auth, self, grpcurl, grpcurlNote, grpcAuth)
 	if liveView {
 		key := ""
 		if !open {

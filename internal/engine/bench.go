@@ -34,6 +34,16 @@ type BenchResult struct {
 // Sampling is included in decode, as in serving.
 func Bench(c *llama.Context, o BenchOptions) (BenchResult, error) {
 	res := BenchResult{Decode: map[int]float64{}}
+	const promptLen = 16
+	if o.PromptTokens > c.Size() {
+		return res, fmt.Errorf("a prefill of %d tokens does not fit the context of %d: %w", o.PromptTokens, c.Size(), ErrPromptTooLong)
+	}
+	for _, n := range o.Sequences {
+		if need := n * (promptLen + o.Warmup + o.Steps); need > c.Size() {
+			return res, fmt.Errorf("%d sequences of %d prompt and %d decode tokens need %d cells, the context holds %d (a larger context, fewer steps or sequences): %w",
+				n, promptLen, o.Warmup+o.Steps, need, c.Size(), ErrPromptTooLong)
+		}
+	}
 	vocab := c.Model().VocabSize()
 	// Deterministic pseudo-random prompt tokens, skipping the first ids
 	// (specials and bytes).
@@ -52,7 +62,6 @@ func Bench(c *llama.Context, o BenchOptions) (BenchResult, error) {
 	}
 	res.PrefillTokensPerSec = float64(o.PromptTokens) / time.Since(start).Seconds()
 
-	const promptLen = 16
 	for _, n := range o.Sequences {
 		if n > c.MaxSeqs() {
 			return res, fmt.Errorf("batch of %d sequences, context holds %d: %w", n, c.MaxSeqs(), llama.ErrSeq)

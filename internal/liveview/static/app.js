@@ -38,6 +38,13 @@
     return e;
   }
 
+  // titled gives a cell its own text as a tooltip, for names the column
+  // cuts short.
+  function titled(e) {
+    e.title = e.textContent;
+    return e;
+  }
+
   function svgEl(tag, attrs) {
     var e = document.createElementNS(SVG, tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -241,9 +248,9 @@
       tr.dataset.status = t.status;
       if (t.traceId === state.selected) tr.classList.add('selected');
       tr.appendChild(el('td', 'time', fmtClock(t.startUs)));
-      tr.appendChild(el('td', 'operation', t.operation + (t.requests > 1 ? ' ×' + t.requests : '')));
-      tr.appendChild(el('td', 'model', t.model || '–'));
-      tr.appendChild(el('td', 'tenant', t.tenant || '–'));
+      tr.appendChild(titled(el('td', 'operation', t.operation + (t.requests > 1 ? ' ×' + t.requests : ''))));
+      tr.appendChild(titled(el('td', 'model', t.model || '–')));
+      tr.appendChild(titled(el('td', 'tenant', t.tenant || '–')));
       tr.appendChild(el('td', 'num duration', fmtMs(t.durationMs)));
       tr.appendChild(el('td', 'num tokens', t.status === 'running' ? '…' : t.inputTokens + ' → ' + t.outputTokens));
       tr.appendChild(el('td', 'num ttft', fmtMs(t.ttftMs)));
