@@ -57,6 +57,7 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 	fs.IntVar(&ro.maxTokens, "replay-max-tokens", 64, "with --replay: output tokens per request (end of generation ignored), as bench serve --max-tokens --ignore-eos")
 	fs.IntVar(&ro.parallel, "parallel", 0, "with --replay: sequence slots, as serve --parallel (default: the largest --replay concurrency)")
 	fs.BoolVar(&ro.prefixCache, "prefix-cache", true, "with --replay: as serve --prefix-cache")
+	fs.IntVar(&ro.prefillChunk, "prefill-chunk", 256, "with --replay: most prompt tokens one request adds to a step, as serve --prefill-chunk")
 	fs.Uint64Var(&ro.seed, "replay-seed", 1, "with --replay: seed of the mix, as bench serve --seed")
 	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
@@ -70,8 +71,8 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 		if ro.parallel == 0 {
 			ro.parallel = slices.Max(replay)
 		}
-		if ro.perWorker < 1 || ro.promptTokens < 1 || ro.maxTokens < 1 || ro.parallel < 1 {
-			return usageError{"bench engine: --replay-requests, --replay-prompt-tokens, --replay-max-tokens and --parallel must be positive"}
+		if ro.perWorker < 1 || ro.promptTokens < 1 || ro.maxTokens < 1 || ro.parallel < 1 || ro.prefillChunk < 1 {
+			return usageError{"bench engine: --replay-requests, --replay-prompt-tokens, --replay-max-tokens, --parallel and --prefill-chunk must be positive"}
 		}
 		seqs = []int{ro.parallel}
 	}

@@ -78,6 +78,7 @@ type replayOptions struct {
 	promptTokens int
 	maxTokens    int
 	parallel     int
+	prefillChunk int
 	prefixCache  bool
 	seed         uint64
 }
@@ -87,7 +88,7 @@ type replayOptions struct {
 func runReplay(ctx context.Context, w io.Writer, c *llama.Context, o replayOptions) error {
 	b := engine.NewBatcher(c)
 	defer b.Close()
-	sched, err := scheduler.New(b, scheduler.Config{MaxQueue: max(64, 2*o.parallel), NoPrefixCache: !o.prefixCache})
+	sched, err := scheduler.New(b, scheduler.Config{MaxQueue: max(64, 2*o.parallel), PrefillChunk: o.prefillChunk, NoPrefixCache: !o.prefixCache})
 	if err != nil {
 		return err
 	}

@@ -112,8 +112,16 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		Name: "lumen_step_phase_seconds_total",
 		Help: "Time of engine steps by phase: build (the batch), decode (inside the engine), sample, emit (text, stops, events), gap (the loop's own work between steps).",
 	}, []string{"phase"})
+	// Every phase is exported from the start, at zero, so a scrape before
+	// the first step (bench serve --metrics-url on a fresh server) sees it.
+	for _, phase := range []string{"build", "decode", "sample", "emit", "gap"} {
+		m.stepPhases.WithLabelValues(phase)
+	}
 	m.cachedTokens = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_tokens_total", Help: "Prompt tokens reused from the prefix cache."})
 	m.prefixHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lumen_prefix_cache_hits_total", Help: "Requests that reused cached prompt tokens, by where they were: slot (its own slot), shared (another slot's cells), host (restored from host memory)."}, []string{"source"})
+	for _, source := range []scheduler.CacheSource{scheduler.CacheSlot, scheduler.CacheShared, scheduler.CacheHost} {
+		m.prefixHits.WithLabelValues(string(source))
+	}
 	m.prefixMisses = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_misses_total", Help: "Requests that held a slot and reused no cached prompt tokens."})
 	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
