@@ -7,6 +7,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/prefixcache"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -52,10 +53,20 @@ func (b *Batcher) CopySeq(src, dst, from, to int) error {
 	return b.ctx.CopySeq(llama.SeqID(src), llama.SeqID(dst), from, to)
 }
 
-func (b *Batcher) SaveSeq(slot int) ([]byte, error) { return b.ctx.SaveSeq(llama.SeqID(slot)) }
+func (b *Batcher) SaveSeq(slot int) (prefixcache.State, error) {
+	st, err := b.ctx.SaveSeq(llama.SeqID(slot))
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
 
-func (b *Batcher) LoadSeq(slot int, state []byte) error {
-	return b.ctx.LoadSeq(llama.SeqID(slot), state)
+func (b *Batcher) LoadSeq(slot int, state prefixcache.State) error {
+	st, ok := state.(*llama.SeqState)
+	if !ok {
+		return fmt.Errorf("engine: load slot %d: a %T is not this engine's state", slot, state)
+	}
+	return b.ctx.LoadSeq(llama.SeqID(slot), st)
 }
 
 func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }

@@ -7,11 +7,18 @@ package prefixcache
 
 import "container/list"
 
+// State is an engine's saved cells, which may live outside the Go heap:
+// the cache frees it when the entry leaves.
+type State interface {
+	Size() int
+	Free()
+}
+
 // Entry is one saved sequence: its tokens (positions 0..len-1) and the
 // engine's state of their cells.
 type Entry struct {
 	Tokens []int32
-	State  []byte
+	State  State
 }
 
 // Cache is a least-recently-used set of entries within a byte limit.
@@ -27,7 +34,7 @@ func New(limit int64) *Cache {
 	return &Cache{limit: limit, lru: list.New()}
 }
 
-func size(e *Entry) int64 { return int64(len(e.State)) + 4*int64(len(e.Tokens)) }
+func size(e *Entry) int64 { return int64(e.State.Size()) + 4*int64(len(e.Tokens)) }
 
 // Len is the number of entries.
 func (c *Cache) Len() int { return c.lru.Len() }
@@ -70,11 +77,13 @@ func (c *Cache) Covers(tokens []int32) bool {
 }
 
 // Put adds an entry as the most recently used, dropping entries whose
-// tokens it extends and then the least recently used until it fits. An
-// entry larger than the whole limit is not kept (false).
+// tokens it extends and then the least recently used until it fits. The
+// cache owns the entry's state from then on: an entry larger than the
+// whole limit is freed at once (false).
 func (c *Cache) Put(e *Entry) bool {
 	sz := size(e)
 	if len(e.Tokens) == 0 || sz > c.limit {
+		e.State.Free()
 		return false
 	}
 	for el := c.lru.Front(); el != nil; {
@@ -94,8 +103,17 @@ func (c *Cache) Put(e *Entry) bool {
 }
 
 func (c *Cache) remove(el *list.Element) {
-	c.bytes -= size(el.Value.(*Entry))
+	e := el.Value.(*Entry)
+	c.bytes -= size(e)
 	c.lru.Remove(el)
+	e.State.Free()
+}
+
+// Clear frees every entry.
+func (c *Cache) Clear() {
+	for c.lru.Len() > 0 {
+		c.remove(c.lru.Back())
+	}
 }
 
 func commonPrefix(a, b []int32) int {

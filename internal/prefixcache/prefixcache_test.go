@@ -1,16 +1,34 @@
 package prefixcache
 
 import (
-	"bytes"
 	"testing"
 )
+
+// testState counts the states alive, so tests see each one freed once.
+type testState struct {
+	n     int
+	live  *int
+	freed bool
+}
+
+func (s *testState) Size() int { return s.n }
+func (s *testState) Free() {
+	if s.freed {
+		panic("state freed twice")
+	}
+	s.freed = true
+	*s.live--
+}
+
+var live int
 
 func entry(toks string, state int) *Entry {
 	t := make([]int32, len(toks))
 	for i := range len(toks) {
 		t[i] = int32(toks[i])
 	}
-	return &Entry{Tokens: t, State: bytes.Repeat([]byte{1}, state)}
+	live++
+	return &Entry{Tokens: t, State: &testState{n: state, live: &live}}
 }
 
 func toks(s string) []int32 { return entry(s, 0).Tokens }
@@ -100,5 +118,26 @@ func TestExtensionsReplacePrefixes(t *testing.T) {
 	}
 	if c.Covers(toks("abcdefg")) || c.Covers(toks("abx")) {
 		t.Error("a sequence no entry holds is reported covered")
+	}
+}
+
+// Every state leaves the cache freed exactly once: evicted, replaced,
+// refused as too large, or cleared.
+func TestStatesAreFreed(t *testing.T) {
+	live = 0
+	c := New(3 * size(entry("aaaa", 100)))
+	live = 0
+	c.Put(entry("aaaa", 100))
+	c.Put(entry("bbbb", 100))
+	c.Put(entry("aaaaaa", 100)) // replaces aaaa
+	c.Put(entry("cccc", 100))
+	c.Put(entry("dddd", 100)) // evicts bbbb
+	c.Put(entry("huge", 1000))
+	if live != c.Len() {
+		t.Errorf("%d states alive, the cache holds %d", live, c.Len())
+	}
+	c.Clear()
+	if live != 0 || c.Len() != 0 || c.Bytes() != 0 {
+		t.Errorf("after Clear: %d alive, %d entries, %d bytes", live, c.Len(), c.Bytes())
 	}
 }

@@ -1,5 +1,7 @@
 package scheduler
 
+import "github.com/lumenllm/lumen/internal/prefixcache"
+
 // Engine is what the batch loop needs from a model runtime. All methods
 // are called from the scheduler's goroutine only.
 type Engine interface {
@@ -21,11 +23,12 @@ type Engine interface {
 	RemoveSeq(slot, from, to int) error
 	// CopySeq makes slot dst share src's cells at positions [from, to).
 	CopySeq(src, dst, from, to int) error
-	// SaveSeq copies out slot's cells, for LoadSeq.
-	SaveSeq(slot int) ([]byte, error)
+	// SaveSeq copies out slot's cells, for LoadSeq; the caller owns the
+	// state and frees it.
+	SaveSeq(slot int) (prefixcache.State, error)
 	// LoadSeq replaces slot's cells with saved ones; on failure the slot
 	// is left empty.
-	LoadSeq(slot int, state []byte) error
+	LoadSeq(slot int, state prefixcache.State) error
 	// KVUsed is the number of cache cells in use.
 	KVUsed() int
 	// IsEOG reports whether tok ends generation.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/lumenllm/lumen/internal/prefixcache"
 )
 
 // fakeEngine is a deterministic stand-in for a model. Tokens are bytes
@@ -32,6 +34,7 @@ type fakeEngine struct {
 	next                 map[int]int32 // batch index → sampled token of the last Decode
 	steps                [][]fakeTok
 	saves, loads, copies int
+	liveStates           int // saved and not yet freed
 }
 
 type fakeTok struct {
@@ -143,28 +146,51 @@ func (f *fakeEngine) CopySeq(src, dst, from, to int) error {
 	return nil
 }
 
-// SaveSeq encodes a slot's tokens, which is all the fake's cells hold.
-func (f *fakeEngine) SaveSeq(slot int) ([]byte, error) {
+// fakeState holds a slot's tokens encoded, which is all the fake's cells
+// hold; the engine counts the states not yet freed.
+type fakeState struct {
+	f     *fakeEngine
+	b     []byte
+	freed bool
+}
+
+func (s *fakeState) Size() int { return len(s.b) }
+func (s *fakeState) Free() {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.freed {
+		panic("fake: state freed twice")
+	}
+	s.freed = true
+	s.f.liveStates--
+}
+
+func (f *fakeEngine) SaveSeq(slot int) (prefixcache.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.saves++
-	var b []byte
+	f.liveStates++
+	st := &fakeState{f: f}
 	for _, t := range f.kv[slot] {
-		b = binary.LittleEndian.AppendUint32(b, uint32(t))
+		st.b = binary.LittleEndian.AppendUint32(st.b, uint32(t))
 	}
-	return b, nil
+	return st, nil
 }
 
-func (f *fakeEngine) LoadSeq(slot int, state []byte) error {
+func (f *fakeEngine) LoadSeq(slot int, state prefixcache.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	st := state.(*fakeState)
+	if st.freed {
+		return fmt.Errorf("fake: load of a freed state")
+	}
 	f.kv[slot] = nil
 	if f.failLoad {
 		return fmt.Errorf("fake: load failed")
 	}
 	f.loads++
-	for i := 0; i+4 <= len(state); i += 4 {
-		f.kv[slot] = append(f.kv[slot], int32(binary.LittleEndian.Uint32(state[i:])))
+	for i := 0; i+4 <= len(st.b); i += 4 {
+		f.kv[slot] = append(f.kv[slot], int32(binary.LittleEndian.Uint32(st.b[i:])))
 	}
 	return nil
 }

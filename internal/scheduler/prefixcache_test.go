@@ -137,3 +137,32 @@ func TestNoCacheComputesEverything(t *testing.T) {
 		t.Errorf("without prefix caching: %d tokens reused, %d saves", res.CachedTokens, eng.saves)
 	}
 }
+
+// Saved states are freed when the host cache evicts them and when the
+// scheduler stops: they may be C memory, which no collector reclaims.
+func TestHostCacheFreesStates(t *testing.T) {
+	eng := newFakeEngine(1, 512, 64)
+	// Room for about two saved prompts of this size.
+	s, err := New(eng, Config{HostCacheBytes: 2 * 8 * 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for i := range 6 {
+		p := tokens(string(rune('a'+i)) + " prompt that is long enough to be saved")
+		checkRun(t, s, Request{Prompt: p, MaxTokens: 4})
+	}
+	eng.mu.Lock()
+	live, saves := eng.liveStates, eng.saves
+	eng.mu.Unlock()
+	if st := s.Stats(); saves < 5 || live != st.HostCacheEntries || live > 2 {
+		t.Errorf("%d saves, %d states alive, %d entries: evicted states must be freed", saves, live, st.HostCacheEntries)
+	}
+	cancel()
+	<-done
+	if eng.liveStates != 0 {
+		t.Errorf("%d states alive after the scheduler stopped", eng.liveStates)
+	}
+}

@@ -313,6 +313,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	l := &loop{s: s, slots: make([]*seq, s.eng.Slots()), cache: make([][]int32, s.eng.Slots()), freed: make([]uint64, s.eng.Slots())}
 	if s.cfg.HostCacheBytes > 0 && !s.cfg.NoPrefixCache {
 		l.host = prefixcache.New(s.cfg.HostCacheBytes)
+		defer l.host.Clear() // the states may be C memory
 	}
 	drained := false // the drain signal was seen: stop when idle
 	for {

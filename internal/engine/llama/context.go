@@ -1,6 +1,7 @@
 package llama
 
 /*
+#include <string.h>
 #include "bridge.h"
 */
 import "C"
@@ -309,9 +310,28 @@ func (c *Context) SeqStateSize(seq SeqID) (int, error) {
 	return int(C.llama_state_seq_get_size(c.c, C.llama_seq_id(seq))), nil
 }
 
+// SeqState is a sequence's saved cells in C memory, outside the Go heap
+// (so a large prefix cache neither grows the heap nor waits for the
+// collector to be returned); Free releases it.
+type SeqState struct {
+	p unsafe.Pointer
+	n int
+}
+
+// Size is the state's length in bytes.
+func (s *SeqState) Size() int { return s.n }
+
+// Free releases the memory; the state must not be used afterwards.
+func (s *SeqState) Free() {
+	if s.p != nil {
+		C.free(s.p)
+		s.p, s.n = nil, 0
+	}
+}
+
 // SaveSeq copies out seq's cells (positions, and keys and values in the
-// cache's element types) for LoadSeq, into Go memory.
-func (c *Context) SaveSeq(seq SeqID) ([]byte, error) {
+// cache's element types) for LoadSeq.
+func (c *Context) SaveSeq(seq SeqID) (*SeqState, error) {
 	if c.c == nil {
 		return nil, ErrClosed
 	}
@@ -322,33 +342,47 @@ func (c *Context) SaveSeq(seq SeqID) ([]byte, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("llama: save sequence %d: no state: %w", seq, ErrState)
 	}
-	buf := make([]byte, int(n))
-	got := C.llama_state_seq_get_data(c.c, (*C.uint8_t)(unsafe.Pointer(&buf[0])), n, C.llama_seq_id(seq))
+	p := C.malloc(n)
+	if p == nil {
+		return nil, fmt.Errorf("llama: save sequence %d: %d bytes: out of memory: %w", seq, uint64(n), ErrState)
+	}
+	got := C.llama_state_seq_get_data(c.c, (*C.uint8_t)(p), n, C.llama_seq_id(seq))
 	if got == 0 || got > n {
+		C.free(p)
 		return nil, fmt.Errorf("llama: save sequence %d: wrote %d of %d bytes: %w", seq, uint64(got), uint64(n), ErrState)
 	}
-	return buf[:got], nil
+	return &SeqState{p: p, n: int(got)}, nil
 }
 
 // LoadSeq replaces seq's cells with a state SaveSeq returned (from this
 // context or one of the same model and cache types). On failure seq is
 // left empty.
-func (c *Context) LoadSeq(seq SeqID, state []byte) error {
+func (c *Context) LoadSeq(seq SeqID, state *SeqState) error {
 	if c.c == nil {
 		return ErrClosed
 	}
 	if err := c.checkSeq(seq); err != nil {
 		return err
 	}
-	if len(state) == 0 {
+	if state == nil || state.p == nil || state.n == 0 {
 		return fmt.Errorf("llama: load sequence %d: empty state: %w", seq, ErrState)
 	}
-	if C.llama_state_seq_set_data(c.c, (*C.uint8_t)(unsafe.Pointer(&state[0])), C.size_t(len(state)), C.llama_seq_id(seq)) == 0 {
+	if C.llama_state_seq_set_data(c.c, (*C.uint8_t)(state.p), C.size_t(state.n), C.llama_seq_id(seq)) == 0 {
 		// llama.cpp may have placed some cells before it failed.
 		C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), -1, -1)
-		return fmt.Errorf("llama: load sequence %d (%d bytes): %w", seq, len(state), ErrState)
+		return fmt.Errorf("llama: load sequence %d (%d bytes): %w", seq, state.n, ErrState)
 	}
 	return nil
+}
+
+// stateBytes copies a state into Go memory (for tests).
+func stateBytes(s *SeqState) []byte { return C.GoBytes(s.p, C.int(s.n)) }
+
+// stateFromBytes copies b into a SeqState (for tests of bad states).
+func stateFromBytes(b []byte) *SeqState {
+	p := C.malloc(C.size_t(len(b)))
+	C.memcpy(p, unsafe.Pointer(&b[0]), C.size_t(len(b)))
+	return &SeqState{p: p, n: len(b)}
 }
 
 // ClearKV empties the whole cache.

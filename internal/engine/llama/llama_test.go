@@ -460,8 +460,9 @@ func TestSaveLoadSeqRestoresCells(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size, _ := c.SeqStateSize(0); size != len(state) {
-		t.Errorf("saved %d bytes, SeqStateSize says %d", len(state), size)
+	defer state.Free()
+	if size, _ := c.SeqStateSize(0); size != state.Size() {
+		t.Errorf("saved %d bytes, SeqStateSize says %d", state.Size(), size)
 	}
 	next := llama.Token(42)
 	want := decode(c, []llama.Token{next}, len(prompt), 0)
@@ -483,7 +484,10 @@ func TestSaveLoadSeqRestoresCells(t *testing.T) {
 		t.Error("logits after loading into a new context differ from the original's")
 	}
 
-	for name, bad := range map[string][]byte{"garbage": {9, 9, 9, 9, 9, 9, 9, 9}, "truncated": state[:len(state)/2]} {
+	raw := llama.StateBytes(state)
+	for name, b := range map[string][]byte{"garbage": {9, 9, 9, 9, 9, 9, 9, 9}, "truncated": raw[:len(raw)/2]} {
+		bad := llama.StateFromBytes(b)
+		defer bad.Free()
 		if err := c.LoadSeq(1, bad); !errors.Is(err, llama.ErrState) {
 			t.Errorf("%s state: err = %v, want ErrState", name, err)
 		}
