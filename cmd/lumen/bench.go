@@ -47,7 +47,6 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 	var sf synthFlags
 	sf.register(fs, "250m")
 	seqList := fs.String("sequences", "1,4,8,16", "batch sizes to measure")
-	seqs, err := []int(nil), error(nil)
 	steps := fs.Int("steps", 32, "timed decode steps per batch size")
 	promptTokens := fs.Int("prompt-tokens", 512, "prompt length for the prefill measurement")
 	replayList := fs.String("replay", "", "instead: replay bench serve's closed-loop mix at these concurrencies (e.g. 1,4,8) through the scheduler in this process, no transport, printing what bench serve prints for a server")
@@ -74,8 +73,8 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 		if ro.perWorker < 1 || ro.promptTokens < 1 || ro.maxTokens < 1 || ro.parallel < 1 || ro.prefillChunk < 1 {
 			return usageError{"bench engine: --replay-requests, --replay-prompt-tokens, --replay-max-tokens, --parallel and --prefill-chunk must be positive"}
 		}
-		seqs = []int{ro.parallel}
 	}
+	seqs := []int{ro.parallel} // --replay: one context of --parallel slots
 	if replay == nil {
 		if seqs, err = parseInts(*seqList); err != nil {
 			return usageError{err.Error()}

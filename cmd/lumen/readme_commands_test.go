@@ -18,54 +18,67 @@ import (
 	"github.com/lumenllm/lumen/internal/synth"
 )
 
-// readmeLumenLine is one `bin/lumen …` command of a README code block.
-type readmeLumenLine struct {
+// readmeLine is one command of a README shell code block.
+type readmeLine struct {
 	section string // the ## heading it is under
 	cmd     string // continuations joined, trailing comment dropped
 	comment string
 }
 
-// readmeLumenCommands returns every bin/lumen command in the README's
-// shell code blocks.
-func readmeLumenCommands(t *testing.T, root string) []readmeLumenLine {
+// readmeShell returns every command of the README's sh code blocks.
+func readmeShell(t *testing.T, root string) []readmeLine {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []readmeLumenLine
+	var out []readmeLine
 	section, inBlock, shell := "", false, false
-	var cur strings.Builder
+	var block []string
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "```") {
-			inBlock, shell = !inBlock, line == "```sh"
+			if inBlock && shell {
+				for _, cmd := range joinContinued(block) {
+					l := readmeLine{section: section, cmd: cmd}
+					if i := strings.Index(cmd, "  #"); i >= 0 {
+						l.cmd, l.comment = strings.TrimSpace(cmd[:i]), strings.TrimSpace(cmd[i+3:])
+					}
+					out = append(out, l)
+				}
+			}
+			inBlock, shell, block = !inBlock, line == "```sh", nil
 			continue
 		}
-		if !inBlock && strings.HasPrefix(line, "## ") {
+		if inBlock {
+			block = append(block, line)
+		} else if strings.HasPrefix(line, "## ") {
 			section = strings.TrimPrefix(line, "## ")
 		}
-		if !inBlock || !shell {
+	}
+	return out
+}
+
+// joinContinued turns shell lines into commands: a line ending in a
+// backslash continues on the next; lines are trimmed, and blank and
+// comment lines dropped.
+func joinContinued(lines []string) []string {
+	var cmds []string
+	var cur strings.Builder
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
+		if cur.Len() == 0 && (line == "" || strings.HasPrefix(line, "#")) {
 			continue
 		}
 		if cur.Len() > 0 {
 			cur.WriteString(" ")
 		}
 		cur.WriteString(strings.TrimSpace(strings.TrimSuffix(line, "\\")))
-		if strings.HasSuffix(line, "\\") {
-			continue
+		if !strings.HasSuffix(line, "\\") {
+			cmds = append(cmds, cur.String())
+			cur.Reset()
 		}
-		cmd := cur.String()
-		cur.Reset()
-		if !strings.HasPrefix(cmd, "bin/lumen ") {
-			continue
-		}
-		comment := ""
-		if i := strings.Index(cmd, "  #"); i >= 0 {
-			cmd, comment = strings.TrimSpace(cmd[:i]), strings.TrimSpace(cmd[i+3:])
-		}
-		out = append(out, readmeLumenLine{section: section, cmd: cmd, comment: comment})
 	}
-	return out
+	return cmds
 }
 
 // readmeWorkdir is a directory laid out as the README assumes: bin/ (the
@@ -141,7 +154,10 @@ func TestReadmeEveryLumenCommand(t *testing.T) {
 		"/tmp/m.gguf", filepath.Join(dir, "m.gguf"))
 
 	seen := map[string]bool{}
-	for _, l := range readmeLumenCommands(t, root) {
+	for _, l := range readmeShell(t, root) {
+		if !strings.HasPrefix(l.cmd, "bin/lumen ") {
+			continue
+		}
 		f := strings.Fields(l.cmd)
 		kind := f[1]
 		if len(f) > 2 && !strings.HasPrefix(f[2], "-") {
@@ -255,22 +271,7 @@ func runTryLines(t *testing.T, dir, printed string) {
 		t.Fatalf("no Try: block in\n%s", printed)
 	}
 	block, _, _ = strings.Cut(block, "\n\n")
-	var cmds []string
-	var cur strings.Builder
-	for _, line := range strings.Split(block, "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		if cur.Len() > 0 {
-			cur.WriteString(" ")
-		}
-		cur.WriteString(strings.TrimSuffix(line, "\\"))
-		if !strings.HasSuffix(line, "\\") {
-			cmds = append(cmds, cur.String())
-			cur.Reset()
-		}
-	}
+	cmds := joinContinued(strings.Split(block, "\n"))
 	if len(cmds) != 4 {
 		t.Fatalf("want 4 suggested commands (chat, generate, grpcurl, client), got %d: %q", len(cmds), cmds)
 	}

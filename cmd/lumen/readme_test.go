@@ -20,46 +20,17 @@ func repoRoot(t *testing.T) string {
 }
 
 // readmeCommands returns the shell commands of the README's "## Serve"
-// section that talk to a running server (curl, grpcurl, lumen client),
-// with backslash continuations joined.
+// section that talk to a running server (curl, grpcurl, lumen client).
 func readmeCommands(t *testing.T, root string) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	start := strings.Index(text, "## Serve\n")
-	if start < 0 {
-		t.Fatal("README has no ## Serve section")
-	}
-	section := text[start+len("## Serve\n"):]
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
-	}
 	var cmds []string
-	inBlock := false
-	var cur strings.Builder
-	for _, line := range strings.Split(section, "\n") {
-		if strings.HasPrefix(line, "```") {
-			inBlock = !inBlock
+	for _, l := range readmeShell(t, root) {
+		if l.section != "Serve" {
 			continue
 		}
-		if !inBlock {
-			continue
-		}
-		if cur.Len() > 0 {
-			cur.WriteString(" ")
-		}
-		cur.WriteString(strings.TrimSpace(strings.TrimSuffix(line, "\\")))
-		if strings.HasSuffix(line, "\\") {
-			continue
-		}
-		cmd := cur.String()
-		cur.Reset()
 		for _, prefix := range []string{"curl ", "grpcurl ", "bin/lumen client "} {
-			if strings.HasPrefix(cmd, prefix) {
-				cmds = append(cmds, cmd)
+			if strings.HasPrefix(l.cmd, prefix) {
+				cmds = append(cmds, l.cmd)
 			}
 		}
 	}

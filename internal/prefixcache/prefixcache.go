@@ -53,7 +53,7 @@ func (c *Cache) Lookup(tokens []int32) (*Entry, int) {
 		if len(e.Tokens) <= n || len(tokens) <= n || e.Tokens[0] != tokens[0] {
 			continue
 		}
-		if k := commonPrefix(e.Tokens, tokens); k > n {
+		if k := CommonPrefix(e.Tokens, tokens); k > n {
 			best, n = el, k
 		}
 	}
@@ -69,7 +69,7 @@ func (c *Cache) Lookup(tokens []int32) (*Entry, int) {
 func (c *Cache) Covers(tokens []int32) bool {
 	for el := c.lru.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*Entry)
-		if len(e.Tokens) >= len(tokens) && commonPrefix(e.Tokens, tokens) == len(tokens) {
+		if len(e.Tokens) >= len(tokens) && CommonPrefix(e.Tokens, tokens) == len(tokens) {
 			return true
 		}
 	}
@@ -89,7 +89,7 @@ func (c *Cache) Put(e *Entry) bool {
 	for el := c.lru.Front(); el != nil; {
 		next := el.Next()
 		old := el.Value.(*Entry)
-		if len(old.Tokens) <= len(e.Tokens) && commonPrefix(old.Tokens, e.Tokens) == len(old.Tokens) {
+		if len(old.Tokens) <= len(e.Tokens) && CommonPrefix(old.Tokens, e.Tokens) == len(old.Tokens) {
 			c.remove(el)
 		}
 		el = next
@@ -116,7 +116,8 @@ func (c *Cache) Clear() {
 	}
 }
 
-func commonPrefix(a, b []int32) int {
+// CommonPrefix is the length of the longest common prefix of a and b.
+func CommonPrefix(a, b []int32) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
 		n++

@@ -476,7 +476,7 @@ func (l *loop) pickSlot(prompt []int32) (slot, held int) {
 		if q != nil {
 			continue
 		}
-		if n := commonPrefix(l.cache[i], prompt); slot < 0 || n > held {
+		if n := prefixcache.CommonPrefix(l.cache[i], prompt); slot < 0 || n > held {
 			slot, held = i, n
 		}
 	}
@@ -494,7 +494,7 @@ func (l *loop) pickSlot(prompt []int32) (slot, held int) {
 			slot = i
 		}
 	}
-	return slot, commonPrefix(l.cache[slot], prompt)
+	return slot, prefixcache.CommonPrefix(l.cache[slot], prompt)
 }
 
 // restorePrefix prepares slot's cells for req: the longest prefix of its
@@ -504,55 +504,61 @@ func (l *loop) pickSlot(prompt []int32) (slot, held int) {
 func (l *loop) restorePrefix(slot, own int, req *request) (int, CacheSource, error) {
 	prompt := req.r.Prompt
 	eng := l.s.eng
-	if l.s.cfg.NoPrefixCache || req.r.NoCache {
-		l.save(slot, 0)
-		return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
-	}
-	// At least one prompt token must run to produce logits.
-	limit := len(prompt) - 1
 	from, shared := -1, 0
-	for i, q := range l.slots {
-		held := l.cache[i]
-		if q != nil {
-			held = q.kv
-		}
-		if i != slot {
-			if n := commonPrefix(held, prompt); n > shared {
+	var entry *prefixcache.Entry
+	hosted := 0
+	if l.s.cfg.NoPrefixCache || req.r.NoCache {
+		own = 0
+	} else {
+		for i, q := range l.slots {
+			if i == slot {
+				continue
+			}
+			held := l.cache[i]
+			if q != nil {
+				held = q.kv
+			}
+			if n := prefixcache.CommonPrefix(held, prompt); n > shared {
 				from, shared = i, n
 			}
 		}
+		if l.host != nil {
+			entry, hosted = l.host.Lookup(prompt)
+		}
 	}
-	var entry *prefixcache.Entry
-	hosted := 0
-	if l.host != nil {
-		entry, hosted = l.host.Lookup(prompt)
-	}
+	// At least one prompt token must run to produce logits.
+	limit := len(prompt) - 1
 	own, shared, hosted = min(own, limit), min(shared, limit), min(hosted, limit)
+	keep, source := 0, CacheNone
 	switch best := max(own, shared, hosted); {
 	case best < minReuse:
-		l.save(slot, 0)
-		return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
 	case best == own:
-		l.save(slot, own)
-		return own, CacheSlot, eng.RemoveSeq(slot, own, -1)
+		keep, source = own, CacheSlot
 	case best == shared:
-		l.save(slot, 0)
-		if err := eng.RemoveSeq(slot, 0, -1); err != nil {
-			return 0, CacheNone, err
-		}
+		source = CacheShared
+	default:
+		source = CacheHost
+	}
+	l.save(slot, keep)
+	if err := eng.RemoveSeq(slot, keep, -1); err != nil {
+		return 0, CacheNone, err
+	}
+	switch source {
+	case CacheShared:
 		if err := eng.CopySeq(from, slot, 0, shared); err != nil {
 			return 0, CacheNone, errors.Join(err, eng.RemoveSeq(slot, 0, -1))
 		}
-		return shared, CacheShared, nil
-	default:
-		l.save(slot, 0)
+		return shared, source, nil
+	case CacheHost:
 		if err := eng.LoadSeq(slot, entry.State); err != nil {
 			// A state that does not load is a lost optimisation, not a
-			// failed request: compute the prompt instead.
-			return 0, CacheNone, eng.RemoveSeq(slot, 0, -1)
+			// failed request (the slot is left empty): compute the
+			// prompt instead.
+			return 0, CacheNone, nil
 		}
-		return hosted, CacheHost, eng.RemoveSeq(slot, hosted, -1)
+		return hosted, source, eng.RemoveSeq(slot, hosted, -1)
 	}
+	return keep, source, nil
 }
 
 // save copies what a free slot holds to the host cache before its cells
@@ -569,14 +575,6 @@ func (l *loop) save(slot, keep int) {
 	l.host.Put(&prefixcache.Entry{Tokens: slices.Clone(held), State: state})
 	l.s.hostBytes.Store(l.host.Bytes())
 	l.s.hostLen.Store(int64(l.host.Len()))
-}
-
-func commonPrefix(a, b []int32) int {
-	n := 0
-	for n < len(a) && n < len(b) && a[n] == b[n] {
-		n++
-	}
-	return n
 }
 
 // step builds and runs one batch: a decode token for every sequence past
