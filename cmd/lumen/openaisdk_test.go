@@ -10,7 +10,8 @@ import (
 
 // The official openai npm SDK, installed by `make openai-sdk` into the
 // folder LUMEN_TEST_OPENAI_SDK names, parses Lumen's structured output
-// and tool calls, whole and streamed (testdata/openai-sdk/check.cjs).
+// and tool calls, whole and streamed, and logprobs in both APIs' shapes
+// (testdata/openai-sdk/check.cjs).
 func TestOpenAISDK(t *testing.T) {
 	dir := os.Getenv("LUMEN_TEST_OPENAI_SDK")
 	if dir == "" {
@@ -31,7 +32,8 @@ func TestOpenAISDK(t *testing.T) {
 	if err != nil {
 		t.Fatalf("openai SDK check failed: %v", err)
 	}
-	for _, check := range []string{`"json_schema"`, `"json_schema stream"`, `"tools"`, `"tools stream"`, `"tool result"`} {
+	for _, check := range []string{`"json_schema"`, `"json_schema stream"`, `"tools"`, `"tools stream"`, `"tool result"`,
+		`"logprobs"`, `"logprobs stream"`, `"completions logprobs"`} {
 		if !strings.Contains(string(out), `{"check":`+check+`,"ok":true`) {
 			t.Errorf("check %s did not pass", check)
 		}

@@ -69,6 +69,18 @@ func (b *Batcher) LoadSeq(slot int, state prefixcache.State) error {
 	return b.ctx.LoadSeq(llama.SeqID(slot), st)
 }
 
+func (b *Batcher) Logprobs(idx int, tok int32, top int) (float32, []scheduler.TokenLogprob, error) {
+	lp, alts, err := b.ctx.Logprobs(idx, llama.Token(tok), top)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]scheduler.TokenLogprob, len(alts))
+	for i, a := range alts {
+		out[i] = scheduler.TokenLogprob{ID: int32(a.Token), Logprob: a.Logprob}
+	}
+	return lp, out, nil
+}
+
 func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
 
 func (b *Batcher) Piece(tok int32, special bool) ([]byte, error) {
@@ -84,7 +96,11 @@ func (b *Batcher) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, err
 	case err != nil:
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return &sampler{s: s, ctx: b.ctx}, nil
+	smp := &sampler{s: s, ctx: b.ctx, minTokens: p.MinTokens}
+	if p.MinTokens > 0 {
+		smp.eog = b.model.Metadata().EOG
+	}
+	return smp, nil
 }
 
 // SamplerParams converts scheduler sampling options for m: IgnoreEOS
@@ -112,10 +128,19 @@ func SamplerParams(m *llama.Model, p scheduler.SamplingParams) llama.SamplerPara
 type sampler struct {
 	s   *llama.Sampler
 	ctx *llama.Context
+	// minTokens is how many picks hold back the end-of-generation tokens
+	// (eog); sampled counts the picks so far.
+	minTokens, sampled int
+	eog                []llama.Token
 }
 
 func (s *sampler) Sample(idx int) (int32, error) {
-	tok, err := s.s.Sample(s.ctx, idx)
+	var ban []llama.Token
+	if s.sampled < s.minTokens {
+		ban = s.eog
+	}
+	s.sampled++
+	tok, err := s.s.SampleExcluding(s.ctx, idx, ban)
 	return int32(tok), err
 }
 func (s *sampler) Rejected() int    { return s.s.Rejected() }

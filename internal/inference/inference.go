@@ -157,6 +157,12 @@ type GenerateRequest struct {
 	NoCache bool
 	// User is the caller's end-user id, recorded on the request span.
 	User string
+	// Logprobs returns each generated token's log-probability and the
+	// TopLogprobs most likely alternatives; PromptLogprobs those of the
+	// prompt tokens too (the whole prompt is then computed).
+	Logprobs       bool
+	TopLogprobs    int
+	PromptLogprobs bool
 }
 
 // Stream is an accepted request.
@@ -371,6 +377,9 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 			return nil, err
 		}
 	}
+	if req.TopLogprobs > 0 && !req.Logprobs && !req.PromptLogprobs {
+		return nil, invalid("top_logprobs", "needs logprobs")
+	}
 	if err := validateTools(req.Tools); err != nil {
 		return nil, err
 	}
@@ -443,7 +452,8 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	}
 	sr := scheduler.Request{
 		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop, KeepText: keepText,
-		NoCache: req.NoCache,
+		NoCache:  req.NoCache || req.PromptLogprobs,
+		Logprobs: req.Logprobs || req.PromptLogprobs, TopLogprobs: req.TopLogprobs, PromptLogprobs: req.PromptLogprobs,
 	}
 	if useTools {
 		// Some families open a call with a control token ([TOOL_CALLS]):

@@ -29,6 +29,11 @@ type Engine interface {
 	// LoadSeq replaces slot's cells with saved ones; on failure the slot
 	// is left empty.
 	LoadSeq(slot int, state prefixcache.State) error
+	// Logprobs returns tok's log-probability under the logits at batch
+	// index idx of the last Decode (the model's distribution, before any
+	// sampler) and the top (≤ MaxTopLogprobs) most likely tokens, most
+	// likely first; their Bytes are left empty.
+	Logprobs(idx int, tok int32, top int) (float32, []TokenLogprob, error)
 	// KVUsed is the number of cache cells in use.
 	KVUsed() int
 	// IsEOG reports whether tok ends generation.
@@ -53,6 +58,9 @@ type Sampler interface {
 	Close() error
 }
 
+// MaxTopLogprobs bounds Request.TopLogprobs.
+const MaxTopLogprobs = 20
+
 // SamplingParams choose how a sequence's tokens are picked. The zero
 // value is greedy decoding.
 type SamplingParams struct {
@@ -68,6 +76,9 @@ type SamplingParams struct {
 	// IgnoreEOS bans the end-of-generation tokens, so output runs to
 	// MaxTokens.
 	IgnoreEOS bool
+	// MinTokens bans the end-of-generation tokens for the first MinTokens
+	// sampled tokens.
+	MinTokens int
 	// Grammar (GBNF, root rule "root") constrains the output; Triggers
 	// make it lazy (see llama.SamplerParams).
 	Grammar  string

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -118,6 +119,33 @@ func fakeNext(hist []int32) int32 {
 		h = (h ^ uint32(t)) * 16777619
 	}
 	return int32('a' + h%26)
+}
+
+// Logprobs is the fake model's distribution at idx: its prediction
+// there has logprob log(0.9), each other token log(0.1/256).
+func (f *fakeEngine) Logprobs(idx int, tok int32, top int) (float32, []TokenLogprob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pred, ok := f.next[idx]
+	if !ok {
+		return 0, nil, fmt.Errorf("fake: no logits at batch index %d", idx)
+	}
+	lp := func(t int32) float32 {
+		if t == pred {
+			return float32(math.Log(0.9))
+		}
+		return float32(math.Log(0.1 / 256))
+	}
+	var alts []TokenLogprob
+	for t := int32(0); len(alts) < top; t++ {
+		if len(alts) == 0 {
+			alts = append(alts, TokenLogprob{ID: pred, Logprob: lp(pred)})
+		}
+		if t != pred && len(alts) < top {
+			alts = append(alts, TokenLogprob{ID: t, Logprob: lp(t)})
+		}
+	}
+	return lp(tok), alts, nil
 }
 
 func (f *fakeEngine) RemoveSeq(slot, from, to int) error {

@@ -28,6 +28,14 @@ type Request struct {
 	// NoCache computes the whole prompt even when a slot holds a prefix
 	// of it (the client asked for no prompt caching).
 	NoCache bool
+	// Logprobs attaches to every generated token its log-probability and
+	// the TopLogprobs (0–20) most likely alternatives (Event.Tokens).
+	Logprobs    bool
+	TopLogprobs int
+	// PromptLogprobs also reports the log-probability of every prompt
+	// token after the first (Event.PromptTokens), computing the whole
+	// prompt (no cached prefix can give them).
+	PromptLogprobs bool
 	// ToolCalls, when set, is given the whole output of a request that
 	// ends normally and returns how many tool calls it holds, for
 	// Result.ToolCalls. It runs on the scheduler goroutine and must be
@@ -50,10 +58,35 @@ const (
 // completed text; the last event has Done set and carries the Result (and
 // Err when the request failed).
 type Event struct {
-	Text   string
-	Done   bool
-	Result *Result
-	Err    error
+	Text string
+	// Tokens are the tokens sampled since the last event, with their log-
+	// probabilities (Request.Logprobs only). A token's bytes may belong to
+	// text not yet (or, past a stop string, never) in Text.
+	Tokens []TokenInfo
+	// PromptTokens are prompt tokens with their log-probabilities
+	// (Request.PromptLogprobs only), in order; the first prompt token has
+	// none (NoLogprob).
+	PromptTokens []TokenInfo
+	Done         bool
+	Result       *Result
+	Err          error
+}
+
+// TokenLogprob is a token, its bytes (control tokens as their text) and
+// its log-probability under the model's distribution at that position —
+// the raw logits, before logit bias, penalties, temperature or grammar.
+type TokenLogprob struct {
+	ID      int32
+	Bytes   []byte
+	Logprob float32
+}
+
+// TokenInfo is a token with the most likely alternatives at its position.
+type TokenInfo struct {
+	TokenLogprob
+	Top []TokenLogprob
+	// NoLogprob: nothing precedes the token (the first prompt token).
+	NoLogprob bool
 }
 
 // Result summarises a finished request.

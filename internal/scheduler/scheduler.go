@@ -185,6 +185,10 @@ func (s *Scheduler) Validate(r Request) error {
 		return invalid("max_tokens", "must be at least 1, got %d", r.MaxTokens)
 	case r.MaxTokens > s.slotCtx:
 		return invalid("max_tokens", "%d exceeds the context of %d tokens per request", r.MaxTokens, s.slotCtx)
+	case r.TopLogprobs < 0 || r.TopLogprobs > MaxTopLogprobs:
+		return invalid("top_logprobs", "must be between 0 and %d, got %d", MaxTopLogprobs, r.TopLogprobs)
+	case r.Sampling.MinTokens < 0 || r.Sampling.MinTokens > r.MaxTokens:
+		return invalid("min_tokens", "must be between 0 and max_tokens (%d), got %d", r.MaxTokens, r.Sampling.MinTokens)
 	case len(r.Stop) > s.cfg.MaxStops:
 		return invalid("stop", "has %d strings; at most %d are allowed", len(r.Stop), s.cfg.MaxStops)
 	}
@@ -207,9 +211,10 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error)
 		return nil, err
 	}
 	req := &request{
-		ctx:    ctx,
-		r:      r,
-		events: make(chan Event, r.MaxTokens+2), // at most one event per token, plus the last: never blocks
+		ctx: ctx,
+		r:   r,
+		// At most one event per token, plus the last: never blocks.
+		events: make(chan Event, r.MaxTokens+2+promptEvents(r, s.cfg.PrefillChunk)),
 	}
 	// The lock orders Submit against Drain, so no request is sent after
 	// the loop may have seen the drain; it is never held across a decode.
@@ -228,6 +233,15 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error)
 	req.timings.Enqueued = s.cfg.Now()
 	s.submit <- req // cannot block: queued ≤ MaxQueue + free slots ≤ cap(submit)
 	return req.events, nil
+}
+
+// promptEvents is how many events r's prompt logprobs take: one per
+// prefill chunk at most.
+func promptEvents(r Request, chunk int) int {
+	if !r.PromptLogprobs {
+		return 0
+	}
+	return len(r.Prompt)/max(chunk, 1) + 2
 }
 
 // Drain stops accepting requests and waits for in-flight ones to finish.
@@ -271,6 +285,9 @@ type seq struct {
 	source    CacheSource
 	next      int32 // sampled token to feed at the next step
 	logitsIdx int
+	// promptIdx are the batch indices of this step's prompt logits (for
+	// PromptLogprobs), in prompt order.
+	promptIdx []int
 	generated int
 	text      detok.Stream
 	stops     stopMatcher
@@ -507,7 +524,7 @@ func (l *loop) restorePrefix(slot, own int, req *request) (int, CacheSource, err
 	from, shared := -1, 0
 	var entry *prefixcache.Entry
 	hosted := 0
-	if l.s.cfg.NoPrefixCache || req.r.NoCache {
+	if l.s.cfg.NoPrefixCache || req.r.NoCache || req.r.PromptLogprobs {
 		own = 0
 	} else {
 		for i, q := range l.slots {
@@ -621,7 +638,20 @@ func (l *loop) step() {
 		n := min(len(prompt)-q.prefilled, budget, s.cfg.PrefillChunk)
 		for i := range n {
 			p := q.prefilled + i
-			if err = add(q, prompt[p], p == len(prompt)-1); err != nil {
+			if p == len(prompt)-1 {
+				err = add(q, prompt[p], true)
+			} else if q.req.r.PromptLogprobs {
+				// Logits at p, not sampled from: they give p+1's logprob.
+				var idx int
+				if idx, err = s.eng.Add(prompt[p], len(q.kv), q.slot, true); err == nil {
+					q.kv = append(q.kv, prompt[p])
+					q.promptIdx = append(q.promptIdx, idx)
+					budget--
+				}
+			} else {
+				err = add(q, prompt[p], false)
+			}
+			if err != nil {
 				break
 			}
 		}
@@ -649,9 +679,17 @@ func (l *loop) step() {
 	}
 	for q, n := range chunks {
 		q.req.timings.PrefillChunks = append(q.req.timings.PrefillChunks, Chunk{Start: info.Start, End: info.End, Tokens: n})
+		if q.req.r.PromptLogprobs {
+			if err := l.promptLogprobs(q, n); err != nil {
+				l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+			}
+		}
 	}
 	nSeqs := len(info.Seqs)
 	for _, q := range withLogits {
+		if l.slots[q.slot] != q {
+			continue // released above
+		}
 		if !q.prefilling() && q.generated > 0 {
 			q.req.timings.DecodeSteps++
 			q.req.timings.DecodeBatchSum += nSeqs
@@ -690,8 +728,17 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 		l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
 		return
 	}
+	var info []TokenInfo
+	if q.req.r.Logprobs {
+		ti, err := l.tokenInfo(q.logitsIdx, tok, q.req.r.Special, q.req.r.TopLogprobs)
+		if err != nil {
+			l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+			return
+		}
+		info = []TokenInfo{ti}
+	}
 	text, stopped := q.stops.push(q.text.Add(piece))
-	l.emit(q, text)
+	l.emitTokens(q, text, info)
 	switch {
 	case stopped:
 		l.release(q, FinishStop, nil)
@@ -703,14 +750,69 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 	}
 }
 
-func (l *loop) emit(q *seq, text string) {
+// tokenInfo is tok's logprob and the top alternatives at batch index idx.
+// tok's bytes are as its text has them (special: control tokens as their
+// text); the alternatives always show control tokens, so a client sees
+// what it was that the model nearly ended with.
+func (l *loop) tokenInfo(idx int, tok int32, special bool, top int) (TokenInfo, error) {
+	lp, alts, err := l.s.eng.Logprobs(idx, tok, top)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	b, err := l.s.eng.Piece(tok, special)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	ti := TokenInfo{TokenLogprob: TokenLogprob{ID: tok, Bytes: b, Logprob: lp}, Top: alts}
+	for k := range ti.Top {
+		if ti.Top[k].Bytes, err = l.s.eng.Piece(ti.Top[k].ID, true); err != nil {
+			return TokenInfo{}, err
+		}
+	}
+	return ti, nil
+}
+
+// promptLogprobs reports the logprobs of the prompt tokens whose
+// predecessors were in the last step's chunk of n tokens. Their bytes are
+// their text, without control tokens (BOS is empty), as the prompt has it.
+func (l *loop) promptLogprobs(q *seq, n int) error {
+	prompt := q.req.r.Prompt
+	from := q.prefilled - n // the chunk's first position
+	var out []TokenInfo
+	if from == 0 {
+		b, err := l.s.eng.Piece(prompt[0], false)
+		if err != nil {
+			return err
+		}
+		out = append(out, TokenInfo{TokenLogprob: TokenLogprob{ID: prompt[0], Bytes: b}, NoLogprob: true})
+	}
+	for k, idx := range q.promptIdx {
+		ti, err := l.tokenInfo(idx, prompt[from+k+1], false, q.req.r.TopLogprobs)
+		if err != nil {
+			return err
+		}
+		out = append(out, ti)
+	}
+	q.promptIdx = q.promptIdx[:0]
+	q.req.events <- Event{PromptTokens: out}
+	return nil
+}
+
+func (l *loop) emit(q *seq, text string) { l.emitTokens(q, text, nil) }
+
+// emitTokens sends text and the token infos of the tokens that made it
+// (one event, none when both are empty).
+func (l *loop) emitTokens(q *seq, text string, tokens []TokenInfo) {
+	if text == "" && len(tokens) == 0 {
+		return
+	}
 	if text != "" {
 		q.kept.add(text, q.req.r.KeepText)
 		if q.req.r.ToolCalls != nil {
 			q.all.WriteString(text)
 		}
-		q.req.events <- Event{Text: text}
 	}
+	q.req.events <- Event{Text: text, Tokens: tokens}
 }
 
 // release ends an active sequence: its slot is freed at once, keeping the

@@ -478,7 +478,14 @@ type GenerateRequest struct {
 	// Added to the logits of token ids, in [-100, 100]; -100 bans a token.
 	LogitBias map[int32]float32 `protobuf:"bytes,20,rep,name=logit_bias,json=logitBias,proto3" json:"logit_bias,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"fixed32,2,opt,name=value"`
 	// Ban the end-of-generation tokens, so output runs to max_tokens.
-	IgnoreEos     bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
+	IgnoreEos bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
+	// Return the log-probability of every generated token (logprobs on
+	// the replies), and the top_logprobs (0-20) most likely alternatives.
+	Logprobs    bool  `protobuf:"varint,22,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	TopLogprobs int32 `protobuf:"varint,23,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	// Ban the end-of-generation tokens for the first min_tokens tokens; at
+	// most max_tokens.
+	MinTokens     int32 `protobuf:"varint,24,opt,name=min_tokens,json=minTokens,proto3" json:"min_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +667,27 @@ func (x *GenerateRequest) GetIgnoreEos() bool {
 	return false
 }
 
+func (x *GenerateRequest) GetLogprobs() bool {
+	if x != nil {
+		return x.Logprobs
+	}
+	return false
+}
+
+func (x *GenerateRequest) GetTopLogprobs() int32 {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return 0
+}
+
+func (x *GenerateRequest) GetMinTokens() int32 {
+	if x != nil {
+		return x.MinTokens
+	}
+	return 0
+}
+
 // GenerateResponse is a finished generation.
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -678,7 +706,9 @@ type GenerateResponse struct {
 	TraceId string `protobuf:"bytes,7,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Tool calls the model made (finish_reason FINISH_REASON_TOOL_CALLS);
 	// text then holds only what it wrote outside them.
-	ToolCalls     []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	ToolCalls []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// With logprobs: every generated token, in order.
+	Logprobs      []*TokenLogprob `protobuf:"bytes,9,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -769,6 +799,97 @@ func (x *GenerateResponse) GetToolCalls() []*ToolCall {
 	return nil
 }
 
+func (x *GenerateResponse) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
+// TokenLogprob is a token and its log-probability under the model's own
+// distribution at its position (the raw logits, before logit_bias,
+// penalties, temperature or grammar).
+type TokenLogprob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Token id.
+	Id int32 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The token's text; bytes holds its exact bytes (a token may be part of
+	// a UTF-8 character).
+	Token   string  `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Bytes   []byte  `protobuf:"bytes,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Logprob float32 `protobuf:"fixed32,4,opt,name=logprob,proto3" json:"logprob,omitempty"`
+	// The most likely tokens at this position, most likely first (their own
+	// top_logprobs are empty).
+	TopLogprobs   []*TokenLogprob `protobuf:"bytes,5,rep,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenLogprob) Reset() {
+	*x = TokenLogprob{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenLogprob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenLogprob) ProtoMessage() {}
+
+func (x *TokenLogprob) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenLogprob.ProtoReflect.Descriptor instead.
+func (*TokenLogprob) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TokenLogprob) GetId() int32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TokenLogprob) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TokenLogprob) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
+func (x *TokenLogprob) GetLogprob() float32 {
+	if x != nil {
+		return x.Logprob
+	}
+	return 0
+}
+
+func (x *TokenLogprob) GetTopLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return nil
+}
+
 // GenerateStreamRequest has exactly the fields of GenerateRequest, with
 // the same numbers and meaning.
 type GenerateStreamRequest struct {
@@ -815,14 +936,21 @@ type GenerateStreamRequest struct {
 	// Added to the logits of token ids, in [-100, 100]; -100 bans a token.
 	LogitBias map[int32]float32 `protobuf:"bytes,20,rep,name=logit_bias,json=logitBias,proto3" json:"logit_bias,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"fixed32,2,opt,name=value"`
 	// Ban the end-of-generation tokens, so output runs to max_tokens.
-	IgnoreEos     bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
+	IgnoreEos bool `protobuf:"varint,21,opt,name=ignore_eos,json=ignoreEos,proto3" json:"ignore_eos,omitempty"`
+	// Return the log-probability of every generated token (logprobs on
+	// the replies), and the top_logprobs (0-20) most likely alternatives.
+	Logprobs    bool  `protobuf:"varint,22,opt,name=logprobs,proto3" json:"logprobs,omitempty"`
+	TopLogprobs int32 `protobuf:"varint,23,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
+	// Ban the end-of-generation tokens for the first min_tokens tokens; at
+	// most max_tokens.
+	MinTokens     int32 `protobuf:"varint,24,opt,name=min_tokens,json=minTokens,proto3" json:"min_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateStreamRequest) Reset() {
 	*x = GenerateStreamRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +962,7 @@ func (x *GenerateStreamRequest) String() string {
 func (*GenerateStreamRequest) ProtoMessage() {}
 
 func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[6]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +975,7 @@ func (x *GenerateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamRequest.ProtoReflect.Descriptor instead.
 func (*GenerateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{6}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateStreamRequest) GetModel() string {
@@ -997,6 +1125,27 @@ func (x *GenerateStreamRequest) GetIgnoreEos() bool {
 	return false
 }
 
+func (x *GenerateStreamRequest) GetLogprobs() bool {
+	if x != nil {
+		return x.Logprobs
+	}
+	return false
+}
+
+func (x *GenerateStreamRequest) GetTopLogprobs() int32 {
+	if x != nil {
+		return x.TopLogprobs
+	}
+	return 0
+}
+
+func (x *GenerateStreamRequest) GetMinTokens() int32 {
+	if x != nil {
+		return x.MinTokens
+	}
+	return 0
+}
+
 // GenerateStreamResponse is one message of a generation stream. Every
 // message carries id and model. Messages before the last carry new text
 // (concatenated in order they make the whole text) and leave
@@ -1022,14 +1171,18 @@ type GenerateStreamResponse struct {
 	// Set on the last message only: the tool calls the model made. With
 	// tools, text that may open a call is held back until it is known to be
 	// text.
-	ToolCalls     []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	ToolCalls []*ToolCall `protobuf:"bytes,8,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// With logprobs: the tokens generated since the previous message. A
+	// token's text may reach text in a later message (or, when a stop
+	// string ended generation, not at all).
+	Logprobs      []*TokenLogprob `protobuf:"bytes,9,rep,name=logprobs,proto3" json:"logprobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateStreamResponse) Reset() {
 	*x = GenerateStreamResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1194,7 @@ func (x *GenerateStreamResponse) String() string {
 func (*GenerateStreamResponse) ProtoMessage() {}
 
 func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[7]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1207,7 @@ func (x *GenerateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateStreamResponse.ProtoReflect.Descriptor instead.
 func (*GenerateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{7}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateStreamResponse) GetId() string {
@@ -1113,6 +1266,13 @@ func (x *GenerateStreamResponse) GetToolCalls() []*ToolCall {
 	return nil
 }
 
+func (x *GenerateStreamResponse) GetLogprobs() []*TokenLogprob {
+	if x != nil {
+		return x.Logprobs
+	}
+	return nil
+}
+
 // Usage counts the tokens of a request.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1131,7 +1291,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1303,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[8]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1316,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{8}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Usage) GetPromptTokens() int32 {
@@ -1206,7 +1366,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1378,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[9]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1391,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{9}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Timings) GetQueueMs() float64 {
@@ -1276,7 +1436,7 @@ type TokenizeRequest struct {
 
 func (x *TokenizeRequest) Reset() {
 	*x = TokenizeRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1448,7 @@ func (x *TokenizeRequest) String() string {
 func (*TokenizeRequest) ProtoMessage() {}
 
 func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[10]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1461,7 @@ func (x *TokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeRequest.ProtoReflect.Descriptor instead.
 func (*TokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{10}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenizeRequest) GetModel() string {
@@ -1329,7 +1489,7 @@ type TokenizeResponse struct {
 
 func (x *TokenizeResponse) Reset() {
 	*x = TokenizeResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1501,7 @@ func (x *TokenizeResponse) String() string {
 func (*TokenizeResponse) ProtoMessage() {}
 
 func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[11]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1514,7 @@ func (x *TokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenizeResponse.ProtoReflect.Descriptor instead.
 func (*TokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{11}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TokenizeResponse) GetTokens() []int32 {
@@ -1373,7 +1533,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1545,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[12]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1558,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{12}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{13}
 }
 
 // ListModelsResponse lists the served models.
@@ -1411,7 +1571,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1583,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1596,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{13}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -1463,7 +1623,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1635,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1648,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{14}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Model) GetId() string {
@@ -1549,7 +1709,7 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
-	"\targuments\x18\x03 \x01(\tR\targuments\"\xee\a\n" +
+	"\targuments\x18\x03 \x01(\tR\targuments\"\xcc\b\n" +
 	"\x0fGenerateRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x121\n" +
@@ -1578,7 +1738,11 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\n" +
 	"logit_bias\x18\x14 \x03(\v2(.lumen.v1.GenerateRequest.LogitBiasEntryR\tlogitBias\x12\x1d\n" +
 	"\n" +
-	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x1a<\n" +
+	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x12\x1a\n" +
+	"\blogprobs\x18\x16 \x01(\bR\blogprobs\x12!\n" +
+	"\ftop_logprobs\x18\x17 \x01(\x05R\vtopLogprobs\x12\x1d\n" +
+	"\n" +
+	"min_tokens\x18\x18 \x01(\x05R\tminTokens\x1a<\n" +
 	"\x0eLogitBiasEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
@@ -1590,7 +1754,7 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x12_frequency_penaltyB\x13\n" +
 	"\x11_presence_penaltyB\a\n" +
 	"\x05_seedB\x16\n" +
-	"\x14_parallel_tool_calls\"\xab\x02\n" +
+	"\x14_parallel_tool_calls\"\xdf\x02\n" +
 	"\x10GenerateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -1600,7 +1764,14 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\atimings\x18\x06 \x01(\v2\x11.lumen.v1.TimingsR\atimings\x12\x19\n" +
 	"\btrace_id\x18\a \x01(\tR\atraceId\x121\n" +
 	"\n" +
-	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\"\xfa\a\n" +
+	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\x122\n" +
+	"\blogprobs\x18\t \x03(\v2\x16.lumen.v1.TokenLogprobR\blogprobs\"\x9f\x01\n" +
+	"\fTokenLogprob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\fR\x05bytes\x12\x18\n" +
+	"\alogprob\x18\x04 \x01(\x02R\alogprob\x129\n" +
+	"\ftop_logprobs\x18\x05 \x03(\v2\x16.lumen.v1.TokenLogprobR\vtopLogprobs\"\xd8\b\n" +
 	"\x15GenerateStreamRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x121\n" +
@@ -1629,7 +1800,11 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\n" +
 	"logit_bias\x18\x14 \x03(\v2..lumen.v1.GenerateStreamRequest.LogitBiasEntryR\tlogitBias\x12\x1d\n" +
 	"\n" +
-	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x1a<\n" +
+	"ignore_eos\x18\x15 \x01(\bR\tignoreEos\x12\x1a\n" +
+	"\blogprobs\x18\x16 \x01(\bR\blogprobs\x12!\n" +
+	"\ftop_logprobs\x18\x17 \x01(\x05R\vtopLogprobs\x12\x1d\n" +
+	"\n" +
+	"min_tokens\x18\x18 \x01(\x05R\tminTokens\x1a<\n" +
 	"\x0eLogitBiasEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
@@ -1641,7 +1816,7 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x12_frequency_penaltyB\x13\n" +
 	"\x11_presence_penaltyB\a\n" +
 	"\x05_seedB\x16\n" +
-	"\x14_parallel_tool_calls\"\xb1\x02\n" +
+	"\x14_parallel_tool_calls\"\xe5\x02\n" +
 	"\x16GenerateStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x12\n" +
@@ -1651,7 +1826,8 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\atimings\x18\x06 \x01(\v2\x11.lumen.v1.TimingsR\atimings\x12\x19\n" +
 	"\btrace_id\x18\a \x01(\tR\atraceId\x121\n" +
 	"\n" +
-	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\"\xa1\x01\n" +
+	"tool_calls\x18\b \x03(\v2\x12.lumen.v1.ToolCallR\ttoolCalls\x122\n" +
+	"\blogprobs\x18\t \x03(\v2\x16.lumen.v1.TokenLogprobR\blogprobs\"\xa1\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x05R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x05R\x10completionTokens\x12#\n" +
@@ -1703,7 +1879,7 @@ func file_lumen_v1_lumen_proto_rawDescGZIP() []byte {
 }
 
 var file_lumen_v1_lumen_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_lumen_v1_lumen_proto_goTypes = []any{
 	(FinishReason)(0),              // 0: lumen.v1.FinishReason
 	(ToolChoice_Mode)(0),           // 1: lumen.v1.ToolChoice.Mode
@@ -1713,18 +1889,19 @@ var file_lumen_v1_lumen_proto_goTypes = []any{
 	(*ToolCall)(nil),               // 5: lumen.v1.ToolCall
 	(*GenerateRequest)(nil),        // 6: lumen.v1.GenerateRequest
 	(*GenerateResponse)(nil),       // 7: lumen.v1.GenerateResponse
-	(*GenerateStreamRequest)(nil),  // 8: lumen.v1.GenerateStreamRequest
-	(*GenerateStreamResponse)(nil), // 9: lumen.v1.GenerateStreamResponse
-	(*Usage)(nil),                  // 10: lumen.v1.Usage
-	(*Timings)(nil),                // 11: lumen.v1.Timings
-	(*TokenizeRequest)(nil),        // 12: lumen.v1.TokenizeRequest
-	(*TokenizeResponse)(nil),       // 13: lumen.v1.TokenizeResponse
-	(*ListModelsRequest)(nil),      // 14: lumen.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),     // 15: lumen.v1.ListModelsResponse
-	(*Model)(nil),                  // 16: lumen.v1.Model
-	nil,                            // 17: lumen.v1.GenerateRequest.LogitBiasEntry
-	nil,                            // 18: lumen.v1.GenerateStreamRequest.LogitBiasEntry
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(*TokenLogprob)(nil),           // 8: lumen.v1.TokenLogprob
+	(*GenerateStreamRequest)(nil),  // 9: lumen.v1.GenerateStreamRequest
+	(*GenerateStreamResponse)(nil), // 10: lumen.v1.GenerateStreamResponse
+	(*Usage)(nil),                  // 11: lumen.v1.Usage
+	(*Timings)(nil),                // 12: lumen.v1.Timings
+	(*TokenizeRequest)(nil),        // 13: lumen.v1.TokenizeRequest
+	(*TokenizeResponse)(nil),       // 14: lumen.v1.TokenizeResponse
+	(*ListModelsRequest)(nil),      // 15: lumen.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),     // 16: lumen.v1.ListModelsResponse
+	(*Model)(nil),                  // 17: lumen.v1.Model
+	nil,                            // 18: lumen.v1.GenerateRequest.LogitBiasEntry
+	nil,                            // 19: lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
 }
 var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	5,  // 0: lumen.v1.ChatMessage.tool_calls:type_name -> lumen.v1.ToolCall
@@ -1732,34 +1909,37 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 2: lumen.v1.GenerateRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 3: lumen.v1.GenerateRequest.tools:type_name -> lumen.v1.Tool
 	4,  // 4: lumen.v1.GenerateRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	17, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
+	18, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
 	0,  // 6: lumen.v1.GenerateResponse.finish_reason:type_name -> lumen.v1.FinishReason
-	10, // 7: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
-	11, // 8: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
+	11, // 7: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
+	12, // 8: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
 	5,  // 9: lumen.v1.GenerateResponse.tool_calls:type_name -> lumen.v1.ToolCall
-	2,  // 10: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
-	3,  // 11: lumen.v1.GenerateStreamRequest.tools:type_name -> lumen.v1.Tool
-	4,  // 12: lumen.v1.GenerateStreamRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	18, // 13: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
-	0,  // 14: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
-	10, // 15: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
-	11, // 16: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
-	5,  // 17: lumen.v1.GenerateStreamResponse.tool_calls:type_name -> lumen.v1.ToolCall
-	16, // 18: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
-	19, // 19: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
-	6,  // 20: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
-	8,  // 21: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
-	12, // 22: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
-	14, // 23: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
-	7,  // 24: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
-	9,  // 25: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
-	13, // 26: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
-	15, // 27: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
-	24, // [24:28] is the sub-list for method output_type
-	20, // [20:24] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	8,  // 10: lumen.v1.GenerateResponse.logprobs:type_name -> lumen.v1.TokenLogprob
+	8,  // 11: lumen.v1.TokenLogprob.top_logprobs:type_name -> lumen.v1.TokenLogprob
+	2,  // 12: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
+	3,  // 13: lumen.v1.GenerateStreamRequest.tools:type_name -> lumen.v1.Tool
+	4,  // 14: lumen.v1.GenerateStreamRequest.tool_choice:type_name -> lumen.v1.ToolChoice
+	19, // 15: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	0,  // 16: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
+	11, // 17: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
+	12, // 18: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
+	5,  // 19: lumen.v1.GenerateStreamResponse.tool_calls:type_name -> lumen.v1.ToolCall
+	8,  // 20: lumen.v1.GenerateStreamResponse.logprobs:type_name -> lumen.v1.TokenLogprob
+	17, // 21: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
+	20, // 22: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
+	6,  // 23: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
+	9,  // 24: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
+	13, // 25: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
+	15, // 26: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
+	7,  // 27: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
+	10, // 28: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
+	14, // 29: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
+	16, // 30: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
+	27, // [27:31] is the sub-list for method output_type
+	23, // [23:27] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_lumen_v1_lumen_proto_init() }
@@ -1768,14 +1948,14 @@ func file_lumen_v1_lumen_proto_init() {
 		return
 	}
 	file_lumen_v1_lumen_proto_msgTypes[4].OneofWrappers = []any{}
-	file_lumen_v1_lumen_proto_msgTypes[6].OneofWrappers = []any{}
+	file_lumen_v1_lumen_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lumen_v1_lumen_proto_rawDesc), len(file_lumen_v1_lumen_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,11 +40,19 @@ struct lumen_utf8;
 // lumen_sample picks the token for the logits at batch index idx: the chain
 // samples, and when grammar is set and rejects that pick, the grammar masks
 // the vocabulary and the chain samples again (counted in *rejected). The
-// pick is accepted by both. buf holds n_vocab candidates. Returns the token,
-// or -1 with the reason in err.
+// pick is accepted by both. buf holds n_vocab candidates; the n_ban tokens
+// of ban are excluded. Returns the token, or -1 with the reason in err.
 int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampler * grammar,
 	struct lumen_utf8 * u8, const uint8_t * ascii, struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
-	int32_t * rejected, char * err, size_t n);
+	const llama_token * ban, int32_t n_ban, int32_t * rejected, char * err, size_t n);
+
+// lumen_logprobs computes, from the raw logits at batch index idx (the
+// model's distribution, before any sampler), the log-probability of tok
+// into *tok_lp and the top most likely tokens with theirs into top_ids and
+// top_lps (most likely first). Returns how many top entries it wrote, or -1
+// when there are no logits at idx or tok is out of range.
+int32_t lumen_logprobs(struct llama_context * ctx, int32_t idx, int32_t n_vocab, llama_token tok,
+	int32_t top, llama_token * top_ids, float * top_lps, float * tok_lp);
 
 // lumen_utf8 tracks a constrained sequence's output bytes, so that under a
 // grammar only tokens keeping it valid UTF-8 are picked (llama.cpp's

@@ -101,6 +101,8 @@ type Context struct {
 	maxSeqs int
 	// pool is the attached threadpool (C memory, owned; nil without one).
 	pool unsafe.Pointer
+	// outputs[i] says the last Decode computed logits at batch index i.
+	outputs []bool
 }
 
 // NewContext creates a context for m.
@@ -223,7 +225,17 @@ func (c *Context) Decode(b *Batch) error {
 	if b.n == 0 {
 		return nil
 	}
+	// Which positions have logits, kept for Logits and Logprobs:
+	// llama.cpp aborts the process when asked for logits it has not.
+	c.outputs = c.outputs[:0]
+	flags := unsafe.Slice(b.c.logits, b.n)
+	for _, f := range flags {
+		c.outputs = append(c.outputs, f != 0)
+	}
 	rc := C.llama_decode(c.c, b.c)
+	if rc != 0 {
+		c.outputs = c.outputs[:0]
+	}
 	switch {
 	case rc == 0:
 		return nil
@@ -238,12 +250,53 @@ func (c *Context) Decode(b *Batch) error {
 
 // Logits copies out the logits for batch position i of the last Decode.
 func (c *Context) Logits(i int) []float32 {
+	if !c.hasLogits(i) {
+		return nil
+	}
 	p := C.llama_get_logits_ith(c.c, C.int32_t(i))
 	if p == nil {
 		return nil
 	}
 	return append([]float32(nil), unsafe.Slice((*float32)(unsafe.Pointer(p)), c.model.nVocab)...)
 }
+
+// MaxTopLogprobs bounds Logprobs' top list (OpenAI's top_logprobs limit).
+const MaxTopLogprobs = 20
+
+// TokenLogprob is a token and its log-probability.
+type TokenLogprob struct {
+	Token   Token
+	Logprob float32
+}
+
+// Logprobs returns the log-probability of tok under the logits at batch
+// position i of the last Decode — the model's own distribution, before
+// any sampler (bias, penalties, temperature, grammar) — and the top most
+// likely tokens (at most MaxTopLogprobs), most likely first.
+func (c *Context) Logprobs(i int, tok Token, top int) (float32, []TokenLogprob, error) {
+	if top < 0 || top > MaxTopLogprobs {
+		return 0, nil, fmt.Errorf("llama: %d top logprobs; at most %d", top, MaxTopLogprobs)
+	}
+	if !c.hasLogits(i) || tok < 0 || int(tok) >= c.model.nVocab {
+		return 0, nil, fmt.Errorf("llama: logprobs of token %d at batch index %d: no logits there or no such token: %w", tok, i, ErrBadToken)
+	}
+	var ids [MaxTopLogprobs]C.llama_token
+	var lps [MaxTopLogprobs]C.float
+	var lp C.float
+	n := C.lumen_logprobs(c.c, C.int32_t(i), C.int32_t(c.model.nVocab), C.llama_token(tok), C.int32_t(top), &ids[0], &lps[0], &lp)
+	if n < 0 {
+		return 0, nil, fmt.Errorf("llama: logprobs of token %d at batch index %d: no logits there or no such token: %w", tok, i, ErrBadToken)
+	}
+	out := make([]TokenLogprob, n)
+	for k := range out {
+		out[k] = TokenLogprob{Token: Token(ids[k]), Logprob: float32(lps[k])}
+	}
+	return float32(lp), out, nil
+}
+
+// hasLogits reports whether the last Decode computed logits at batch
+// index i.
+func (c *Context) hasLogits(i int) bool { return i >= 0 && i < len(c.outputs) && c.outputs[i] }
 
 func (c *Context) checkSeq(seq SeqID) error {
 	if seq < 0 || int(seq) >= c.maxSeqs {

@@ -134,6 +134,16 @@ void fill(llama_token_data * buf, const float * logits, int32_t n_vocab) {
 	}
 }
 
+// banned sets the logits of the ban list to -inf (min_tokens holds the
+// end-of-generation tokens back this way, step by step).
+void banned(llama_token_data * buf, int32_t n_vocab, const llama_token * ban, int32_t n_ban) {
+	for (int32_t i = 0; i < n_ban; i++) {
+		if (ban[i] >= 0 && ban[i] < n_vocab) {
+			buf[ban[i]].logit = -INFINITY;
+		}
+	}
+}
+
 } // namespace
 
 extern "C" struct llama_sampler * lumen_grammar_new(const struct llama_vocab * vocab, const char * gbnf,
@@ -212,7 +222,7 @@ extern "C" void lumen_utf8_reset(struct lumen_utf8 * u) { u->st = utf8(); }
 
 extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampler * grammar,
 		struct lumen_utf8 * u8, const uint8_t * ascii, struct llama_context * ctx, int32_t idx, llama_token_data * buf, int32_t n_vocab,
-		int32_t * rejected, char * err, size_t n) {
+		const llama_token * ban, int32_t n_ban, int32_t * rejected, char * err, size_t n) {
 	try {
 		const struct llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
 		utf8 next;
@@ -222,6 +232,7 @@ extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampl
 			return -1;
 		}
 		fill(buf, logits, n_vocab);
+		banned(buf, n_vocab, ban, n_ban);
 		llama_token_data_array cur = {buf, (size_t)n_vocab, -1, false};
 		llama_sampler_apply(chain, &cur);
 		if (cur.selected < 0 || cur.selected >= (int64_t)cur.size) {
@@ -235,6 +246,7 @@ extern "C" int32_t lumen_sample(struct llama_sampler * chain, struct llama_sampl
 			// the common case cost one grammar step, not one per token.
 			*rejected += 1;
 			fill(buf, logits, n_vocab);
+			banned(buf, n_vocab, ban, n_ban);
 			cur = {buf, (size_t)n_vocab, -1, false};
 			llama_sampler_apply(grammar, &cur);
 			bool any = false;
@@ -290,4 +302,45 @@ extern "C" bool lumen_sampler_accept(struct llama_sampler * s, llama_token tok, 
 		copy_err(err, n, "llama.cpp failed to accept the token");
 		return false;
 	}
+}
+
+extern "C" int32_t lumen_logprobs(struct llama_context * ctx, int32_t idx, int32_t n_vocab, llama_token tok,
+		int32_t top, llama_token * top_ids, float * top_lps, float * tok_lp) {
+	const float * logits = llama_get_logits_ith(ctx, idx);
+	if (logits == nullptr || tok < 0 || tok >= n_vocab) {
+		return -1;
+	}
+	// log softmax: logit - (max + log sum exp(logit - max)), in double so
+	// that a 150k vocabulary sums without losing the small terms.
+	float mx = -INFINITY;
+	for (int32_t t = 0; t < n_vocab; t++) {
+		mx = std::fmax(mx, logits[t]);
+	}
+	double sum = 0;
+	for (int32_t t = 0; t < n_vocab; t++) {
+		sum += std::exp((double)logits[t] - mx);
+	}
+	const double norm = mx + std::log(sum);
+	*tok_lp = (float)(logits[tok] - norm);
+	// The top entries by insertion: top is at most 20, so one pass with a
+	// short sorted list beats sorting the vocabulary.
+	int32_t have = 0;
+	for (int32_t t = 0; t < n_vocab && top > 0; t++) {
+		const float l = logits[t];
+		if (have == top && !(l > top_lps[have - 1])) {
+			continue;
+		}
+		int32_t k = have < top ? have++ : top - 1;
+		while (k > 0 && top_lps[k - 1] < l) {
+			top_lps[k] = top_lps[k - 1];
+			top_ids[k] = top_ids[k - 1];
+			k--;
+		}
+		top_lps[k] = l;
+		top_ids[k] = t;
+	}
+	for (int32_t k = 0; k < have; k++) {
+		top_lps[k] = (float)(top_lps[k] - norm);
+	}
+	return have;
 }

@@ -196,8 +196,22 @@ func CheckGrammar(m *Model, gbnf string, triggers []string) error {
 // the token always keeps the output inside the grammar; an error (wrapping
 // ErrSample) means no token can.
 func (s *Sampler) Sample(ctx *Context, i int) (Token, error) {
+	return s.SampleExcluding(ctx, i, nil)
+}
+
+// SampleExcluding is Sample with the tokens of ban excluded from this
+// pick only (min_tokens holds end-of-generation back this way).
+func (s *Sampler) SampleExcluding(ctx *Context, i int, ban []Token) (Token, error) {
+	if !ctx.hasLogits(i) {
+		return 0, fmt.Errorf("%w: no logits at batch index %d", ErrSample, i)
+	}
 	var errBuf [256]C.char
-	tok := C.lumen_sample(s.c, s.grammar, s.utf8, s.ascii, ctx.c, C.int32_t(i), s.cand, C.int32_t(s.nVocab), &s.rejected, &errBuf[0], C.size_t(len(errBuf)))
+	var banPtr *C.llama_token
+	if len(ban) > 0 {
+		banPtr = (*C.llama_token)(unsafe.Pointer(&ban[0]))
+	}
+	tok := C.lumen_sample(s.c, s.grammar, s.utf8, s.ascii, ctx.c, C.int32_t(i), s.cand, C.int32_t(s.nVocab),
+		banPtr, C.int32_t(len(ban)), &s.rejected, &errBuf[0], C.size_t(len(errBuf)))
 	if tok < 0 {
 		return 0, fmt.Errorf("%w: %s", ErrSample, C.GoString(&errBuf[0]))
 	}

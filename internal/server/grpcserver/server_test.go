@@ -741,7 +741,7 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 		Seed: proto.Uint32(8), Stop: []string{"s"},
 		Grammar: "root ::= \"a\"", JsonSchema: "{}", JsonObject: true, Tools: []*lumenv1.Tool{{Name: "f"}},
 		ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}, ParallelToolCalls: proto.Bool(false),
-		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true,
+		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true, Logprobs: true, TopLogprobs: 2, MinTokens: 1,
 	}
 	set := 0
 	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })

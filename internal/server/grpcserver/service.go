@@ -41,12 +41,14 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 		return nil, toStatus(err)
 	}
 	var text strings.Builder
+	var logprobs []*lumenv1.TokenLogprob
 	for {
 		ev, err := next(ctx, gen)
 		if err != nil {
 			return nil, toStatus(err)
 		}
 		text.WriteString(ev.Text)
+		logprobs = append(logprobs, tokenLogprobs(ev.Tokens)...)
 		if !ev.Done {
 			continue
 		}
@@ -61,8 +63,22 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 			Timings:      end.timings,
 			TraceId:      end.traceID,
 			ToolCalls:    toolCalls(reply.ToolCalls),
+			Logprobs:     logprobs,
 		}, nil
 	}
+}
+
+// tokenLogprobs shapes scheduler token infos for the API.
+func tokenLogprobs(tokens []scheduler.TokenInfo) []*lumenv1.TokenLogprob {
+	var out []*lumenv1.TokenLogprob
+	for _, t := range tokens {
+		e := &lumenv1.TokenLogprob{Id: t.ID, Token: string(t.Bytes), Bytes: t.Bytes, Logprob: t.Logprob}
+		for _, a := range t.Top {
+			e.TopLogprobs = append(e.TopLogprobs, &lumenv1.TokenLogprob{Id: a.ID, Token: string(a.Bytes), Bytes: a.Bytes, Logprob: a.Logprob})
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc.ServerStreamingServer[lumenv1.GenerateStreamResponse]) error {
@@ -89,7 +105,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 		if split != nil {
 			text = split.Push(text)
 		}
-		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: text}
+		msg := &lumenv1.GenerateStreamResponse{Id: gen.ID, Model: gen.Model, Text: text, Logprobs: tokenLogprobs(ev.Tokens)}
 		if ev.Done {
 			end := endOf(ev.Result, gen.TraceID)
 			msg.FinishReason, msg.Usage, msg.Timings, msg.TraceId = end.finish, end.usage, end.timings, end.traceID
@@ -99,7 +115,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 				msg.ToolCalls = toolCalls(reply.ToolCalls)
 				msg.FinishReason = replyFinish(end.finish, reply)
 			}
-		} else if text == "" {
+		} else if text == "" && len(msg.Logprobs) == 0 {
 			continue
 		}
 		if err := stream.Send(msg); err != nil {
@@ -249,10 +265,13 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 			Seed:             seed,
 			LogitBias:        bias,
 			IgnoreEOS:        r.GetIgnoreEos(),
+			MinTokens:        int(r.GetMinTokens()),
 		},
-		Stop:       r.GetStop(),
-		Constraint: c,
-		Tools:      tl,
+		Stop:        r.GetStop(),
+		Constraint:  c,
+		Tools:       tl,
+		Logprobs:    r.GetLogprobs(),
+		TopLogprobs: int(r.GetTopLogprobs()),
 	}, nil
 }
 
@@ -349,5 +368,8 @@ func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
 		ParallelToolCalls: r.ParallelToolCalls,
 		LogitBias:         r.GetLogitBias(),
 		IgnoreEos:         r.GetIgnoreEos(),
+		Logprobs:          r.GetLogprobs(),
+		TopLogprobs:       r.GetTopLogprobs(),
+		MinTokens:         r.GetMinTokens(),
 	}
 }

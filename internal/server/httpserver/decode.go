@@ -51,6 +51,7 @@ type options struct {
 	LogitBias map[string]float64 `json:"logit_bias"`
 	// llama.cpp and vLLM extensions.
 	IgnoreEOS   *bool `json:"ignore_eos"`
+	MinTokens   *int  `json:"min_tokens"`
 	CachePrompt *bool `json:"cache_prompt"`
 	// Output constraints; at most one may be given.
 	ResponseFormat json.RawMessage `json:"response_format"`
@@ -69,6 +70,12 @@ type streamOptions struct {
 // completionRequest is POST /v1/completions.
 type completionRequest struct {
 	Prompt json.RawMessage `json:"prompt"`
+	// Logprobs is the number of alternatives (0–5) to report with each
+	// token's logprob; absent: no logprobs.
+	Logprobs *int `json:"logprobs"`
+	// Echo puts the prompt before the completion (with its logprobs when
+	// logprobs is set).
+	Echo *bool `json:"echo"`
 }
 
 // chatRequest is POST /v1/chat/completions.
@@ -77,6 +84,8 @@ type chatRequest struct {
 	Tools             []chatTool      `json:"tools"`
 	ToolChoice        json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	Logprobs          *bool           `json:"logprobs"`
+	TopLogprobs       *int            `json:"top_logprobs"`
 }
 
 type chatMessage struct {
@@ -299,6 +308,15 @@ func (o *options) request(openAI bool) (inference.GenerateRequest, error) {
 	setIf(&req.Sampling.FrequencyPenalty, o.FrequencyPenalty)
 	setIf(&req.Sampling.PresencePenalty, o.PresencePenalty)
 	setIf(&req.Sampling.IgnoreEOS, o.IgnoreEOS)
+	if o.MinTokens != nil {
+		if *o.MinTokens < 0 {
+			return req, invalidField("min_tokens", "must not be negative, got %d", *o.MinTokens)
+		}
+		if maxTokens != nil && *o.MinTokens > *maxTokens {
+			return req, invalidField("min_tokens", "%d exceeds %s (%d)", *o.MinTokens, maxField, *maxTokens)
+		}
+		req.Sampling.MinTokens = *o.MinTokens
+	}
 	if o.User != nil {
 		req.User = *o.User
 	}
@@ -472,8 +490,17 @@ func (c *completionRequest) generateRequest(o *options) (inference.GenerateReque
 		return req, invalidField("prompt", "must hold exactly one prompt, got %d (batched prompts are not supported)", len(prompts))
 	}
 	req.Prompt = prompts[0]
+	if c.Logprobs != nil {
+		if *c.Logprobs < 0 || *c.Logprobs > maxCompletionTopLogprobs {
+			return req, invalidField("logprobs", "must be between 0 and %d, got %d", maxCompletionTopLogprobs, *c.Logprobs)
+		}
+		req.Logprobs, req.TopLogprobs = true, *c.Logprobs
+		req.PromptLogprobs = c.echo()
+	}
 	return req, nil
 }
+
+func (c *completionRequest) echo() bool { return c.Echo != nil && *c.Echo }
 
 // generateRequest validates a chat body and builds its request.
 func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, error) {
@@ -510,6 +537,16 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 		return req, err
 	}
 	req.Tools = tools
+	req.Logprobs = c.Logprobs != nil && *c.Logprobs
+	if c.TopLogprobs != nil {
+		if *c.TopLogprobs < 0 || *c.TopLogprobs > maxChatTopLogprobs {
+			return req, invalidField("top_logprobs", "must be between 0 and %d, got %d", maxChatTopLogprobs, *c.TopLogprobs)
+		}
+		if !req.Logprobs && *c.TopLogprobs > 0 {
+			return req, invalidField("top_logprobs", "needs logprobs: true")
+		}
+		req.TopLogprobs = *c.TopLogprobs
+	}
 	return req, nil
 }
 

@@ -149,9 +149,10 @@ func serve(t *testing.T, cfg Config) (*httptest.Server, *fakeAPI) {
 }
 
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status  int
+	header  http.Header
+	trailer http.Header // after the body
+	body    []byte
 }
 
 // do sends one request; header holds extra header name/value pairs. A
@@ -186,7 +187,7 @@ func do(t *testing.T, ts *httptest.Server, method, path, body string, header ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return response{status: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: b}
 }
 
 // decodeStrict decodes b into v, failing on fields v does not have, so a

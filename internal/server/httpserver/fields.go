@@ -77,7 +77,7 @@ type refusal struct {
 var (
 	notYet        = "is not supported yet"
 	noSampler     = "is not supported: Lumen has no such sampler"
-	noLogprobs    = "is not supported yet (log probabilities are not returned)"
+	noLogprobs    = "is not supported: use logprobs (and top_logprobs on chat)"
 	noMultimodal  = "is not supported: Lumen serves text-only models"
 	noPersistence = "is not supported: Lumen does not store requests"
 )
@@ -85,13 +85,11 @@ var (
 // refusedCommon are refused on every generation route.
 var refusedCommon = map[string]refusal{
 	// OpenAI
-	"n":        {isOne, "only n=1 is supported"},
-	"logprobs": {isFalseOrZero, noLogprobs},
-	"suffix":   {isEmpty, "is not supported yet (fill-in-the-middle)"},
+	"n":      {isOne, "only n=1 is supported"},
+	"suffix": {isEmpty, "is not supported yet (fill-in-the-middle)"},
 	// llama.cpp server
 	"n_probs":               {isZero, noLogprobs},
 	"post_sampling_probs":   {isFalse, noLogprobs},
-	"min_tokens":            {isZero, notYet},
 	"mirostat":              {isZero, noSampler},
 	"mirostat_tau":          {never, noSampler},
 	"mirostat_eta":          {never, noSampler},
@@ -146,7 +144,6 @@ func isFalseOrZero(raw json.RawMessage) bool { return isFalse(raw) || isZero(raw
 
 // refusedChat are refused on chat completions only.
 var refusedChat = map[string]refusal{
-	"top_logprobs":           {isZero, noLogprobs},
 	"functions":              {isEmpty, "is not supported: use tools"},
 	"function_call":          {isNullOrNone, "is not supported: use tool_choice"},
 	"audio":                  {isEmpty, noMultimodal},
@@ -169,8 +166,8 @@ func isNullOrNone(raw json.RawMessage) bool { return isNull(raw) || oneOfStrings
 
 // refusedCompletions are refused on /v1/completions only.
 var refusedCompletions = map[string]refusal{
-	"echo":    {isFalse, "is not supported yet"},
-	"best_of": {isOne, "only best_of=1 is supported"},
+	"top_logprobs": {isZero, "is a chat field; on /v1/completions logprobs is the number of alternatives (0-5)"},
+	"best_of":      {isOne, "only best_of=1 is supported"},
 	// Chat-only fields sent to completions ask for what a prompt cannot do.
 	"tools":       {isEmpty, "is only supported on /v1/chat/completions"},
 	"tool_choice": {isNullOrNone, "is only supported on /v1/chat/completions"},
@@ -181,6 +178,8 @@ var refusedGenerate = map[string]refusal{
 	"tools":           {isEmpty, "is only supported on /v1/chat/completions"},
 	"tool_choice":     {isNullOrNone, "is only supported on /v1/chat/completions"},
 	"response_format": {isNull, "is an OpenAI field; use json_schema or grammar on /generate"},
+	"logprobs":        {isFalseOrZero, "is supported on /v1/completions and /v1/chat/completions, not /generate"},
+	"top_logprobs":    {isZero, "is supported on /v1/chat/completions, not /generate"},
 }
 
 // refusals lists what route refuses.

@@ -117,6 +117,38 @@ func fieldCases() []fieldCase {
 			t.Error("ignore_eos not set")
 		}
 	}})
+	all(fieldCase{field: "min_tokens", value: `5`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if r.Sampling.MinTokens != 5 {
+			t.Errorf("min_tokens %d, want 5", r.Sampling.MinTokens)
+		}
+	}})
+	all(fieldCase{field: "min_tokens", value: `-1`, refused: true})
+	on(chatPath, fieldCase{field: "logprobs", value: `true`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if !r.Logprobs || r.TopLogprobs != 0 || r.PromptLogprobs {
+			t.Errorf("logprobs %v top %d prompt %v, want true 0 false", r.Logprobs, r.TopLogprobs, r.PromptLogprobs)
+		}
+	}})
+	on(chatPath, fieldCase{field: "logprobs", value: `false`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if r.Logprobs {
+			t.Error("logprobs false turned logprobs on")
+		}
+	}})
+	on(chatPath, fieldCase{field: "top_logprobs", value: `0`, check: ok})
+	on(chatPath, fieldCase{field: "top_logprobs", value: `3`, refused: true}) // without logprobs: true
+	on(cmplPath, fieldCase{field: "logprobs", value: `3`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if !r.Logprobs || r.TopLogprobs != 3 || r.PromptLogprobs {
+			t.Errorf("logprobs %v top %d prompt %v, want true 3 false", r.Logprobs, r.TopLogprobs, r.PromptLogprobs)
+		}
+	}})
+	on(cmplPath, fieldCase{field: "logprobs", value: `0`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if !r.Logprobs || r.TopLogprobs != 0 {
+			t.Errorf("logprobs %v top %d, want the tokens' own logprobs only", r.Logprobs, r.TopLogprobs)
+		}
+	}})
+	on(cmplPath, fieldCase{field: "logprobs", value: `6`, refused: true})
+	on(cmplPath, fieldCase{field: "logprobs", value: `true`, refused: true})
+	on(cmplPath, fieldCase{field: "echo", value: `true`, check: ok})
+	on(cmplPath, fieldCase{field: "top_logprobs", value: `2`, refused: true})
 	all(fieldCase{field: "cache_prompt", value: `false`, check: func(t *testing.T, r inference.GenerateRequest) {
 		if !r.NoCache {
 			t.Error("cache_prompt false did not disable the prefix cache")
@@ -185,11 +217,11 @@ func fieldCases() []fieldCase {
 	}
 	every := []string{chatPath, cmplPath, genPath}
 	refuse(every, "n", `2`, `1`)
-	refuse([]string{chatPath}, "logprobs", `true`, `false`)
-	refuse([]string{cmplPath, genPath}, "logprobs", `3`, `0`)
+	refuse([]string{genPath}, "logprobs", `3`, `0`)
+	refuse([]string{genPath}, "top_logprobs", `3`, `0`)
 	refuse(every, "suffix", `"end"`, `""`)
 	for field, value := range map[string]string{
-		"n_probs": `3`, "post_sampling_probs": `true`, "min_tokens": `5`, "mirostat": `2`, "mirostat_tau": `5`,
+		"n_probs": `3`, "post_sampling_probs": `true`, "mirostat": `2`, "mirostat_tau": `5`,
 		"mirostat_eta": `0.1`, "typical_p": `0.5`, "tfs_z": `0.5`, "dynatemp_range": `0.5`, "dynatemp_exponent": `2`,
 		"xtc_probability": `0.5`, "xtc_threshold": `0.1`, "dry_multiplier": `0.8`, "dry_base": `1.75`,
 		"dry_allowed_length": `2`, "dry_penalty_last_n": `64`, "dry_sequence_breakers": `["\n"]`, "repeat_last_n": `64`,
@@ -205,7 +237,7 @@ func fieldCases() []fieldCase {
 		refuse(every, field, value, "")
 	}
 	for field, values := range map[string][2]string{
-		"top_logprobs": {`2`, `0`}, "functions": {`[{"name":"f"}]`, `[]`}, "function_call": {`"auto"`, `"none"`},
+		"functions": {`[{"name":"f"}]`, `[]`}, "function_call": {`"auto"`, `"none"`},
 		"audio": {`{"voice":"alloy","format":"wav"}`, ``}, "modalities": {`["text","audio"]`, `["text"]`},
 		"prediction": {`{"type":"content","content":"x"}`, ``}, "store": {`true`, `false`}, "metadata": {`{"a":"b"}`, `{}`},
 		"service_tier": {`"flex"`, `"auto"`}, "reasoning_effort": {`"low"`, ``}, "web_search_options": {`{"search_context_size":"low"}`, ``},
@@ -214,7 +246,6 @@ func fieldCases() []fieldCase {
 	} {
 		refuse([]string{chatPath}, field, values[0], values[1])
 	}
-	refuse([]string{cmplPath}, "echo", `true`, `false`)
 	refuse([]string{cmplPath}, "best_of", `2`, `1`)
 	return cases
 }

@@ -2,6 +2,8 @@ package httpserver
 
 import (
 	"net/http"
+
+	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // Native responses: plain shapes for curl and scripts.
@@ -49,25 +51,29 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !opts.Stream {
-		text, res, err := collect(r.Context(), st.Events)
+		out, res, err := collect(r.Context(), st.Events)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		setResponseHeaders(w.Header(), st, res)
 		s.writeJSON(w, r, http.StatusOK, generateResponse{
-			ID: st.ID, Text: text, FinishReason: string(res.Finish), Usage: usageOf(res), Timings: timingsOf(res),
+			ID: st.ID, Text: out.text, FinishReason: string(res.Finish), Usage: usageOf(res), Timings: timingsOf(res),
 		})
 		return
 	}
-	sw, err := startStream(w, st, "application/x-ndjson", "", "\n")
+	sw, err := startStream(w, r, st, "application/x-ndjson", "", "\n")
 	if err != nil {
 		return // the client is gone
 	}
-	res, err := pump(r.Context(), st.Events, func(text string) error {
-		return sw.send(generateText{Text: text})
+	res, err := pump(r.Context(), st.Events, func(ev scheduler.Event) error {
+		if ev.Text == "" {
+			return nil
+		}
+		return sw.send(generateText{Text: ev.Text})
 	})
 	if err == nil {
+		sw.finish(res)
 		err = sw.send(generateDone{ID: st.ID, FinishReason: string(res.Finish), Usage: usageOf(res), Timings: timingsOf(res)})
 	}
 	if err != nil {

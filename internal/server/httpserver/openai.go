@@ -34,10 +34,10 @@ type completion struct {
 }
 
 type completionChoice struct {
-	Index        int       `json:"index"`
-	Text         string    `json:"text"`
-	Logprobs     *struct{} `json:"logprobs"`      // always null
-	FinishReason *string   `json:"finish_reason"` // null until the last chunk
+	Index        int                 `json:"index"`
+	Text         string              `json:"text"`
+	Logprobs     *completionLogprobs `json:"logprobs"`      // null unless asked for
+	FinishReason *string             `json:"finish_reason"` // null until the last chunk
 }
 
 // chatCompletion is a chat.completion object.
@@ -54,7 +54,7 @@ type chatCompletion struct {
 type chatChoice struct {
 	Index        int              `json:"index"`
 	Message      assistantMessage `json:"message"`
-	Logprobs     *struct{}        `json:"logprobs"` // always null
+	Logprobs     *chatLogprobs    `json:"logprobs"` // null unless asked for
 	FinishReason string           `json:"finish_reason"`
 }
 
@@ -63,6 +63,28 @@ type assistantMessage struct {
 	// Content is null when the reply is only tool calls, as in OpenAI.
 	Content   *string        `json:"content"`
 	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
+}
+
+// echoLogprobs joins an echoed prompt's token logprobs and the
+// completion's: text_offset counts from the start of the prompt's tokens,
+// and the completion's from the end of the echoed prompt text (the
+// prompt's tokens may spell it with an extra leading space).
+func echoLogprobs(prompt, completion []scheduler.TokenInfo, echoed int) *completionLogprobs {
+	lp := completionLogprobsOf(prompt, 0)
+	rest := completionLogprobsOf(completion, echoed)
+	lp.Tokens = append(lp.Tokens, rest.Tokens...)
+	lp.TokenLogprobs = append(lp.TokenLogprobs, rest.TokenLogprobs...)
+	lp.TopLogprobs = append(lp.TopLogprobs, rest.TopLogprobs...)
+	lp.TextOffset = append(lp.TextOffset, rest.TextOffset...)
+	return lp
+}
+
+// lastOffset is the text offset after the tokens of lp.
+func lastOffset(lp *completionLogprobs, offset int) int {
+	for _, t := range lp.Tokens {
+		offset += len(t)
+	}
+	return offset
 }
 
 // finishToolCalls is OpenAI's finish_reason for a reply that calls tools.
@@ -97,13 +119,15 @@ type chatChunk struct {
 	Model   string            `json:"model"`
 	Choices []chatChunkChoice `json:"choices"`
 	Usage   *usage            `json:"usage,omitempty"` // only on the usage chunk
+	// Timings ride on the chunk with the finish reason, as on whole replies.
+	Timings *timings `json:"timings,omitempty"`
 }
 
 type chatChunkChoice struct {
-	Index        int       `json:"index"`
-	Delta        chatDelta `json:"delta"`
-	Logprobs     *struct{} `json:"logprobs"`      // always null
-	FinishReason *string   `json:"finish_reason"` // null until the last chunk
+	Index        int           `json:"index"`
+	Delta        chatDelta     `json:"delta"`
+	Logprobs     *chatLogprobs `json:"logprobs"`      // null unless asked for
+	FinishReason *string       `json:"finish_reason"` // null until the last chunk
 }
 
 // chatDelta is empty ({}) on the last chunk.
@@ -164,27 +188,57 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model,
 			Choices: []completionChoice{{Text: text, FinishReason: finish}}}
 	}
+	echo := ""
+	if body.echo() {
+		echo = req.Prompt
+	}
 	if !opts.Stream {
-		text, res, err := collect(r.Context(), st.Events)
+		out, res, err := collect(r.Context(), st.Events)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		resp := chunk(text, finishOf(res))
+		resp := chunk(echo+out.text, finishOf(res))
+		if req.Logprobs {
+			resp.Choices[0].Logprobs = echoLogprobs(out.promptTokens, out.tokens, len(echo))
+		}
 		resp.Usage, resp.Timings = usageOf(res), timingsOf(res)
 		setResponseHeaders(w.Header(), st, res)
 		s.writeJSON(w, r, http.StatusOK, resp)
 		return
 	}
-	sw, err := startStream(w, st, "text/event-stream", "data: ", "\n\n")
+	sw, err := startStream(w, r, st, "text/event-stream", "data: ", "\n\n")
 	if err != nil {
 		return // the client is gone
 	}
-	res, err := pump(r.Context(), st.Events, func(text string) error {
-		return sw.send(chunk(text, nil))
-	})
+	var res *scheduler.Result
+	if echo != "" {
+		err = sw.send(chunk(echo, nil))
+	}
+	promptOffset, offset := 0, len(echo)
 	if err == nil {
-		err = sw.send(chunk("", finishOf(res)))
+		res, err = pump(r.Context(), st.Events, func(ev scheduler.Event) error {
+			c := chunk(ev.Text, nil)
+			if req.Logprobs {
+				switch {
+				case len(ev.PromptTokens) > 0:
+					c.Choices[0].Logprobs = completionLogprobsOf(ev.PromptTokens, promptOffset)
+					promptOffset = lastOffset(c.Choices[0].Logprobs, promptOffset)
+				case len(ev.Tokens) > 0:
+					c.Choices[0].Logprobs = completionLogprobsOf(ev.Tokens, offset)
+					offset = lastOffset(c.Choices[0].Logprobs, offset)
+				}
+			}
+			if ev.Text == "" && c.Choices[0].Logprobs == nil {
+				return nil
+			}
+			return sw.send(c)
+		})
+	}
+	if err == nil {
+		last := chunk("", finishOf(res))
+		last.Timings = timingsOf(res)
+		err = sw.send(last)
 	}
 	if err == nil && opts.includeUsage() {
 		final := chunk("", nil)
@@ -195,6 +249,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.streamFailed(sw, r, err, true)
 		return
 	}
+	sw.finish(res)
 	_ = sw.raw([]byte("[DONE]"))
 }
 
@@ -213,12 +268,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	m := newMeta("chatcmpl-", st)
 	if !opts.Stream {
-		text, res, err := collect(r.Context(), st.Events)
+		out, res, err := collect(r.Context(), st.Events)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		reply := st.ParseReply(text)
+		reply := st.ParseReply(out.text)
 		msg := assistantMessage{Role: "assistant", Content: &reply.Content}
 		if len(reply.ToolCalls) > 0 {
 			msg.ToolCalls = toolCallsJSON(reply.ToolCalls, false)
@@ -226,10 +281,14 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 				msg.Content = nil
 			}
 		}
+		var logprobs *chatLogprobs
+		if req.Logprobs {
+			logprobs = chatLogprobsOf(out.tokens)
+		}
 		setResponseHeaders(w.Header(), st, res)
 		s.writeJSON(w, r, http.StatusOK, chatCompletion{
 			ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model,
-			Choices: []chatChoice{{Message: msg, FinishReason: replyFinish(res, reply)}},
+			Choices: []chatChoice{{Message: msg, Logprobs: logprobs, FinishReason: replyFinish(res, reply)}},
 			Usage:   usageOf(res), Timings: timingsOf(res),
 		})
 		return
@@ -238,7 +297,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return chatChunk{ID: m.id, Object: "chat.completion.chunk", Created: m.created, Model: m.model,
 			Choices: []chatChunkChoice{{Delta: d, FinishReason: finish}}}
 	}
-	sw, err := startStream(w, st, "text/event-stream", "data: ", "\n\n")
+	sw, err := startStream(w, r, st, "text/event-stream", "data: ", "\n\n")
 	if err == nil {
 		empty := ""
 		err = sw.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil))
@@ -249,29 +308,41 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	// With tools, text that may open a call is held back until it is
 	// known to be content or is parsed into calls at the end.
 	split := st.ReplyStream()
-	sendText := func(text string) error {
-		if text == "" {
+	sendText := func(text string, tokens []scheduler.TokenInfo) error {
+		var c chatChunk
+		switch {
+		case text != "":
+			c = chunk(chatDelta{Content: &text}, nil)
+		case len(tokens) > 0 && req.Logprobs:
+			c = chunk(chatDelta{}, nil) // tokens whose text is held back
+		default:
 			return nil
 		}
-		return sw.send(chunk(chatDelta{Content: &text}, nil))
+		if req.Logprobs && len(tokens) > 0 {
+			c.Choices[0].Logprobs = chatLogprobsOf(tokens)
+		}
+		return sw.send(c)
 	}
-	res, err := pump(r.Context(), st.Events, func(text string) error {
+	res, err := pump(r.Context(), st.Events, func(ev scheduler.Event) error {
+		text := ev.Text
 		if split != nil {
 			text = split.Push(text)
 		}
-		return sendText(text)
+		return sendText(text, ev.Tokens)
 	})
 	reply := inference.Reply{}
 	if err == nil && split != nil {
 		reply = split.Finish()
-		err = sendText(reply.Content)
+		err = sendText(reply.Content, nil)
 		if err == nil && len(reply.ToolCalls) > 0 {
 			err = sw.send(chunk(chatDelta{ToolCalls: toolCallsJSON(reply.ToolCalls, true)}, nil))
 		}
 	}
 	if err == nil {
 		finish := replyFinish(res, reply)
-		err = sw.send(chunk(chatDelta{}, &finish))
+		last := chunk(chatDelta{}, &finish)
+		last.Timings = timingsOf(res)
+		err = sw.send(last)
 	}
 	if err == nil && opts.includeUsage() {
 		final := chunk(chatDelta{}, nil)
@@ -282,5 +353,6 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.streamFailed(sw, r, err, true)
 		return
 	}
+	sw.finish(res)
 	_ = sw.raw([]byte("[DONE]"))
 }

@@ -54,10 +54,26 @@ func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Resu
 		h.Set("traceparent", fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
 	}
 	if res != nil {
-		t := res.Timings
-		h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f",
-			millis(t.Queue()), millis(t.Prefill()), millis(t.Decode())))
+		h.Set("Server-Timing", serverTiming(res))
 	}
+}
+
+func serverTiming(res *scheduler.Result) string {
+	t := res.Timings
+	return fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f", millis(t.Queue()), millis(t.Prefill()), millis(t.Decode()))
+}
+
+// acceptsTrailers reports whether the client said it reads trailers
+// (TE: trailers).
+func acceptsTrailers(r *http.Request) bool {
+	for _, v := range r.Header.Values("TE") {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func millis(d time.Duration) float64 {
@@ -99,14 +115,15 @@ func timingsOf(res *scheduler.Result) *timings {
 	return &timings{QueueMS: millis(t.Queue()), PrefillMS: millis(t.Prefill()), TTFTMS: millis(t.TTFT()), DecodeMS: millis(t.Decode())}
 }
 
-// pump hands each text event of a stream to onText and returns the
-// stream's result. The error is the stream's own (Done.Err), onText's, or
-// context.Canceled-wrapped when the client went away.
+// pump hands each event of a stream before the last (text, token
+// logprobs) to onEvent and returns the stream's result. The error is the
+// stream's own (Done.Err), onEvent's, or context.Canceled-wrapped when
+// the client went away.
 //
 // Returning early without draining events is safe: the scheduler's
 // channel has room for every event, and the same ctx cancellation tells
 // the scheduler to drop the request.
-func pump(ctx context.Context, events <-chan scheduler.Event, onText func(string) error) (*scheduler.Result, error) {
+func pump(ctx context.Context, events <-chan scheduler.Event, onEvent func(scheduler.Event) error) (*scheduler.Result, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,8 +138,8 @@ func pump(ctx context.Context, events <-chan scheduler.Event, onText func(string
 				return nil, errNoResult
 			case ev.Done:
 				return ev.Result, nil
-			case ev.Text != "":
-				if err := onText(ev.Text); err != nil {
+			default:
+				if err := onEvent(ev); err != nil {
 					return nil, err
 				}
 			}
@@ -130,14 +147,25 @@ func pump(ctx context.Context, events <-chan scheduler.Event, onText func(string
 	}
 }
 
-// collect reads a whole stream, for non-streaming responses.
-func collect(ctx context.Context, events <-chan scheduler.Event) (string, *scheduler.Result, error) {
+// collected is a whole stream, for non-streaming responses.
+type collected struct {
+	text         string
+	tokens       []scheduler.TokenInfo
+	promptTokens []scheduler.TokenInfo
+}
+
+// collect reads a whole stream.
+func collect(ctx context.Context, events <-chan scheduler.Event) (collected, *scheduler.Result, error) {
 	var sb strings.Builder
-	res, err := pump(ctx, events, func(text string) error {
-		sb.WriteString(text)
+	var c collected
+	res, err := pump(ctx, events, func(ev scheduler.Event) error {
+		sb.WriteString(ev.Text)
+		c.tokens = append(c.tokens, ev.Tokens...)
+		c.promptTokens = append(c.promptTokens, ev.PromptTokens...)
 		return nil
 	})
-	return sb.String(), res, err
+	c.text = sb.String()
+	return c, res, err
 }
 
 // streamWriter writes a streamed response one event at a time, flushing
@@ -148,18 +176,33 @@ type streamWriter struct {
 	// prefix and suffix frame each JSON value: "data: " and "\n\n" for
 	// server-sent events, "" and "\n" for NDJSON.
 	prefix, suffix string
+	// trailers: Server-Timing goes in a trailer when the stream ends.
+	trailers bool
+}
+
+// finish records a finished stream's timings in its Server-Timing
+// trailer, when the client takes trailers (net/http sends it after the
+// body).
+func (sw *streamWriter) finish(res *scheduler.Result) {
+	if sw.trailers && res != nil {
+		sw.w.Header().Set("Server-Timing", serverTiming(res))
+	}
 }
 
 // startStream sends the headers of a streamed response at once, so the
 // client knows the request was accepted before the first token.
-func startStream(w http.ResponseWriter, st *inference.Stream, contentType, prefix, suffix string) (*streamWriter, error) {
+func startStream(w http.ResponseWriter, r *http.Request, st *inference.Stream, contentType, prefix, suffix string) (*streamWriter, error) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // keep reverse proxies (nginx) from buffering the stream
 	setResponseHeaders(h, st, nil)
+	trailers := acceptsTrailers(r)
+	if trailers {
+		h.Set("Trailer", "Server-Timing")
+	}
 	w.WriteHeader(http.StatusOK)
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), prefix: prefix, suffix: suffix}
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), prefix: prefix, suffix: suffix, trailers: trailers}
 	return sw, sw.flush()
 }
 

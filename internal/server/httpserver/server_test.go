@@ -87,7 +87,8 @@ type wireChatChunk struct {
 		Logprobs     json.RawMessage `json:"logprobs"`
 		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *wireUsage `json:"usage"`
+	Usage   *wireUsage   `json:"usage"`
+	Timings *wireTimings `json:"timings"`
 }
 
 type wireError struct {
@@ -310,6 +311,12 @@ func TestChatStream(t *testing.T) {
 					if ch.FinishReason == nil || *ch.FinishReason != "stop" || ch.Delta.Content != nil {
 						t.Errorf("last chunk = %s, want an empty delta and finish_reason stop", events[i])
 					}
+					// Streaming clients see the phases too, as whole replies do.
+					if c.Timings == nil || c.Timings.TTFTMS != c.Timings.QueueMS+c.Timings.PrefillMS || c.Timings.DecodeMS <= 0 {
+						t.Errorf("last chunk = %s, want timings whose queue and prefill add up to ttft", events[i])
+					}
+				} else if c.Timings != nil {
+					t.Errorf("chunk %d = %s: timings before the last chunk", i, events[i])
 				} else if ch.FinishReason != nil || string(ch.Logprobs) != "null" {
 					t.Errorf("chunk %d = %s, want finish_reason and logprobs null", i, events[i])
 				}
@@ -335,8 +342,8 @@ func TestCompletionStream(t *testing.T) {
 	for i, e := range events {
 		var c wireCompletion
 		decodeStrict(t, []byte(e), &c)
-		if c.ID != "cmpl-"+fakeID || c.Object != "text_completion" || c.Timings != nil {
-			t.Errorf("chunk %d = %s", i, e)
+		if c.ID != "cmpl-"+fakeID || c.Object != "text_completion" || (c.Timings != nil) != (i == len(events)-2) {
+			t.Errorf("chunk %d = %s (timings on the finish chunk only)", i, e)
 		}
 		switch i {
 		case len(events) - 1:
@@ -570,8 +577,8 @@ func TestBadRequests(t *testing.T) {
 		{name: "prompt missing", path: "/v1/completions", body: `{"max_tokens":3}`, wantStatus: 400, wantParam: "prompt"},
 		{name: "prompt array of 2", path: "/v1/completions", body: `{"prompt":["a","b"]}`, wantStatus: 400, wantParam: "prompt"},
 		{name: "prompt tokens", path: "/v1/completions", body: `{"prompt":[1,2]}`, wantStatus: 400, wantParam: "prompt"},
-		{name: "echo", path: "/v1/completions", body: `{"prompt":"p","echo":true}`, wantStatus: 400, wantParam: "echo"},
-		{name: "chat logprobs", path: chat, body: `{"messages":[{"role":"user","content":"a"}],"logprobs":true}`, wantStatus: 400, wantParam: "logprobs"},
+		{name: "top_logprobs over 20", path: chat, body: `{"messages":[{"role":"user","content":"a"}],"logprobs":true,"top_logprobs":21}`, wantStatus: 400, wantParam: "top_logprobs"},
+		{name: "min_tokens over max_tokens", path: "/v1/completions", body: `{"prompt":"p","max_tokens":2,"min_tokens":3}`, wantStatus: 400, wantParam: "min_tokens"},
 		{name: "native prompt missing", path: "/generate", body: `{}`, wantStatus: 400, wantParam: "prompt"},
 		{name: "tokenize text missing", path: "/tokenize", body: `{}`, wantStatus: 400, wantParam: "text"},
 		{name: "tokenize unknown model", path: "/tokenize", body: `{"text":"a","model":"nope"}`, wantStatus: 404, wantParam: "model", wantCode: "model_not_found"},
@@ -767,6 +774,30 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		if got := classify(tt.have); got.status != tt.want {
 			t.Errorf("classify(%v) = %d, want %d", tt.have, got.status, tt.want)
+		}
+	}
+}
+
+// TestServerTimingTrailer: a streaming client that takes trailers (TE:
+// trailers) gets the finished request's Server-Timing after the body; one
+// that does not gets no trailer (its timings are on the last event).
+func TestServerTimingTrailer(t *testing.T) {
+	ts, _ := serve(t, Config{})
+	for _, tt := range []struct {
+		path, body string
+	}{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"stream":true}`},
+		{"/v1/completions", `{"prompt":"p","stream":true}`},
+		{"/generate", `{"prompt":"p","stream":true}`},
+	} {
+		const want = "queue;dur=2.000, prefill;dur=3.000, decode;dur=10.000"
+		resp := do(t, ts, "POST", tt.path, tt.body, "TE", "trailers")
+		if got := resp.trailer.Get("Server-Timing"); resp.status != 200 || got != want {
+			t.Errorf("%s: status %d, Server-Timing trailer %q, want %q", tt.path, resp.status, got, want)
+		}
+		resp = do(t, ts, "POST", tt.path, tt.body)
+		if len(resp.trailer) != 0 || resp.header.Get("Trailer") != "" {
+			t.Errorf("%s without TE: trailers %v (announced %q)", tt.path, resp.trailer, resp.header.Get("Trailer"))
 		}
 	}
 }

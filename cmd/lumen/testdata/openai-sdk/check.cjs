@@ -108,4 +108,38 @@ async function main() {
   console.log(JSON.stringify({ check: 'tool result', ok: true }));
 }
 
-main().catch((e) => fail('sdk', String(e && e.stack || e)));
+// logprobs: the SDK's types for chat (choices[].logprobs.content[]) and
+// completions (tokens, token_logprobs, top_logprobs, text_offset).
+function checkChatLogprobs(check, content, n) {
+  if (!Array.isArray(content) || content.length !== n) fail(check, `content ${JSON.stringify(content)}, want ${n} entries`);
+  for (const e of content) {
+    if (typeof e.token !== 'string' || typeof e.logprob !== 'number' || e.logprob > 0 || !Array.isArray(e.bytes) ||
+        !Array.isArray(e.top_logprobs) || e.top_logprobs.length !== 2 || e.top_logprobs[0].token !== e.token) {
+      fail(check, `bad entry ${JSON.stringify(e)}`);
+    }
+  }
+  console.log(JSON.stringify({ check, ok: true, tokens: content.length }));
+}
+
+async function logprobs() {
+  const messages = [{ role: 'user', content: 'Count to three.' }];
+  const req = { messages, temperature: 0, max_tokens: 6, logprobs: true, top_logprobs: 2, ignore_eos: true };
+  const whole = await client.chat.completions.create(req);
+  checkChatLogprobs('logprobs', whole.choices[0].logprobs?.content, whole.usage.completion_tokens);
+
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  const content = [];
+  for await (const chunk of stream) content.push(...(chunk.choices[0]?.logprobs?.content || []));
+  checkChatLogprobs('logprobs stream', content, whole.usage.completion_tokens);
+
+  const cmpl = await client.completions.create({ prompt: 'Once upon', max_tokens: 3, temperature: 0, logprobs: 2, echo: true, ignore_eos: true });
+  const lp = cmpl.choices[0].logprobs;
+  const n = cmpl.usage.prompt_tokens + cmpl.usage.completion_tokens;
+  if (!cmpl.choices[0].text.startsWith('Once upon') || lp.tokens.length !== n || lp.token_logprobs.length !== n ||
+      lp.token_logprobs[0] !== null || lp.top_logprobs.length !== n || lp.text_offset.length !== n) {
+    fail('completions logprobs', JSON.stringify(cmpl.choices[0]));
+  }
+  console.log(JSON.stringify({ check: 'completions logprobs', ok: true }));
+}
+
+main().then(logprobs).catch((e) => fail('sdk', String(e && e.stack || e)));

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+type wireTokenLogprob struct {
+	Token       string  `json:"token"`
+	Logprob     float64 `json:"logprob"`
+	Bytes       []int   `json:"bytes"`
+	TopLogprobs []struct {
+		Token   string  `json:"token"`
+		Logprob float64 `json:"logprob"`
+		Bytes   []int   `json:"bytes"`
+	} `json:"top_logprobs"`
+}
+
+type wireChatLogprobs struct {
+	Choices []struct {
+		Message struct {
+			Content string `json:"content"`
+		} `json:"message"`
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		Logprobs *struct {
+			Content []wireTokenLogprob `json:"content"`
+		} `json:"logprobs"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Timings *struct {
+		TTFTMS float64 `json:"ttft_ms"`
+	} `json:"timings"`
+}
+
+// sseData posts body and returns the data of each server-sent event
+// before [DONE].
+func sseData(t *testing.T, url, body string) []string {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s: status %d", url, resp.StatusCode)
+	}
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if d == "[DONE]" {
+			return out
+		}
+		out = append(out, d)
+	}
+	t.Fatalf("stream ended without [DONE]")
+	return nil
+}
+
+// TestLogprobsEndToEnd: greedy decoding picks the most likely token, so
+// every token is the first of its own top_logprobs, with the same value;
+// the tokens spell the reply, streamed or whole, and an echoed prompt
+// brings one entry per prompt token (the first without a logprob).
+func TestLogprobsEndToEnd(t *testing.T) {
+	base := startStructured(t, sharedModelPath(t))
+	const req = `"messages":[{"role":"user","content":"Say something"}],"temperature":0,"max_tokens":8,"ignore_eos":true,"logprobs":true,"top_logprobs":5`
+	var whole wireChatLogprobs
+	if err := postJSON(base+"/v1/chat/completions", "{"+req+"}", &whole); err != nil {
+		t.Fatal(err)
+	}
+	lp := whole.Choices[0].Logprobs
+	if lp == nil || len(lp.Content) != whole.Usage.CompletionTokens || len(lp.Content) != 8 {
+		t.Fatalf("logprobs %+v for %d tokens, want 8 entries", lp, whole.Usage.CompletionTokens)
+	}
+	var spelled strings.Builder
+	for i, e := range lp.Content {
+		spelled.WriteString(e.Token)
+		b := make([]byte, len(e.Bytes))
+		for k, c := range e.Bytes {
+			b[k] = byte(c)
+		}
+		if string(b) != e.Token || len(e.TopLogprobs) != 5 || e.Logprob > 0 {
+			t.Errorf("entry %d: %+v (bytes must spell the token; 5 alternatives; logprob ≤ 0)", i, e)
+			continue
+		}
+		if e.TopLogprobs[0].Token != e.Token || e.TopLogprobs[0].Logprob != e.Logprob {
+			t.Errorf("entry %d: greedy picked %q (%v) but the most likely is %q (%v)", i, e.Token, e.Logprob, e.TopLogprobs[0].Token, e.TopLogprobs[0].Logprob)
+		}
+		for k := 1; k < len(e.TopLogprobs); k++ {
+			if e.TopLogprobs[k].Logprob > e.TopLogprobs[k-1].Logprob {
+				t.Errorf("entry %d: alternatives out of order: %+v", i, e.TopLogprobs)
+			}
+		}
+	}
+	if spelled.String() != whole.Choices[0].Message.Content {
+		t.Errorf("tokens spell %q, content is %q", spelled.String(), whole.Choices[0].Message.Content)
+	}
+
+	var streamed []wireTokenLogprob
+	var text strings.Builder
+	var last wireChatLogprobs
+	for _, d := range sseData(t, base+"/v1/chat/completions", `{"stream":true,`+req+`}`) {
+		var c wireChatLogprobs
+		if err := json.Unmarshal([]byte(d), &c); err != nil {
+			t.Fatalf("chunk %s: %v", d, err)
+		}
+		if len(c.Choices) == 1 && c.Choices[0].Logprobs != nil {
+			streamed = append(streamed, c.Choices[0].Logprobs.Content...)
+		}
+		if len(c.Choices) == 1 {
+			text.WriteString(c.Choices[0].Delta.Content)
+		}
+		last = c
+	}
+	if fmt.Sprint(streamed) != fmt.Sprint(lp.Content) || text.String() != whole.Choices[0].Message.Content {
+		t.Errorf("streamed logprobs differ from the whole reply's:\n%v\n%v", streamed, lp.Content)
+	}
+	if last.Timings == nil || last.Timings.TTFTMS <= 0 || last.Choices[0].FinishReason == nil {
+		t.Errorf("last chunk %+v, want the finish reason and timings", last)
+	}
+
+	var cmpl struct {
+		Choices []struct {
+			Text     string `json:"text"`
+			Logprobs struct {
+				Tokens        []string             `json:"tokens"`
+				TokenLogprobs []*float64           `json:"token_logprobs"`
+				TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+				TextOffset    []int                `json:"text_offset"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	const prompt = "The quick brown fox"
+	if err := postJSON(base+"/v1/completions", `{"prompt":"`+prompt+`","temperature":0,"max_tokens":4,"ignore_eos":true,"logprobs":2,"echo":true}`, &cmpl); err != nil {
+		t.Fatal(err)
+	}
+	c := cmpl.Choices[0]
+	n := cmpl.Usage.PromptTokens + cmpl.Usage.CompletionTokens
+	if !strings.HasPrefix(c.Text, prompt) || len(c.Logprobs.Tokens) != n || len(c.Logprobs.TokenLogprobs) != n ||
+		len(c.Logprobs.TopLogprobs) != n || len(c.Logprobs.TextOffset) != n {
+		t.Fatalf("echo: text %q, %d/%d/%d/%d entries, want %d (prompt and completion)", c.Text, len(c.Logprobs.Tokens),
+			len(c.Logprobs.TokenLogprobs), len(c.Logprobs.TopLogprobs), len(c.Logprobs.TextOffset), n)
+	}
+	for i, v := range c.Logprobs.TokenLogprobs {
+		if (v == nil) != (i == 0) || (c.Logprobs.TopLogprobs[i] == nil) != (i == 0) {
+			t.Errorf("entry %d: logprob %v, top %v; only the first prompt token has none", i, v, c.Logprobs.TopLogprobs[i])
+		}
+		if v != nil && (*v > 0 || len(c.Logprobs.TopLogprobs[i]) == 0 || len(c.Logprobs.TopLogprobs[i]) > 2) {
+			t.Errorf("entry %d: logprob %v, top %v", i, *v, c.Logprobs.TopLogprobs[i])
+		}
+		if i > 0 && c.Logprobs.TextOffset[i] < c.Logprobs.TextOffset[i-1] {
+			t.Errorf("text offsets go back: %v", c.Logprobs.TextOffset)
+		}
+	}
+	completion := strings.Join(c.Logprobs.Tokens[cmpl.Usage.PromptTokens:], "")
+	if c.Text != prompt+completion || c.Logprobs.TextOffset[cmpl.Usage.PromptTokens] != len(prompt) {
+		t.Errorf("echoed text %q, want the prompt and then the tokens %q at offset %d (%v)", c.Text, completion, len(prompt), c.Logprobs.TextOffset)
+	}
+}
+
+// TestMinTokensEndToEnd: with end-of-sequence made all but certain, a
+// reply ends at once — unless min_tokens holds it back for that many
+// tokens, after which it ends at once again.
+func TestMinTokensEndToEnd(t *testing.T) {
+	base := startStructured(t, sharedModelPath(t))
+	for _, tt := range []struct{ min, want int }{{0, 0}, {5, 5}} {
+		var out struct {
+			Choices []struct {
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage struct {
+				CompletionTokens int `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		// Token 2 is </s> in the Llama-2 vocabulary.
+		body := fmt.Sprintf(`{"prompt":"Hello","temperature":0,"max_tokens":20,"logit_bias":{"2":100},"min_tokens":%d}`, tt.min)
+		if err := postJSON(base+"/v1/completions", body, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Usage.CompletionTokens != tt.want || out.Choices[0].FinishReason != "stop" {
+			t.Errorf("min_tokens %d: %d tokens, finish %s; want %d and stop", tt.min, out.Usage.CompletionTokens, out.Choices[0].FinishReason, tt.want)
+		}
+	}
+}
