@@ -819,3 +819,69 @@ func TestGenerateToolCalls(t *testing.T) {
 func unaryToStream(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
 	return &lumenv1.GenerateStreamRequest{Model: r.GetModel(), Prompt: r.GetPrompt(), Messages: r.GetMessages(), MaxTokens: r.GetMaxTokens()}
 }
+
+// TestLogprobs: the request's logprobs fields reach inference, and the
+// tokens' logprobs come back in order — all on the unary reply, each on
+// the stream message of the event that carried it.
+func TestLogprobs(t *testing.T) {
+	tok := func(id int32, text string, lp float32) scheduler.TokenInfo {
+		return scheduler.TokenInfo{
+			TokenLogprob: scheduler.TokenLogprob{ID: id, Bytes: []byte(text), Logprob: lp},
+			Top:          []scheduler.TokenLogprob{{ID: id, Bytes: []byte(text), Logprob: lp}, {ID: 9, Bytes: []byte("</s>"), Logprob: -3}},
+		}
+	}
+	res := &scheduler.Result{Finish: scheduler.FinishStop, PromptTokens: 5, CompletionTokens: 3}
+	got := make(chan inference.GenerateRequest, 2)
+	h := start(t, Config{API: &fakeAPI{got: got, events: []scheduler.Event{
+		{Text: "He", Tokens: []scheduler.TokenInfo{tok(1, "He", -0.5)}},
+		{Tokens: []scheduler.TokenInfo{tok(2, "\xe2\x82", -1)}}, // half a character: no text yet
+		{Text: "\u20acs", Tokens: []scheduler.TokenInfo{tok(3, "\xacs", -2)}},
+		{Done: true, Result: res},
+	}}})
+	want := []int32{1, 2, 3}
+	check := func(name string, lps []*lumenv1.TokenLogprob) {
+		t.Helper()
+		if len(lps) != len(want) {
+			t.Fatalf("%s: %d logprobs, want %d", name, len(lps), len(want))
+		}
+		for i, e := range lps {
+			if e.GetId() != want[i] || e.GetLogprob() >= 0 || len(e.GetTopLogprobs()) != 2 || e.GetTopLogprobs()[1].GetToken() != "</s>" {
+				t.Errorf("%s: entry %d = %v", name, i, e)
+			}
+		}
+		if string(lps[1].GetBytes()) != "\xe2\x82" {
+			t.Errorf("%s: bytes %q, want the token's exact bytes", name, lps[1].GetBytes())
+		}
+	}
+	req := &lumenv1.GenerateRequest{Prompt: "p", Logprobs: true, TopLogprobs: 2, MinTokens: 1}
+	r, err := h.client.Generate(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Generate", r.GetLogprobs())
+	if in := <-got; !in.Logprobs || in.TopLogprobs != 2 || in.Sampling.MinTokens != 1 {
+		t.Errorf("inference got logprobs %v top %d min_tokens %d", in.Logprobs, in.TopLogprobs, in.Sampling.MinTokens)
+	}
+	stream, err := h.client.GenerateStream(t.Context(), streamRequest(t, req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*lumenv1.TokenLogprob
+	var perMsg []int
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m.GetLogprobs()...)
+		perMsg = append(perMsg, len(m.GetLogprobs()))
+		if m.GetFinishReason() != lumenv1.FinishReason_FINISH_REASON_UNSPECIFIED {
+			break
+		}
+	}
+	check("GenerateStream", all)
+	if fmt.Sprint(perMsg) != "[1 1 1 0]" {
+		t.Errorf("logprobs per stream message %v, want one on each of the three token messages", perMsg)
+	}
+	<-got
+}

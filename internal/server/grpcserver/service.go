@@ -68,13 +68,16 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 	}
 }
 
-// tokenLogprobs shapes scheduler token infos for the API.
+// tokenLogprobs shapes scheduler token infos for the API. A token may be
+// part of a UTF-8 character, which a proto string cannot hold: token then
+// has U+FFFD for the partial bytes, and bytes the exact ones.
 func tokenLogprobs(tokens []scheduler.TokenInfo) []*lumenv1.TokenLogprob {
 	var out []*lumenv1.TokenLogprob
+	text := func(b []byte) string { return strings.ToValidUTF8(string(b), "\uFFFD") }
 	for _, t := range tokens {
-		e := &lumenv1.TokenLogprob{Id: t.ID, Token: string(t.Bytes), Bytes: t.Bytes, Logprob: t.Logprob}
+		e := &lumenv1.TokenLogprob{Id: t.ID, Token: text(t.Bytes), Bytes: t.Bytes, Logprob: t.Logprob}
 		for _, a := range t.Top {
-			e.TopLogprobs = append(e.TopLogprobs, &lumenv1.TokenLogprob{Id: a.ID, Token: string(a.Bytes), Bytes: a.Bytes, Logprob: a.Logprob})
+			e.TopLogprobs = append(e.TopLogprobs, &lumenv1.TokenLogprob{Id: a.ID, Token: text(a.Bytes), Bytes: a.Bytes, Logprob: a.Logprob})
 		}
 		out = append(out, e)
 	}
