@@ -200,3 +200,52 @@ func TestMinTokensEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizerRoutesEndToEnd: text survives tokenize then detokenize;
+// a chat's tokenize and apply-template agree on the rendered prompt, which
+// holds the messages.
+func TestTokenizerRoutesEndToEnd(t *testing.T) {
+	base := startStructured(t, sharedModelPath(t))
+	const text = "The quick brown fox jumps over the lazy dog"
+	var tok struct {
+		Tokens      []int32 `json:"tokens"`
+		Count       int     `json:"count"`
+		MaxModelLen int     `json:"max_model_len"`
+		Prompt      string  `json:"prompt"`
+	}
+	if err := postJSON(base+"/tokenize", `{"prompt":"`+text+`"}`, &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Count != len(tok.Tokens) || tok.Count < 5 || tok.MaxModelLen <= 0 {
+		t.Fatalf("tokenize: %+v", tok)
+	}
+	ids, _ := json.Marshal(tok.Tokens)
+	var detok struct {
+		Prompt  string `json:"prompt"`
+		Content string `json:"content"`
+	}
+	if err := postJSON(base+"/detokenize", `{"tokens":`+string(ids)+`}`, &detok); err != nil {
+		t.Fatal(err)
+	}
+	if detok.Prompt != text || detok.Content != text {
+		t.Errorf("detokenize(tokenize(%q)) = %+v", text, detok)
+	}
+	const chat = `{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Name a colour."}]}`
+	var chatTok struct {
+		Tokens []int32 `json:"tokens"`
+		Prompt string  `json:"prompt"`
+	}
+	var applied struct {
+		Prompt string `json:"prompt"`
+	}
+	if err := postJSON(base+"/tokenize", chat, &chatTok); err != nil {
+		t.Fatal(err)
+	}
+	if err := postJSON(base+"/apply-template", chat, &applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied.Prompt == "" || applied.Prompt != chatTok.Prompt || !strings.Contains(applied.Prompt, "Be brief.") ||
+		!strings.Contains(applied.Prompt, "Name a colour.") || len(chatTok.Tokens) <= tok.Count/2 {
+		t.Errorf("apply-template %q, tokenize %q (%d tokens)", applied.Prompt, chatTok.Prompt, len(chatTok.Tokens))
+	}
+}

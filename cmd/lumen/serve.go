@@ -546,6 +546,22 @@ func (a *apiSwitch) Tokenize(model, text string) ([]int32, error) {
 	return s.Tokenize(model, text)
 }
 
+func (a *apiSwitch) Detokenize(model string, tokens []int32) (string, error) {
+	s := a.p.Load()
+	if s == nil {
+		return "", errNotLoaded
+	}
+	return s.Detokenize(model, tokens)
+}
+
+func (a *apiSwitch) RenderChat(ctx context.Context, model string, messages []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+	s := a.p.Load()
+	if s == nil {
+		return "", nil, errNotLoaded
+	}
+	return s.RenderChat(ctx, model, messages, tools)
+}
+
 func (a *apiSwitch) Models() []inference.Model {
 	if s := a.p.Load(); s != nil {
 		return s.Models()

@@ -188,3 +188,12 @@ func (t Tokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32
 	}
 	return out, nil
 }
+
+// Detokenize converts a prompt's token ids back to text.
+func (t Tokenizer) Detokenize(tokens []int32) (string, error) {
+	toks := make([]llama.Token, len(tokens))
+	for i, tk := range tokens {
+		toks[i] = llama.Token(tk)
+	}
+	return t.Model.Detokenize(toks, false)
+}

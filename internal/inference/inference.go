@@ -33,9 +33,14 @@ var ErrRenderFailed = errors.New("chat template failed")
 // ErrUnknownModel: the request names a model this server does not serve.
 var ErrUnknownModel = errors.New("unknown model")
 
-// Tokenizer converts text to tokens; it must be safe for concurrent use.
+// Tokenizer converts text to tokens and back; it must be safe for
+// concurrent use.
 type Tokenizer interface {
 	Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error)
+	// Detokenize is Tokenize's inverse for a prompt's tokens: a leading
+	// BOS and the tokenizer's leading space are dropped, control tokens
+	// give no text.
+	Detokenize(tokens []int32) (string, error)
 	// ControlTokens are the tokens special parsing makes of their text,
 	// longest text first.
 	ControlTokens() []ControlToken
@@ -528,6 +533,50 @@ func (s *Service) Tokenize(model, text string) ([]int32, error) {
 	return s.cfg.Tokenizer.Tokenize(text, true, false)
 }
 
+// MaxDetokenize bounds the tokens of one Detokenize.
+const MaxDetokenize = 1 << 20
+
+// Detokenize returns the text of a prompt's tokens.
+func (s *Service) Detokenize(model string, tokens []int32) (string, error) {
+	if err := s.checkModel(model); err != nil {
+		return "", err
+	}
+	if len(tokens) > MaxDetokenize {
+		return "", invalid("tokens", "has %d tokens; at most %d are allowed", len(tokens), MaxDetokenize)
+	}
+	for i, tok := range tokens {
+		if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
+			return "", invalid(fmt.Sprintf("tokens[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+		}
+	}
+	text, err := s.cfg.Tokenizer.Detokenize(tokens)
+	if err != nil {
+		return "", invalid("tokens", "cannot be detokenized: %v", err)
+	}
+	return text, nil
+}
+
+// RenderChat renders messages (with tools offered, when given) through
+// the model's chat template, as a chat request's prompt, and returns the
+// prompt's text and tokens: what Generate would feed the model.
+func (s *Service) RenderChat(ctx context.Context, model string, messages []Message, tools []toolcall.Tool) (string, []int32, error) {
+	if err := s.checkModel(model); err != nil {
+		return "", nil, err
+	}
+	if len(messages) == 0 {
+		return "", nil, invalid("messages", "is required and must not be empty")
+	}
+	t := Tools{Tools: tools, Choice: toolcall.Choice{Mode: toolcall.Auto}, Parallel: true}
+	if err := validateTools(t); err != nil {
+		return "", nil, err
+	}
+	toks, text, err := s.prompt(ctx, GenerateRequest{Messages: messages, Tools: t})
+	if err != nil {
+		return "", nil, err
+	}
+	return text, toks, nil
+}
+
 func randomSeed() uint32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -546,6 +595,8 @@ func NewID() string {
 type API interface {
 	Generate(ctx context.Context, req GenerateRequest) (*Stream, error)
 	Tokenize(model, text string) ([]int32, error)
+	Detokenize(model string, tokens []int32) (string, error)
+	RenderChat(ctx context.Context, model string, messages []Message, tools []toolcall.Tool) (string, []int32, error)
 	Models() []Model
 }
 

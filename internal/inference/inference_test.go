@@ -36,6 +36,16 @@ func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int
 	return out, nil
 }
 
+func (byteTokenizer) Detokenize(tokens []int32) (string, error) {
+	var b []byte
+	for _, t := range tokens {
+		if t >= 2 {
+			b = append(b, byte(t-2))
+		}
+	}
+	return string(b), nil
+}
+
 type bosTemplate struct{}
 
 func (bosTemplate) Render(_ context.Context, msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {

@@ -1422,14 +1422,18 @@ func (x *Timings) GetDecodeMs() float64 {
 	return 0
 }
 
-// TokenizeRequest asks for the tokens of a text.
+// TokenizeRequest asks for the tokens of a text or of a chat.
 type TokenizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Model whose tokenizer to use; empty selects the served model.
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Text to tokenize, as a prompt (special tokens such as BOS are added
 	// where the model wants them; control-token text is not parsed).
-	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Instead of text: chat messages, rendered through the chat template
+	// (with tools offered, when given) as a chat request's prompt.
+	Messages      []*ChatMessage `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	Tools         []*Tool        `protobuf:"bytes,4,rep,name=tools,proto3" json:"tools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1478,11 +1482,27 @@ func (x *TokenizeRequest) GetText() string {
 	return ""
 }
 
+func (x *TokenizeRequest) GetMessages() []*ChatMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *TokenizeRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
 // TokenizeResponse holds the tokens of a text.
 type TokenizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Token ids, in order.
-	Tokens        []int32 `protobuf:"varint,1,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
+	Tokens []int32 `protobuf:"varint,1,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
+	// With messages: the rendered prompt.
+	Prompt        string `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1524,6 +1544,222 @@ func (x *TokenizeResponse) GetTokens() []int32 {
 	return nil
 }
 
+func (x *TokenizeResponse) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
+// DetokenizeRequest asks for the text of tokens.
+type DetokenizeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model whose tokenizer to use; empty selects the served model.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Token ids of a prompt (a leading BOS gives no text, nor do control
+	// tokens).
+	Tokens        []int32 `protobuf:"varint,2,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetokenizeRequest) Reset() {
+	*x = DetokenizeRequest{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetokenizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetokenizeRequest) ProtoMessage() {}
+
+func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetokenizeRequest.ProtoReflect.Descriptor instead.
+func (*DetokenizeRequest) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DetokenizeRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *DetokenizeRequest) GetTokens() []int32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// DetokenizeResponse holds the text of the tokens.
+type DetokenizeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetokenizeResponse) Reset() {
+	*x = DetokenizeResponse{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetokenizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetokenizeResponse) ProtoMessage() {}
+
+func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetokenizeResponse.ProtoReflect.Descriptor instead.
+func (*DetokenizeResponse) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DetokenizeResponse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// ApplyTemplateRequest asks for a chat's prompt.
+type ApplyTemplateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model whose template to use; empty selects the served model.
+	Model    string         `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Messages []*ChatMessage `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// Tools offered, given to the template as its tools variable.
+	Tools         []*Tool `protobuf:"bytes,3,rep,name=tools,proto3" json:"tools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyTemplateRequest) Reset() {
+	*x = ApplyTemplateRequest{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyTemplateRequest) ProtoMessage() {}
+
+func (x *ApplyTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyTemplateRequest.ProtoReflect.Descriptor instead.
+func (*ApplyTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ApplyTemplateRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ApplyTemplateRequest) GetMessages() []*ChatMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ApplyTemplateRequest) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+// ApplyTemplateResponse holds the rendered prompt.
+type ApplyTemplateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prompt        string                 `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyTemplateResponse) Reset() {
+	*x = ApplyTemplateResponse{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyTemplateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyTemplateResponse) ProtoMessage() {}
+
+func (x *ApplyTemplateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyTemplateResponse.ProtoReflect.Descriptor instead.
+func (*ApplyTemplateResponse) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ApplyTemplateResponse) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
 // ListModelsRequest asks for the served models.
 type ListModelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1533,7 +1769,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1781,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[13]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1794,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{13}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{17}
 }
 
 // ListModelsResponse lists the served models.
@@ -1571,7 +1807,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1819,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[14]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1832,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{14}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -1623,7 +1859,7 @@ type Model struct {
 
 func (x *Model) Reset() {
 	*x = Model{}
-	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1871,7 @@ func (x *Model) String() string {
 func (*Model) ProtoMessage() {}
 
 func (x *Model) ProtoReflect() protoreflect.Message {
-	mi := &file_lumen_v1_lumen_proto_msgTypes[15]
+	mi := &file_lumen_v1_lumen_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1884,7 @@ func (x *Model) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Model.ProtoReflect.Descriptor instead.
 func (*Model) Descriptor() ([]byte, []int) {
-	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{15}
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Model) GetId() string {
@@ -1838,12 +2074,26 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\n" +
 	"prefill_ms\x18\x02 \x01(\x01R\tprefillMs\x12\x17\n" +
 	"\attft_ms\x18\x03 \x01(\x01R\x06ttftMs\x12\x1b\n" +
-	"\tdecode_ms\x18\x04 \x01(\x01R\bdecodeMs\";\n" +
+	"\tdecode_ms\x18\x04 \x01(\x01R\bdecodeMs\"\x94\x01\n" +
 	"\x0fTokenizeRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"*\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x121\n" +
+	"\bmessages\x18\x03 \x03(\v2\x15.lumen.v1.ChatMessageR\bmessages\x12$\n" +
+	"\x05tools\x18\x04 \x03(\v2\x0e.lumen.v1.ToolR\x05tools\"B\n" +
 	"\x10TokenizeResponse\x12\x16\n" +
-	"\x06tokens\x18\x01 \x03(\x05R\x06tokens\"\x13\n" +
+	"\x06tokens\x18\x01 \x03(\x05R\x06tokens\x12\x16\n" +
+	"\x06prompt\x18\x02 \x01(\tR\x06prompt\"A\n" +
+	"\x11DetokenizeRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
+	"\x06tokens\x18\x02 \x03(\x05R\x06tokens\"(\n" +
+	"\x12DetokenizeResponse\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\x85\x01\n" +
+	"\x14ApplyTemplateRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x121\n" +
+	"\bmessages\x18\x02 \x03(\v2\x15.lumen.v1.ChatMessageR\bmessages\x12$\n" +
+	"\x05tools\x18\x03 \x03(\v2\x0e.lumen.v1.ToolR\x05tools\"/\n" +
+	"\x15ApplyTemplateResponse\x12\x16\n" +
+	"\x06prompt\x18\x01 \x01(\tR\x06prompt\"\x13\n" +
 	"\x11ListModelsRequest\"=\n" +
 	"\x12ListModelsResponse\x12'\n" +
 	"\x06models\x18\x01 \x03(\v2\x0f.lumen.v1.ModelR\x06models\"\x8b\x01\n" +
@@ -1858,11 +2108,14 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x14FINISH_REASON_LENGTH\x10\x02\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x03\x12\x17\n" +
 	"\x13FINISH_REASON_ERROR\x10\x04\x12\x1c\n" +
-	"\x18FINISH_REASON_TOOL_CALLS\x10\x052\xb4\x02\n" +
+	"\x18FINISH_REASON_TOOL_CALLS\x10\x052\xcf\x03\n" +
 	"\fLumenService\x12A\n" +
 	"\bGenerate\x12\x19.lumen.v1.GenerateRequest\x1a\x1a.lumen.v1.GenerateResponse\x12U\n" +
 	"\x0eGenerateStream\x12\x1f.lumen.v1.GenerateStreamRequest\x1a .lumen.v1.GenerateStreamResponse0\x01\x12A\n" +
 	"\bTokenize\x12\x19.lumen.v1.TokenizeRequest\x1a\x1a.lumen.v1.TokenizeResponse\x12G\n" +
+	"\n" +
+	"Detokenize\x12\x1b.lumen.v1.DetokenizeRequest\x1a\x1c.lumen.v1.DetokenizeResponse\x12P\n" +
+	"\rApplyTemplate\x12\x1e.lumen.v1.ApplyTemplateRequest\x1a\x1f.lumen.v1.ApplyTemplateResponse\x12G\n" +
 	"\n" +
 	"ListModels\x12\x1b.lumen.v1.ListModelsRequest\x1a\x1c.lumen.v1.ListModelsResponseB0Z.github.com/lumenllm/lumen/gen/lumen/v1;lumenv1b\x06proto3"
 
@@ -1879,7 +2132,7 @@ func file_lumen_v1_lumen_proto_rawDescGZIP() []byte {
 }
 
 var file_lumen_v1_lumen_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_lumen_v1_lumen_proto_goTypes = []any{
 	(FinishReason)(0),              // 0: lumen.v1.FinishReason
 	(ToolChoice_Mode)(0),           // 1: lumen.v1.ToolChoice.Mode
@@ -1896,12 +2149,16 @@ var file_lumen_v1_lumen_proto_goTypes = []any{
 	(*Timings)(nil),                // 12: lumen.v1.Timings
 	(*TokenizeRequest)(nil),        // 13: lumen.v1.TokenizeRequest
 	(*TokenizeResponse)(nil),       // 14: lumen.v1.TokenizeResponse
-	(*ListModelsRequest)(nil),      // 15: lumen.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),     // 16: lumen.v1.ListModelsResponse
-	(*Model)(nil),                  // 17: lumen.v1.Model
-	nil,                            // 18: lumen.v1.GenerateRequest.LogitBiasEntry
-	nil,                            // 19: lumen.v1.GenerateStreamRequest.LogitBiasEntry
-	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
+	(*DetokenizeRequest)(nil),      // 15: lumen.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),     // 16: lumen.v1.DetokenizeResponse
+	(*ApplyTemplateRequest)(nil),   // 17: lumen.v1.ApplyTemplateRequest
+	(*ApplyTemplateResponse)(nil),  // 18: lumen.v1.ApplyTemplateResponse
+	(*ListModelsRequest)(nil),      // 19: lumen.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),     // 20: lumen.v1.ListModelsResponse
+	(*Model)(nil),                  // 21: lumen.v1.Model
+	nil,                            // 22: lumen.v1.GenerateRequest.LogitBiasEntry
+	nil,                            // 23: lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
 }
 var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	5,  // 0: lumen.v1.ChatMessage.tool_calls:type_name -> lumen.v1.ToolCall
@@ -1909,7 +2166,7 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 2: lumen.v1.GenerateRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 3: lumen.v1.GenerateRequest.tools:type_name -> lumen.v1.Tool
 	4,  // 4: lumen.v1.GenerateRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	18, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
+	22, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
 	0,  // 6: lumen.v1.GenerateResponse.finish_reason:type_name -> lumen.v1.FinishReason
 	11, // 7: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
 	12, // 8: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
@@ -1919,27 +2176,35 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 12: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 13: lumen.v1.GenerateStreamRequest.tools:type_name -> lumen.v1.Tool
 	4,  // 14: lumen.v1.GenerateStreamRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	19, // 15: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	23, // 15: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
 	0,  // 16: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
 	11, // 17: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
 	12, // 18: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
 	5,  // 19: lumen.v1.GenerateStreamResponse.tool_calls:type_name -> lumen.v1.ToolCall
 	8,  // 20: lumen.v1.GenerateStreamResponse.logprobs:type_name -> lumen.v1.TokenLogprob
-	17, // 21: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
-	20, // 22: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
-	6,  // 23: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
-	9,  // 24: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
-	13, // 25: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
-	15, // 26: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
-	7,  // 27: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
-	10, // 28: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
-	14, // 29: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
-	16, // 30: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
-	27, // [27:31] is the sub-list for method output_type
-	23, // [23:27] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	2,  // 21: lumen.v1.TokenizeRequest.messages:type_name -> lumen.v1.ChatMessage
+	3,  // 22: lumen.v1.TokenizeRequest.tools:type_name -> lumen.v1.Tool
+	2,  // 23: lumen.v1.ApplyTemplateRequest.messages:type_name -> lumen.v1.ChatMessage
+	3,  // 24: lumen.v1.ApplyTemplateRequest.tools:type_name -> lumen.v1.Tool
+	21, // 25: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
+	24, // 26: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
+	6,  // 27: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
+	9,  // 28: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
+	13, // 29: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
+	15, // 30: lumen.v1.LumenService.Detokenize:input_type -> lumen.v1.DetokenizeRequest
+	17, // 31: lumen.v1.LumenService.ApplyTemplate:input_type -> lumen.v1.ApplyTemplateRequest
+	19, // 32: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
+	7,  // 33: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
+	10, // 34: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
+	14, // 35: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
+	16, // 36: lumen.v1.LumenService.Detokenize:output_type -> lumen.v1.DetokenizeResponse
+	18, // 37: lumen.v1.LumenService.ApplyTemplate:output_type -> lumen.v1.ApplyTemplateResponse
+	20, // 38: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_lumen_v1_lumen_proto_init() }
@@ -1955,7 +2220,7 @@ func file_lumen_v1_lumen_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lumen_v1_lumen_proto_rawDesc), len(file_lumen_v1_lumen_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

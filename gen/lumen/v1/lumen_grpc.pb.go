@@ -29,6 +29,8 @@ const (
 	LumenService_Generate_FullMethodName       = "/lumen.v1.LumenService/Generate"
 	LumenService_GenerateStream_FullMethodName = "/lumen.v1.LumenService/GenerateStream"
 	LumenService_Tokenize_FullMethodName       = "/lumen.v1.LumenService/Tokenize"
+	LumenService_Detokenize_FullMethodName     = "/lumen.v1.LumenService/Detokenize"
+	LumenService_ApplyTemplate_FullMethodName  = "/lumen.v1.LumenService/ApplyTemplate"
 	LumenService_ListModels_FullMethodName     = "/lumen.v1.LumenService/ListModels"
 )
 
@@ -52,8 +54,14 @@ type LumenServiceClient interface {
 	// carrying text, then one final message with the finish reason, usage
 	// and timings. Cancelling the call stops generation.
 	GenerateStream(ctx context.Context, in *GenerateStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateStreamResponse], error)
-	// Tokenize returns the tokens the model sees for a text prompt.
+	// Tokenize returns the tokens the model sees for a text prompt, or for
+	// chat messages rendered through the model's chat template.
 	Tokenize(ctx context.Context, in *TokenizeRequest, opts ...grpc.CallOption) (*TokenizeResponse, error)
+	// Detokenize returns the text of a prompt's tokens.
+	Detokenize(ctx context.Context, in *DetokenizeRequest, opts ...grpc.CallOption) (*DetokenizeResponse, error)
+	// ApplyTemplate renders chat messages through the model's chat template:
+	// the prompt a chat request would feed the model.
+	ApplyTemplate(ctx context.Context, in *ApplyTemplateRequest, opts ...grpc.CallOption) (*ApplyTemplateResponse, error)
 	// ListModels lists the models this server serves.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 }
@@ -105,6 +113,26 @@ func (c *lumenServiceClient) Tokenize(ctx context.Context, in *TokenizeRequest, 
 	return out, nil
 }
 
+func (c *lumenServiceClient) Detokenize(ctx context.Context, in *DetokenizeRequest, opts ...grpc.CallOption) (*DetokenizeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DetokenizeResponse)
+	err := c.cc.Invoke(ctx, LumenService_Detokenize_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lumenServiceClient) ApplyTemplate(ctx context.Context, in *ApplyTemplateRequest, opts ...grpc.CallOption) (*ApplyTemplateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyTemplateResponse)
+	err := c.cc.Invoke(ctx, LumenService_ApplyTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *lumenServiceClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModelsResponse)
@@ -135,8 +163,14 @@ type LumenServiceServer interface {
 	// carrying text, then one final message with the finish reason, usage
 	// and timings. Cancelling the call stops generation.
 	GenerateStream(*GenerateStreamRequest, grpc.ServerStreamingServer[GenerateStreamResponse]) error
-	// Tokenize returns the tokens the model sees for a text prompt.
+	// Tokenize returns the tokens the model sees for a text prompt, or for
+	// chat messages rendered through the model's chat template.
 	Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error)
+	// Detokenize returns the text of a prompt's tokens.
+	Detokenize(context.Context, *DetokenizeRequest) (*DetokenizeResponse, error)
+	// ApplyTemplate renders chat messages through the model's chat template:
+	// the prompt a chat request would feed the model.
+	ApplyTemplate(context.Context, *ApplyTemplateRequest) (*ApplyTemplateResponse, error)
 	// ListModels lists the models this server serves.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	mustEmbedUnimplementedLumenServiceServer()
@@ -157,6 +191,12 @@ func (UnimplementedLumenServiceServer) GenerateStream(*GenerateStreamRequest, gr
 }
 func (UnimplementedLumenServiceServer) Tokenize(context.Context, *TokenizeRequest) (*TokenizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Tokenize not implemented")
+}
+func (UnimplementedLumenServiceServer) Detokenize(context.Context, *DetokenizeRequest) (*DetokenizeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Detokenize not implemented")
+}
+func (UnimplementedLumenServiceServer) ApplyTemplate(context.Context, *ApplyTemplateRequest) (*ApplyTemplateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyTemplate not implemented")
 }
 func (UnimplementedLumenServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
@@ -229,6 +269,42 @@ func _LumenService_Tokenize_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LumenService_Detokenize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DetokenizeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LumenServiceServer).Detokenize(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LumenService_Detokenize_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LumenServiceServer).Detokenize(ctx, req.(*DetokenizeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LumenService_ApplyTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LumenServiceServer).ApplyTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LumenService_ApplyTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LumenServiceServer).ApplyTemplate(ctx, req.(*ApplyTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LumenService_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelsRequest)
 	if err := dec(in); err != nil {
@@ -261,6 +337,14 @@ var LumenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Tokenize",
 			Handler:    _LumenService_Tokenize_Handler,
+		},
+		{
+			MethodName: "Detokenize",
+			Handler:    _LumenService_Detokenize_Handler,
+		},
+		{
+			MethodName: "ApplyTemplate",
+			Handler:    _LumenService_ApplyTemplate_Handler,
 		},
 		{
 			MethodName: "ListModels",

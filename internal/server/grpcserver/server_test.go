@@ -79,6 +79,21 @@ func (f *fakeAPI) Tokenize(model, text string) ([]int32, error) { return f.token
 
 func (f *fakeAPI) Models() []inference.Model { return f.models }
 
+func (f *fakeAPI) Detokenize(_ string, tokens []int32) (string, error) {
+	return fmt.Sprint(tokens), f.err
+}
+
+func (f *fakeAPI) RenderChat(_ context.Context, _ string, msgs []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+	var b strings.Builder
+	for _, m := range msgs {
+		fmt.Fprintf(&b, "%s:%s;", m.Role, m.Content)
+	}
+	for _, t := range tools {
+		fmt.Fprintf(&b, "tool:%s;", t.Name)
+	}
+	return b.String(), f.tokens, f.err
+}
+
 type fakeReady struct{ ready atomic.Bool }
 
 func (r *fakeReady) Ready() bool { return r.ready.Load() }
@@ -884,4 +899,27 @@ func TestLogprobs(t *testing.T) {
 		t.Errorf("logprobs per stream message %v, want one on each of the three token messages", perMsg)
 	}
 	<-got
+}
+
+func TestTokenizeDetokenizeApplyTemplate(t *testing.T) {
+	h := start(t, Config{API: &fakeAPI{tokens: []int32{1, 2}}})
+	chat := []*lumenv1.ChatMessage{{Role: "user", Content: "Hi"}}
+	tools := []*lumenv1.Tool{{Name: "f"}}
+	tr, err := h.client.Tokenize(t.Context(), &lumenv1.TokenizeRequest{Messages: chat, Tools: tools})
+	if err != nil || fmt.Sprint(tr.GetTokens()) != "[1 2]" || tr.GetPrompt() != "user:Hi;tool:f;" {
+		t.Errorf("Tokenize(messages) = %v, %v", tr, err)
+	}
+	for _, bad := range []*lumenv1.TokenizeRequest{{Text: "a", Messages: chat}, {Text: "a", Tools: tools}} {
+		if _, err := h.client.Tokenize(t.Context(), bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("Tokenize(%v) = %v, want INVALID_ARGUMENT", bad, err)
+		}
+	}
+	dr, err := h.client.Detokenize(t.Context(), &lumenv1.DetokenizeRequest{Tokens: []int32{5, 7}})
+	if err != nil || dr.GetText() != "[5 7]" {
+		t.Errorf("Detokenize = %v, %v", dr, err)
+	}
+	ar, err := h.client.ApplyTemplate(t.Context(), &lumenv1.ApplyTemplateRequest{Messages: chat})
+	if err != nil || ar.GetPrompt() != "user:Hi;" {
+		t.Errorf("ApplyTemplate = %v, %v", ar, err)
+	}
 }

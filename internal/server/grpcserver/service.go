@@ -130,12 +130,41 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 	}
 }
 
-func (s *service) Tokenize(_ context.Context, req *lumenv1.TokenizeRequest) (*lumenv1.TokenizeResponse, error) {
+func (s *service) Tokenize(ctx context.Context, req *lumenv1.TokenizeRequest) (*lumenv1.TokenizeResponse, error) {
+	if len(req.GetMessages()) > 0 {
+		if req.GetText() != "" {
+			return nil, toStatus(&scheduler.InvalidError{Field: "text", Reason: "give either text or messages, not both"})
+		}
+		prompt, toks, err := s.api.RenderChat(ctx, req.GetModel(), messages(req.GetMessages()), toolList(req.GetTools()))
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &lumenv1.TokenizeResponse{Tokens: toks, Prompt: prompt}, nil
+	}
+	if len(req.GetTools()) > 0 {
+		return nil, toStatus(&scheduler.InvalidError{Field: "tools", Reason: "need messages"})
+	}
 	toks, err := s.api.Tokenize(req.GetModel(), req.GetText())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &lumenv1.TokenizeResponse{Tokens: toks}, nil
+}
+
+func (s *service) Detokenize(_ context.Context, req *lumenv1.DetokenizeRequest) (*lumenv1.DetokenizeResponse, error) {
+	text, err := s.api.Detokenize(req.GetModel(), req.GetTokens())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &lumenv1.DetokenizeResponse{Text: text}, nil
+}
+
+func (s *service) ApplyTemplate(ctx context.Context, req *lumenv1.ApplyTemplateRequest) (*lumenv1.ApplyTemplateResponse, error) {
+	prompt, _, err := s.api.RenderChat(ctx, req.GetModel(), messages(req.GetMessages()), toolList(req.GetTools()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &lumenv1.ApplyTemplateResponse{Prompt: prompt}, nil
 }
 
 func (s *service) ListModels(context.Context, *lumenv1.ListModelsRequest) (*lumenv1.ListModelsResponse, error) {
@@ -224,14 +253,7 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 			Field: "max_tokens", Reason: fmt.Sprintf("must not be negative, got %d", r.GetMaxTokens()),
 		}
 	}
-	var msgs []inference.Message
-	for _, m := range r.GetMessages() {
-		msg := inference.Message{Role: m.GetRole(), Content: m.GetContent(), ToolCallID: m.GetToolCallId(), Name: m.GetName()}
-		for _, c := range m.GetToolCalls() {
-			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: c.GetId(), Name: c.GetName(), Arguments: c.GetArguments()})
-		}
-		msgs = append(msgs, msg)
-	}
+	msgs := messages(r.GetMessages())
 	c, err := constraint(r)
 	if err != nil {
 		return inference.GenerateRequest{}, err
@@ -313,14 +335,7 @@ func constraint(r *lumenv1.GenerateRequest) (*inference.Constraint, error) {
 
 // tools reads tools, tool_choice and parallel_tool_calls.
 func tools(r *lumenv1.GenerateRequest) (inference.Tools, error) {
-	t := inference.Tools{Parallel: valueOr(r.ParallelToolCalls, true)}
-	for _, tool := range r.GetTools() {
-		var params json.RawMessage
-		if p := tool.GetParametersJson(); p != "" {
-			params = json.RawMessage(p)
-		}
-		t.Tools = append(t.Tools, toolcall.Tool{Name: tool.GetName(), Description: tool.GetDescription(), Parameters: params})
-	}
+	t := inference.Tools{Parallel: valueOr(r.ParallelToolCalls, true), Tools: toolList(r.GetTools())}
 	switch c := r.GetToolChoice(); c.GetMode() {
 	case lumenv1.ToolChoice_MODE_UNSPECIFIED, lumenv1.ToolChoice_MODE_AUTO:
 		t.Choice = toolcall.Choice{Mode: toolcall.Auto}
@@ -375,4 +390,30 @@ func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
 		TopLogprobs:       r.GetTopLogprobs(),
 		MinTokens:         r.GetMinTokens(),
 	}
+}
+
+// messages converts chat messages.
+func messages(in []*lumenv1.ChatMessage) []inference.Message {
+	var msgs []inference.Message
+	for _, m := range in {
+		msg := inference.Message{Role: m.GetRole(), Content: m.GetContent(), ToolCallID: m.GetToolCallId(), Name: m.GetName()}
+		for _, c := range m.GetToolCalls() {
+			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: c.GetId(), Name: c.GetName(), Arguments: c.GetArguments()})
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs
+}
+
+// toolList converts declared functions.
+func toolList(in []*lumenv1.Tool) []toolcall.Tool {
+	var out []toolcall.Tool
+	for _, tool := range in {
+		var params json.RawMessage
+		if p := tool.GetParametersJson(); p != "" {
+			params = json.RawMessage(p)
+		}
+		out = append(out, toolcall.Tool{Name: tool.GetName(), Description: tool.GetDescription(), Parameters: params})
+	}
+	return out
 }

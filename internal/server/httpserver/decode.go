@@ -133,10 +133,21 @@ type generateRequest struct {
 	Prompt *string `json:"prompt"`
 }
 
-// tokenizeRequest is POST /tokenize.
+// tokenizeRequest is POST /tokenize: one of text (Lumen), prompt (vLLM),
+// content (llama.cpp) or messages (vLLM: the chat template's prompt).
 type tokenizeRequest struct {
-	Model string  `json:"model"`
-	Text  *string `json:"text"`
+	Model    string          `json:"model"`
+	Text     *string         `json:"text"`
+	Prompt   *string         `json:"prompt"`
+	Content  *string         `json:"content"`
+	Messages json.RawMessage `json:"messages"`
+	Tools    json.RawMessage `json:"tools"`
+}
+
+// detokenizeRequest is POST /detokenize.
+type detokenizeRequest struct {
+	Model  string  `json:"model"`
+	Tokens []int32 `json:"tokens"`
 }
 
 func invalidField(field, format string, args ...any) error {
@@ -508,29 +519,8 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 	if err != nil {
 		return req, err
 	}
-	if len(c.Messages) == 0 {
-		return req, invalidField("messages", "is required and must not be empty")
-	}
-	req.Messages = make([]inference.Message, len(c.Messages))
-	for i, m := range c.Messages {
-		content, err := messageContent(m.Content, fmt.Sprintf("messages[%d].content", i))
-		if err != nil {
-			return req, err
-		}
-		msg := inference.Message{Role: m.Role, Content: content, Name: m.Name, ToolCallID: m.ToolCallID}
-		for j, tc := range m.ToolCalls {
-			if tc.Type != "" && tc.Type != "function" {
-				return req, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].type", i, j), "%q is not \"function\"", tc.Type)
-			}
-			if tc.Function.Name == "" {
-				return req, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), "is required")
-			}
-			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
-		}
-		if m.Role == "tool" && m.ToolCallID == "" {
-			return req, invalidField(fmt.Sprintf("messages[%d].tool_call_id", i), "is required on tool messages")
-		}
-		req.Messages[i] = msg
+	if req.Messages, err = c.messages(); err != nil {
+		return req, err
 	}
 	tools, err := c.tools()
 	if err != nil {
@@ -548,6 +538,35 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 		req.TopLogprobs = *c.TopLogprobs
 	}
 	return req, nil
+}
+
+// messages decodes messages, which must not be empty.
+func (c *chatRequest) messages() ([]inference.Message, error) {
+	if len(c.Messages) == 0 {
+		return nil, invalidField("messages", "is required and must not be empty")
+	}
+	out := make([]inference.Message, len(c.Messages))
+	for i, m := range c.Messages {
+		content, err := messageContent(m.Content, fmt.Sprintf("messages[%d].content", i))
+		if err != nil {
+			return nil, err
+		}
+		msg := inference.Message{Role: m.Role, Content: content, Name: m.Name, ToolCallID: m.ToolCallID}
+		for j, tc := range m.ToolCalls {
+			if tc.Type != "" && tc.Type != "function" {
+				return nil, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].type", i, j), "%q is not \"function\"", tc.Type)
+			}
+			if tc.Function.Name == "" {
+				return nil, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), "is required")
+			}
+			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		if m.Role == "tool" && m.ToolCallID == "" {
+			return nil, invalidField(fmt.Sprintf("messages[%d].tool_call_id", i), "is required on tool messages")
+		}
+		out[i] = msg
+	}
+	return out, nil
 }
 
 // tools decodes tools, tool_choice and parallel_tool_calls.

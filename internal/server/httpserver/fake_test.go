@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -113,6 +114,33 @@ func (f *fakeAPI) Tokenize(model, text string) ([]int32, error) {
 }
 
 func (f *fakeAPI) Models() []inference.Model { return f.models }
+
+// Detokenize spells each token as t<id>.
+func (f *fakeAPI) Detokenize(model string, tokens []int32) (string, error) {
+	if model != "" && model != fakeModel {
+		return "", inference.ErrUnknownModel
+	}
+	var b strings.Builder
+	for _, t := range tokens {
+		fmt.Fprintf(&b, "t%d", t)
+	}
+	return b.String(), f.tokErr
+}
+
+// RenderChat renders each message as role:content; and records them.
+func (f *fakeAPI) RenderChat(_ context.Context, model string, msgs []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+	if model != "" && model != fakeModel {
+		return "", nil, inference.ErrUnknownModel
+	}
+	var b strings.Builder
+	for _, m := range msgs {
+		fmt.Fprintf(&b, "%s:%s;", m.Role, m.Content)
+	}
+	for _, t := range tools {
+		fmt.Fprintf(&b, "tool:%s;", t.Name)
+	}
+	return b.String(), f.tokens, f.tokErr
+}
 
 // lastRequest is the last request Generate received.
 func (f *fakeAPI) lastRequest(t *testing.T) inference.GenerateRequest {

@@ -173,6 +173,8 @@ func (s *Server) routes() *http.ServeMux {
 	api(http.MethodGet, "/v1/models/{model...}", s.getModel)
 	api(http.MethodPost, "/generate", s.generate)
 	api(http.MethodPost, "/tokenize", s.tokenize)
+	api(http.MethodPost, "/detokenize", s.detokenize)
+	api(http.MethodPost, "/apply-template", s.applyTemplate)
 	// Health routes skip the Host check: they tell a page nothing but
 	// "up" or "ready", and probes and load balancers send whatever Host
 	// they were configured with (Kubernetes sends the pod IP, which

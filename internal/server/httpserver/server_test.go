@@ -459,9 +459,13 @@ func TestTokenize(t *testing.T) {
 		body   string
 		want   string
 	}{
-		{"tokens", []int32{1, 15043, 3186}, `{"text":"Hello world"}`, `{"tokens":[1,15043,3186],"count":3}`},
-		{"with model", []int32{1}, `{"text":"","model":"test-model"}`, `{"tokens":[1],"count":1}`},
-		{"none", nil, `{"text":""}`, `{"tokens":[],"count":0}`},
+		{"tokens", []int32{1, 15043, 3186}, `{"text":"Hello world"}`, `{"tokens":[1,15043,3186],"count":3,"max_model_len":4096}`},
+		{"with model", []int32{1}, `{"text":"","model":"test-model"}`, `{"tokens":[1],"count":1,"max_model_len":4096}`},
+		{"none", nil, `{"text":""}`, `{"tokens":[],"count":0,"max_model_len":4096}`},
+		{"vLLM prompt", []int32{1, 2}, `{"prompt":"Hi"}`, `{"tokens":[1,2],"count":2,"max_model_len":4096}`},
+		{"llama.cpp content", []int32{1, 2}, `{"content":"Hi"}`, `{"tokens":[1,2],"count":2,"max_model_len":4096}`},
+		{"messages", []int32{1, 2}, `{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}`,
+			`{"tokens":[1,2],"count":2,"max_model_len":4096,"prompt":"user:Hi;tool:f;"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -474,6 +478,34 @@ func TestTokenize(t *testing.T) {
 			}
 		})
 	}
+	ts, _ := serve(t, Config{})
+	for _, tt := range []struct{ body, param string }{
+		{`{}`, "text"},
+		{`{"text":"a","prompt":"b"}`, "text"},
+		{`{"text":"a","messages":[{"role":"user","content":"x"}]}`, "text"},
+		{`{"messages":[]}`, "messages"},
+		{`{"text":"a","tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
+		{`{"messages":[{"role":"user","content":3}]}`, "messages[0].content"},
+	} {
+		checkError(t, do(t, ts, "POST", "/tokenize", tt.body), http.StatusBadRequest, tt.param, "")
+	}
+}
+
+func TestDetokenizeAndApplyTemplate(t *testing.T) {
+	ts, _ := serve(t, Config{})
+	resp := do(t, ts, "POST", "/detokenize", `{"tokens":[5,7]}`)
+	if want := `{"prompt":"t5t7","content":"t5t7"}`; resp.status != 200 || strings.TrimSpace(string(resp.body)) != want {
+		t.Errorf("detokenize: status %d body %s, want %s", resp.status, resp.body, want)
+	}
+	checkError(t, do(t, ts, "POST", "/detokenize", `{}`), http.StatusBadRequest, "tokens", "")
+	checkError(t, do(t, ts, "POST", "/detokenize", `{"tokens":["a"]}`), http.StatusBadRequest, "tokens", "")
+	checkError(t, do(t, ts, "POST", "/detokenize", `{"tokens":[1],"model":"other"}`), http.StatusNotFound, "model", "model_not_found")
+
+	resp = do(t, ts, "POST", "/apply-template", `{"messages":[{"role":"system","content":"S"},{"role":"user","content":"U"}]}`)
+	if want := `{"prompt":"system:S;user:U;"}`; resp.status != 200 || strings.TrimSpace(string(resp.body)) != want {
+		t.Errorf("apply-template: status %d body %s, want %s", resp.status, resp.body, want)
+	}
+	checkError(t, do(t, ts, "POST", "/apply-template", `{}`), http.StatusBadRequest, "messages", "")
 }
 
 func TestModels(t *testing.T) {
