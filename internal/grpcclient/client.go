@@ -108,6 +108,9 @@ func StreamRequest(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
 		ParallelToolCalls: r.ParallelToolCalls,
 		LogitBias:         r.GetLogitBias(),
 		IgnoreEos:         r.GetIgnoreEos(),
+		Logprobs:          r.GetLogprobs(),
+		TopLogprobs:       r.GetTopLogprobs(),
+		MinTokens:         r.GetMinTokens(),
 	}
 }
 

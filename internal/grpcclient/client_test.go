@@ -18,6 +18,7 @@ import (
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
+	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,8 +49,12 @@ func (f *fakeAPI) Generate(ctx context.Context, _ inference.GenerateRequest) (*i
 	return &inference.Stream{ID: "r1", Model: "m", Events: ch}, nil
 }
 
-func (f *fakeAPI) Tokenize(string, string) ([]int32, error) { return []int32{1, 2}, nil }
-func (f *fakeAPI) Models() []inference.Model                { return []inference.Model{{ID: "m"}} }
+func (f *fakeAPI) Tokenize(string, string) ([]int32, error)   { return []int32{1, 2}, nil }
+func (f *fakeAPI) Models() []inference.Model                  { return []inference.Model{{ID: "m"}} }
+func (f *fakeAPI) Detokenize(string, []int32) (string, error) { return "", nil }
+func (f *fakeAPI) RenderChat(context.Context, string, []inference.Message, []toolcall.Tool) (string, []int32, error) {
+	return "", nil, nil
+}
 
 // serve starts a real server on 127.0.0.1 and returns its address.
 func serve(t *testing.T, api inference.API, keys auth.Keys) string {
@@ -159,7 +164,7 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 		Seed: proto.Uint32(8), Stop: []string{"s"},
 		Grammar: "root ::= \"a\"", JsonSchema: "{}", JsonObject: true, Tools: []*lumenv1.Tool{{Name: "f"}},
 		ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}, ParallelToolCalls: proto.Bool(false),
-		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true,
+		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true, Logprobs: true, TopLogprobs: 2, MinTokens: 1,
 	}
 	set := 0
 	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })

@@ -256,6 +256,8 @@ var SamplingLimits = []NumericLimit{
 	{"repetition_penalty", 0, 10, func(p scheduler.SamplingParams) float64 { return float64(p.RepeatPenalty) }},
 	{"frequency_penalty", -2, 2, func(p scheduler.SamplingParams) float64 { return float64(p.FrequencyPenalty) }},
 	{"presence_penalty", -2, 2, func(p scheduler.SamplingParams) float64 { return float64(p.PresencePenalty) }},
+	// The scheduler also holds min_tokens to at most max_tokens.
+	{"min_tokens", 0, math.MaxInt32, func(p scheduler.SamplingParams) float64 { return float64(p.MinTokens) }},
 }
 
 // ValidateSampling checks sampling options against SamplingLimits.
