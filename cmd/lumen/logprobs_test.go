@@ -249,3 +249,72 @@ func TestTokenizerRoutesEndToEnd(t *testing.T) {
 		t.Errorf("apply-template %q, tokenize %q (%d tokens)", applied.Prompt, chatTok.Prompt, len(chatTok.Tokens))
 	}
 }
+
+// TestChoicesEndToEnd: n choices with seed s are the n requests with seeds
+// s, s+1, … made one by one, and the prompt is computed once: the other
+// choices share its cells (two "shared" prefix-cache hits for n=3).
+func TestChoicesEndToEnd(t *testing.T) {
+	httpAddr, _ := startServe(t, "--model", sharedModelPath(t), "--cache-ram", "0")
+	base := "http://" + httpAddr
+	const prompt = `"prompt":"A long prompt that all three choices share, so that it is worth computing only once","max_tokens":12,"temperature":1,"ignore_eos":true`
+	var many struct {
+		Choices []struct {
+			Index int    `json:"index"`
+			Text  string `json:"text"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := postJSON(base+"/v1/completions", `{`+prompt+`,"n":3,"seed":40}`, &many); err != nil {
+		t.Fatal(err)
+	}
+	shared := sharedHits(t, base)
+	if len(many.Choices) != 3 || many.Usage.CompletionTokens != 36 {
+		t.Fatalf("%d choices, %d completion tokens; want 3 and 36", len(many.Choices), many.Usage.CompletionTokens)
+	}
+	if shared != 2 {
+		t.Errorf("%v shared prefix-cache hits, want 2: the prompt computed once", shared)
+	}
+	for i, c := range many.Choices {
+		var one struct {
+			Choices []struct {
+				Text string `json:"text"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens int `json:"prompt_tokens"`
+			} `json:"usage"`
+		}
+		if err := postJSON(base+"/v1/completions", fmt.Sprintf(`{%s,"seed":%d,"cache_prompt":false}`, prompt, 40+i), &one); err != nil {
+			t.Fatal(err)
+		}
+		if c.Index != i || c.Text != one.Choices[0].Text {
+			t.Errorf("choice %d (index %d) %q, alone with seed %d %q", i, c.Index, c.Text, 40+i, one.Choices[0].Text)
+		}
+		if one.Usage.PromptTokens != many.Usage.PromptTokens {
+			t.Errorf("usage counts the prompt %d times over", many.Usage.PromptTokens/max(one.Usage.PromptTokens, 1))
+		}
+	}
+}
+
+// sharedHits reads lumen_prefix_cache_hits_total{source="shared"}.
+func sharedHits(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `lumen_prefix_cache_hits_total{source="shared"} `); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatal("no shared prefix-cache hits metric")
+	return 0
+}

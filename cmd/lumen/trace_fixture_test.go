@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -37,6 +38,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/grpcclient"
+	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/synth"
 	"github.com/lumenllm/lumen/internal/traceanalyze"
 )
@@ -111,7 +113,8 @@ func startTracedServe(t *testing.T, collector string) (httpAddr, grpcAddr string
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServeWith(ctx, args, env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}, ready)
+		done <- runServeHooked(ctx, args, env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }},
+			serveHooks{ready: ready, engine: func(e scheduler.Engine) scheduler.Engine { return &patientEngine{Engine: e} }})
 	}()
 	select {
 	case addrs := <-ready:
@@ -482,4 +485,31 @@ func jaegerFromOTLP(reqs []*coltracepb.ExportTraceServiceRequest) ([]byte, error
 		out.Data = append(out.Data, byID[id])
 	}
 	return json.Marshal(out)
+}
+
+// patientEngine holds steps that decode one sequence alone back a little
+// (at most a second in all), so that the fixture's concurrent requests
+// share steps even on a loaded machine: the tiny model would otherwise
+// finish one before the next arrives.
+type patientEngine struct {
+	scheduler.Engine
+	pending map[int]bool // slots in the batch being built
+	waited  int
+}
+
+func (p *patientEngine) Add(tok int32, pos, slot int, logits bool) (int, error) {
+	if p.pending == nil {
+		p.pending = map[int]bool{}
+	}
+	p.pending[slot] = true
+	return p.Engine.Add(tok, pos, slot, logits)
+}
+
+func (p *patientEngine) Decode() error {
+	if len(p.pending) < 2 && p.waited < 100 {
+		p.waited++
+		time.Sleep(10 * time.Millisecond)
+	}
+	clear(p.pending)
+	return p.Engine.Decode()
 }

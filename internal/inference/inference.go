@@ -147,9 +147,11 @@ type GenerateRequest struct {
 	// ID is the response id; one is made when empty.
 	ID    string
 	Model string // empty: the served model
-	// Exactly one of Prompt and Messages.
-	Prompt   string
-	Messages []Message
+	// Exactly one of Prompt, PromptTokens (used as given: no BOS is
+	// added) and Messages.
+	Prompt       string
+	PromptTokens []int32
+	Messages     []Message
 	// MaxTokens: 0 takes the default.
 	MaxTokens int
 	Sampling  scheduler.SamplingParams
@@ -168,6 +170,9 @@ type GenerateRequest struct {
 	Logprobs       bool
 	TopLogprobs    int
 	PromptLogprobs bool
+	// SharePrefill: other requests with the same prompt are submitted with
+	// this one (n > 1); the prompt is computed once for all of them.
+	SharePrefill bool
 }
 
 // Stream is an accepted request.
@@ -279,6 +284,19 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 	lim := s.cfg.Limits
 	var text string
 	parseSpecial := false
+	if len(req.PromptTokens) > 0 {
+		if req.Prompt != "" || len(req.Messages) > 0 {
+			return nil, "", invalid("prompt", "give one of a prompt, its tokens or messages")
+		}
+		for i, tok := range req.PromptTokens {
+			if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
+				return nil, "", invalid(fmt.Sprintf("prompt[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+			}
+		}
+		// The text is only for the request span's content.
+		text, _ = s.cfg.Tokenizer.Detokenize(req.PromptTokens)
+		return req.PromptTokens, text, nil
+	}
 	switch {
 	case req.Prompt != "" && len(req.Messages) > 0:
 		return nil, "", invalid("prompt", "give either a prompt or messages, not both")
@@ -459,7 +477,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	}
 	sr := scheduler.Request{
 		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop, KeepText: keepText,
-		NoCache:  req.NoCache || req.PromptLogprobs,
+		NoCache: req.NoCache || req.PromptLogprobs, SharePrefill: req.SharePrefill,
 		Logprobs: req.Logprobs || req.PromptLogprobs, TopLogprobs: req.TopLogprobs, PromptLogprobs: req.PromptLogprobs,
 	}
 	if useTools {

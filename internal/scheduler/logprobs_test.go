@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 )
@@ -116,5 +117,44 @@ func TestLogprobLimits(t *testing.T) {
 		if _, err := s.Submit(context.Background(), r); !errors.As(err, &ie) {
 			t.Errorf("Submit(%+v) = %v, want an InvalidError", r, err)
 		}
+	}
+}
+
+// TestSharePrefill: the choices of one request (same prompt, submitted
+// together with SharePrefill) compute the prompt once: the others wait for
+// its prefill and share its cells, and each still generates what it would
+// alone.
+func TestSharePrefill(t *testing.T) {
+	eng := newFakeEngine(4, 1024, 64)
+	s := start(t, eng, Config{PrefillChunk: 8})
+	prompt := tokens("a prompt of forty bytes, shared by all n")
+	var chans []<-chan Event
+	for i := range 3 {
+		ch, err := s.Submit(context.Background(), Request{ID: fmt.Sprint(i), Prompt: prompt, MaxTokens: 5, SharePrefill: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	sources := map[CacheSource]int{}
+	for _, ch := range chans {
+		text, res, err := collect(t, ch)
+		if err != nil || text != expectText(prompt, 5) {
+			t.Errorf("choice %s: %q, %v; want %q", res.ID, text, err, expectText(prompt, 5))
+		}
+		sources[res.CacheSource]++
+	}
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	prefill := 0
+	for _, step := range eng.steps {
+		for _, tk := range step {
+			if tk.pos < len(prompt) {
+				prefill++
+			}
+		}
+	}
+	if want := len(prompt) + 2; prefill != want || sources[CacheShared] != 2 {
+		t.Errorf("%d prompt tokens computed, sources %v; want %d (the prompt once, then one each) and 2 shared", prefill, sources, want)
 	}
 }

@@ -28,6 +28,10 @@ type Request struct {
 	// NoCache computes the whole prompt even when a slot holds a prefix
 	// of it (the client asked for no prompt caching).
 	NoCache bool
+	// SharePrefill: requests with this same prompt are submitted together
+	// (the choices of n > 1). While one of them computes the prompt the
+	// others wait, then share its cells, so the prompt is computed once.
+	SharePrefill bool
 	// Logprobs attaches to every generated token its log-probability and
 	// the TopLogprobs (0–20) most likely alternatives (Event.Tokens).
 	Logprobs    bool

@@ -435,13 +435,17 @@ const minSave = 16
 // prompt's prefix then comes from that slot, another slot or host memory,
 // whichever holds the longest.
 func (l *loop) admit() {
-	for len(l.waiting) > 0 {
-		req := l.waiting[0]
+	for i := 0; i < len(l.waiting); {
+		req := l.waiting[i]
+		if l.siblingPrefilling(req) {
+			i++ // it will share the sibling's cells once they are computed
+			continue
+		}
 		free, own := l.pickSlot(req.r.Prompt)
 		if free < 0 {
 			return
 		}
-		l.waiting = l.waiting[1:]
+		l.waiting = slices.Delete(l.waiting, i, i+1)
 		req.timings.Admitted = l.s.cfg.Now()
 		reuse, source, err := l.restorePrefix(free, own, req)
 		if err != nil {
@@ -483,6 +487,20 @@ func (l *loop) admit() {
 		l.s.queued.Add(-1)
 		l.updateKV()
 	}
+}
+
+// siblingPrefilling reports whether req shares its prefill (SharePrefill)
+// and a sequence with the same prompt is still computing it.
+func (l *loop) siblingPrefilling(req *request) bool {
+	if !req.r.SharePrefill || l.s.cfg.NoPrefixCache || req.r.NoCache || req.r.PromptLogprobs {
+		return false
+	}
+	for _, q := range l.admits {
+		if q.prefilling() && slices.Equal(q.req.r.Prompt, req.r.Prompt) {
+			return true
+		}
+	}
+	return false
 }
 
 // pickSlot returns the free slot for prompt and the length of the prefix

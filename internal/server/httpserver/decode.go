@@ -50,8 +50,10 @@ type options struct {
 	// logit_bias: token id (as a string key, as OpenAI sends it) → bias.
 	LogitBias map[string]float64 `json:"logit_bias"`
 	// llama.cpp and vLLM extensions.
-	IgnoreEOS   *bool `json:"ignore_eos"`
-	MinTokens   *int  `json:"min_tokens"`
+	IgnoreEOS *bool `json:"ignore_eos"`
+	MinTokens *int  `json:"min_tokens"`
+	// N is the number of choices (completions and chat).
+	N           *int  `json:"n"`
 	CachePrompt *bool `json:"cache_prompt"`
 	// Output constraints; at most one may be given.
 	ResponseFormat json.RawMessage `json:"response_format"`
@@ -483,24 +485,46 @@ func (o *options) includeUsage() bool {
 	return o.StreamOptions != nil && o.StreamOptions.IncludeUsage
 }
 
-// generateRequest validates a completions body and builds its request.
+// generateRequests validates a completions body and builds its choices'
+// requests: n for each prompt, those of one prompt consecutive. n is
+// returned too.
+func (c *completionRequest) generateRequests(o *options) ([]inference.GenerateRequest, int, error) {
+	base, err := c.generateRequest(o)
+	if err != nil {
+		return nil, 0, err
+	}
+	ps, err := prompts(c.Prompt)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := choiceCount(o.N, len(ps))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ps) > maxChoices {
+		return nil, 0, invalidField("prompt", "has %d prompts; at most %d are allowed", len(ps), maxChoices)
+	}
+	var reqs []inference.GenerateRequest
+	for _, p := range ps {
+		if p.tokens != nil && c.echo() {
+			return nil, 0, invalidField("echo", "needs text prompts (the prompt is token ids)")
+		}
+		req := base
+		req.Prompt, req.PromptTokens = p.text, p.tokens
+		if p.tokens == nil && p.text == "" {
+			return nil, 0, invalidField("prompt", "is empty")
+		}
+		reqs = append(reqs, expand(req, n)...)
+	}
+	return reqs, n, nil
+}
+
+// generateRequest builds what every choice of a completions body shares.
 func (c *completionRequest) generateRequest(o *options) (inference.GenerateRequest, error) {
 	req, err := o.request(true)
 	if err != nil {
 		return req, err
 	}
-	if isNull(c.Prompt) {
-		return req, invalidField("prompt", "is required")
-	}
-	prompts, err := stringOrList(c.Prompt, "prompt")
-	if err != nil {
-		// Token arrays are valid OpenAI prompts, but not ones we take.
-		return req, invalidField("prompt", "must be a string or an array of one string (token arrays are not supported)")
-	}
-	if len(prompts) != 1 {
-		return req, invalidField("prompt", "must hold exactly one prompt, got %d (batched prompts are not supported)", len(prompts))
-	}
-	req.Prompt = prompts[0]
 	if c.Logprobs != nil {
 		if *c.Logprobs < 0 || *c.Logprobs > maxCompletionTopLogprobs {
 			return req, invalidField("logprobs", "must be between 0 and %d, got %d", maxCompletionTopLogprobs, *c.Logprobs)

@@ -85,7 +85,6 @@ var (
 // refusedCommon are refused on every generation route.
 var refusedCommon = map[string]refusal{
 	// OpenAI
-	"n":      {isOne, "only n=1 is supported"},
 	"suffix": {isEmpty, "is not supported yet (fill-in-the-middle)"},
 	// llama.cpp server
 	"n_probs":               {isZero, noLogprobs},
@@ -179,6 +178,7 @@ var refusedGenerate = map[string]refusal{
 	"tool_choice":     {isNullOrNone, "is only supported on /v1/chat/completions"},
 	"response_format": {isNull, "is an OpenAI field; use json_schema or grammar on /generate"},
 	"logprobs":        {isFalseOrZero, "is supported on /v1/completions and /v1/chat/completions, not /generate"},
+	"n":               {isOne, "is supported on /v1/completions and /v1/chat/completions, not /generate"},
 	"top_logprobs":    {isZero, "is supported on /v1/chat/completions, not /generate"},
 }
 

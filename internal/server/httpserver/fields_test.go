@@ -117,6 +117,10 @@ func fieldCases() []fieldCase {
 			t.Error("ignore_eos not set")
 		}
 	}})
+	for _, p := range []string{chatPath, cmplPath} {
+		on(p, fieldCase{field: "n", value: `3`, check: ok}) // the choices' requests: TestChoices
+		on(p, fieldCase{field: "n", value: `0`, refused: true})
+	}
 	all(fieldCase{field: "min_tokens", value: `5`, check: func(t *testing.T, r inference.GenerateRequest) {
 		if r.Sampling.MinTokens != 5 {
 			t.Errorf("min_tokens %d, want 5", r.Sampling.MinTokens)
@@ -216,7 +220,7 @@ func fieldCases() []fieldCase {
 		}
 	}
 	every := []string{chatPath, cmplPath, genPath}
-	refuse(every, "n", `2`, `1`)
+	refuse([]string{genPath}, "n", `2`, `1`)
 	refuse([]string{genPath}, "logprobs", `3`, `0`)
 	refuse([]string{genPath}, "top_logprobs", `3`, `0`)
 	refuse(every, "suffix", `"end"`, `""`)

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -153,24 +154,7 @@ func finishOf(res *scheduler.Result) *string {
 	return &f
 }
 
-// start submits req, unless building it failed (err), and reports whether
-// the handler may go on; on failure the error response is written.
-func (s *Server) start(w http.ResponseWriter, r *http.Request, req inference.GenerateRequest, err error) (*inference.Stream, bool) {
-	if err != nil {
-		s.writeError(w, r, err)
-		return nil, false
-	}
-	// r's context: a client that disconnects cancels the request in the
-	// scheduler.
-	st, err := s.cfg.API.Generate(r.Context(), req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return nil, false
-	}
-	return st, true
-}
-
-// completions answers POST /v1/completions.
+// completions answers POST /v1/completions: one choice per prompt and n.
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body completionRequest
@@ -178,55 +162,78 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req, err := body.generateRequest(&opts)
-	st, ok := s.start(w, r, req, err)
+	reqs, n, err := body.generateRequests(&opts)
+	// Cancelled when the handler returns: a choice still running after a
+	// sibling failed (or the client left) is stopped.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	streams, ok := s.startAll(ctx, w, r, reqs, err)
 	if !ok {
 		return
 	}
-	m := newMeta("cmpl-", st)
-	chunk := func(text string, finish *string) completion {
+	m := newMeta("cmpl-", streams[0])
+	chunk := func(i int, text string, finish *string) completion {
 		return completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model,
-			Choices: []completionChoice{{Text: text, FinishReason: finish}}}
+			Choices: []completionChoice{{Index: i, Text: text, FinishReason: finish}}}
 	}
-	echo := ""
-	if body.echo() {
-		echo = req.Prompt
+	echo := func(i int) string {
+		if body.echo() {
+			return reqs[i].Prompt
+		}
+		return ""
 	}
 	if !opts.Stream {
-		out, res, err := collect(r.Context(), st.Events)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		resp := completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model}
+		var results []*scheduler.Result
+		for i, st := range streams {
+			out, res, err := collect(ctx, st.Events)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			c := completionChoice{Index: i, Text: echo(i) + out.text, FinishReason: finishOf(res)}
+			if reqs[i].Logprobs {
+				c.Logprobs = echoLogprobs(out.promptTokens, out.tokens, len(echo(i)))
+			}
+			resp.Choices = append(resp.Choices, c)
+			results = append(results, res)
 		}
-		resp := chunk(echo+out.text, finishOf(res))
-		if req.Logprobs {
-			resp.Choices[0].Logprobs = echoLogprobs(out.promptTokens, out.tokens, len(echo))
-		}
-		resp.Usage, resp.Timings = usageOf(res), timingsOf(res)
-		setResponseHeaders(w.Header(), st, res)
+		resp.Usage, resp.Timings = usageOfAll(results, n), timingsOf(results[0])
+		setResponseHeaders(w.Header(), streams[0], results[0])
 		s.writeJSON(w, r, http.StatusOK, resp)
 		return
 	}
-	sw, err := startStream(w, r, st, "text/event-stream", "data: ", "\n\n")
+	sw, err := startStream(w, r, streams[0], "text/event-stream", "data: ", "\n\n")
 	if err != nil {
 		return // the client is gone
 	}
-	var res *scheduler.Result
-	if echo != "" {
-		err = sw.send(chunk(echo, nil))
+	for i := range streams {
+		if e := echo(i); e != "" && err == nil {
+			err = sw.send(chunk(i, e, nil))
+		}
 	}
-	promptOffset, offset := 0, len(echo)
+	// Text offsets of each choice's prompt tokens and of its completion.
+	promptOffset, offset := make([]int, len(streams)), make([]int, len(streams))
+	for i := range streams {
+		offset[i] = len(echo(i))
+	}
+	var results []*scheduler.Result
 	if err == nil {
-		res, err = pump(r.Context(), st.Events, func(ev scheduler.Event) error {
-			c := chunk(ev.Text, nil)
-			if req.Logprobs {
+		results, err = fanIn(ctx, streams, func(i int, ev scheduler.Event) error {
+			if ev.Done {
+				last := chunk(i, "", finishOf(ev.Result))
+				last.Timings = timingsOf(ev.Result)
+				return sw.send(last)
+			}
+			c := chunk(i, ev.Text, nil)
+			if reqs[i].Logprobs {
 				switch {
 				case len(ev.PromptTokens) > 0:
-					c.Choices[0].Logprobs = completionLogprobsOf(ev.PromptTokens, promptOffset)
-					promptOffset = lastOffset(c.Choices[0].Logprobs, promptOffset)
+					c.Choices[0].Logprobs = completionLogprobsOf(ev.PromptTokens, promptOffset[i])
+					promptOffset[i] = lastOffset(c.Choices[0].Logprobs, promptOffset[i])
 				case len(ev.Tokens) > 0:
-					c.Choices[0].Logprobs = completionLogprobsOf(ev.Tokens, offset)
-					offset = lastOffset(c.Choices[0].Logprobs, offset)
+					c.Choices[0].Logprobs = completionLogprobsOf(ev.Tokens, offset[i])
+					offset[i] = lastOffset(c.Choices[0].Logprobs, offset[i])
 				}
 			}
 			if ev.Text == "" && c.Choices[0].Logprobs == nil {
@@ -235,25 +242,20 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			return sw.send(c)
 		})
 	}
-	if err == nil {
-		last := chunk("", finishOf(res))
-		last.Timings = timingsOf(res)
-		err = sw.send(last)
-	}
 	if err == nil && opts.includeUsage() {
-		final := chunk("", nil)
-		final.Choices, final.Usage = []completionChoice{}, usageOf(res)
+		final := completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model,
+			Choices: []completionChoice{}, Usage: usageOfAll(results, n)}
 		err = sw.send(final)
 	}
 	if err != nil {
 		s.streamFailed(sw, r, err, true)
 		return
 	}
-	sw.finish(res)
+	sw.finish(results[0])
 	_ = sw.raw([]byte("[DONE]"))
 }
 
-// chatCompletions answers POST /v1/chat/completions.
+// chatCompletions answers POST /v1/chat/completions, with n choices.
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var opts options
 	var body chatRequest
@@ -262,59 +264,76 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := body.generateRequest(&opts)
-	st, ok := s.start(w, r, req, err)
+	var reqs []inference.GenerateRequest
+	n := 1
+	if err == nil {
+		if n, err = choiceCount(opts.N, 1); err == nil {
+			reqs = expand(req, n)
+		}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	streams, ok := s.startAll(ctx, w, r, reqs, err)
 	if !ok {
 		return
 	}
-	m := newMeta("chatcmpl-", st)
+	m := newMeta("chatcmpl-", streams[0])
 	if !opts.Stream {
-		out, res, err := collect(r.Context(), st.Events)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		reply := st.ParseReply(out.text)
-		msg := assistantMessage{Role: "assistant", Content: &reply.Content}
-		if len(reply.ToolCalls) > 0 {
-			msg.ToolCalls = toolCallsJSON(reply.ToolCalls, false)
-			if reply.Content == "" {
-				msg.Content = nil
+		resp := chatCompletion{ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model}
+		var results []*scheduler.Result
+		for i, st := range streams {
+			out, res, err := collect(ctx, st.Events)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
 			}
+			reply := st.ParseReply(out.text)
+			msg := assistantMessage{Role: "assistant", Content: &reply.Content}
+			if len(reply.ToolCalls) > 0 {
+				msg.ToolCalls = toolCallsJSON(reply.ToolCalls, false)
+				if reply.Content == "" {
+					msg.Content = nil
+				}
+			}
+			c := chatChoice{Index: i, Message: msg, FinishReason: replyFinish(res, reply)}
+			if req.Logprobs {
+				c.Logprobs = chatLogprobsOf(out.tokens)
+			}
+			resp.Choices = append(resp.Choices, c)
+			results = append(results, res)
 		}
-		var logprobs *chatLogprobs
-		if req.Logprobs {
-			logprobs = chatLogprobsOf(out.tokens)
-		}
-		setResponseHeaders(w.Header(), st, res)
-		s.writeJSON(w, r, http.StatusOK, chatCompletion{
-			ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model,
-			Choices: []chatChoice{{Message: msg, Logprobs: logprobs, FinishReason: replyFinish(res, reply)}},
-			Usage:   usageOf(res), Timings: timingsOf(res),
-		})
+		resp.Usage, resp.Timings = usageOfAll(results, n), timingsOf(results[0])
+		setResponseHeaders(w.Header(), streams[0], results[0])
+		s.writeJSON(w, r, http.StatusOK, resp)
 		return
 	}
-	chunk := func(d chatDelta, finish *string) chatChunk {
+	chunk := func(i int, d chatDelta, finish *string) chatChunk {
 		return chatChunk{ID: m.id, Object: "chat.completion.chunk", Created: m.created, Model: m.model,
-			Choices: []chatChunkChoice{{Delta: d, FinishReason: finish}}}
+			Choices: []chatChunkChoice{{Index: i, Delta: d, FinishReason: finish}}}
 	}
-	sw, err := startStream(w, r, st, "text/event-stream", "data: ", "\n\n")
-	if err == nil {
-		empty := ""
-		err = sw.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil))
+	sw, err := startStream(w, r, streams[0], "text/event-stream", "data: ", "\n\n")
+	for i := range streams {
+		if err == nil {
+			empty := ""
+			err = sw.send(chunk(i, chatDelta{Role: "assistant", Content: &empty}, nil))
+		}
 	}
 	if err != nil {
 		return // the client is gone
 	}
 	// With tools, text that may open a call is held back until it is
 	// known to be content or is parsed into calls at the end.
-	split := st.ReplyStream()
-	sendText := func(text string, tokens []scheduler.TokenInfo) error {
+	splits := make([]*inference.ReplyStream, len(streams))
+	for i, st := range streams {
+		splits[i] = st.ReplyStream()
+	}
+	sendText := func(i int, text string, tokens []scheduler.TokenInfo) error {
 		var c chatChunk
 		switch {
 		case text != "":
-			c = chunk(chatDelta{Content: &text}, nil)
+			c = chunk(i, chatDelta{Content: &text}, nil)
 		case len(tokens) > 0 && req.Logprobs:
-			c = chunk(chatDelta{}, nil) // tokens whose text is held back
+			c = chunk(i, chatDelta{}, nil) // tokens whose text is held back
 		default:
 			return nil
 		}
@@ -323,36 +342,51 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		return sw.send(c)
 	}
-	res, err := pump(r.Context(), st.Events, func(ev scheduler.Event) error {
-		text := ev.Text
+	results, err := fanIn(ctx, streams, func(i int, ev scheduler.Event) error {
+		split := splits[i]
+		if !ev.Done {
+			text := ev.Text
+			if split != nil {
+				text = split.Push(text)
+			}
+			return sendText(i, text, ev.Tokens)
+		}
+		reply := inference.Reply{}
 		if split != nil {
-			text = split.Push(text)
+			reply = split.Finish()
+			if err := sendText(i, reply.Content, nil); err != nil {
+				return err
+			}
+			if len(reply.ToolCalls) > 0 {
+				if err := sw.send(chunk(i, chatDelta{ToolCalls: toolCallsJSON(reply.ToolCalls, true)}, nil)); err != nil {
+					return err
+				}
+			}
 		}
-		return sendText(text, ev.Tokens)
+		finish := replyFinish(ev.Result, reply)
+		last := chunk(i, chatDelta{}, &finish)
+		last.Timings = timingsOf(ev.Result)
+		return sw.send(last)
 	})
-	reply := inference.Reply{}
-	if err == nil && split != nil {
-		reply = split.Finish()
-		err = sendText(reply.Content, nil)
-		if err == nil && len(reply.ToolCalls) > 0 {
-			err = sw.send(chunk(chatDelta{ToolCalls: toolCallsJSON(reply.ToolCalls, true)}, nil))
-		}
-	}
-	if err == nil {
-		finish := replyFinish(res, reply)
-		last := chunk(chatDelta{}, &finish)
-		last.Timings = timingsOf(res)
-		err = sw.send(last)
-	}
 	if err == nil && opts.includeUsage() {
-		final := chunk(chatDelta{}, nil)
-		final.Choices, final.Usage = []chatChunkChoice{}, usageOf(res)
+		final := chatChunk{ID: m.id, Object: "chat.completion.chunk", Created: m.created, Model: m.model,
+			Choices: []chatChunkChoice{}, Usage: usageOfAll(results, n)}
 		err = sw.send(final)
 	}
 	if err != nil {
 		s.streamFailed(sw, r, err, true)
 		return
 	}
-	sw.finish(res)
+	sw.finish(results[0])
 	_ = sw.raw([]byte("[DONE]"))
+}
+
+// start submits req, unless building it failed (err), and reports whether
+// the handler may go on; on failure the error response is written.
+func (s *Server) start(w http.ResponseWriter, r *http.Request, req inference.GenerateRequest, err error) (*inference.Stream, bool) {
+	streams, ok := s.startAll(r.Context(), w, r, []inference.GenerateRequest{req}, err)
+	if !ok {
+		return nil, false
+	}
+	return streams[0], true
 }

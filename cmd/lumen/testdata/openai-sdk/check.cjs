@@ -140,6 +140,14 @@ async function logprobs() {
     fail('completions logprobs', JSON.stringify(cmpl.choices[0]));
   }
   console.log(JSON.stringify({ check: 'completions logprobs', ok: true }));
+
+  const many = await client.chat.completions.create({ messages, max_tokens: 4, n: 3, seed: 9 });
+  if (many.choices.length !== 3 || many.choices.some((c, i) => c.index !== i || typeof c.message.content !== 'string')) {
+    fail('n', JSON.stringify(many.choices));
+  }
+  const batched = await client.completions.create({ prompt: ['One', 'Two'], max_tokens: 3 });
+  if (batched.choices.length !== 2 || batched.choices[1].index !== 1) fail('n', JSON.stringify(batched.choices));
+  console.log(JSON.stringify({ check: 'n', ok: true }));
 }
 
 main().then(logprobs).catch((e) => fail('sdk', String(e && e.stack || e)));

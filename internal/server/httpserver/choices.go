@@ -1,0 +1,170 @@
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+
+	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/scheduler"
+)
+
+// A request with n > 1, or a completions request with several prompts,
+// has several choices: each is a request of its own to the scheduler, all
+// submitted together and read back as they come. The choices of one
+// prompt share its prefill (inference.GenerateRequest.SharePrefill).
+
+// maxChoices bounds prompts × n in one request (OpenAI's n limit).
+const maxChoices = 128
+
+// promptInput is one prompt of a completions request: text, or tokens.
+type promptInput struct {
+	text   string
+	tokens []int32
+}
+
+// prompts decodes OpenAI's prompt: a string, an array of strings, an
+// array of token ids, or an array of token arrays.
+func prompts(raw json.RawMessage) ([]promptInput, error) {
+	const shape = "must be a string, an array of strings, an array of token ids or an array of token arrays"
+	if isNull(raw) {
+		return nil, invalidField("prompt", "is required")
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []promptInput{{text: one}}, nil
+	}
+	var texts []string
+	if json.Unmarshal(raw, &texts) == nil {
+		if len(texts) == 0 {
+			return nil, invalidField("prompt", "must not be an empty array")
+		}
+		out := make([]promptInput, len(texts))
+		for i, t := range texts {
+			out[i] = promptInput{text: t}
+		}
+		return out, nil
+	}
+	var toks []int32
+	if json.Unmarshal(raw, &toks) == nil {
+		if len(toks) == 0 {
+			return nil, invalidField("prompt", "must not be an empty array")
+		}
+		return []promptInput{{tokens: toks}}, nil
+	}
+	var lists [][]int32
+	if json.Unmarshal(raw, &lists) != nil || len(lists) == 0 {
+		return nil, invalidField("prompt", shape)
+	}
+	out := make([]promptInput, len(lists))
+	for i, l := range lists {
+		if len(l) == 0 {
+			return nil, invalidField(fmt.Sprintf("prompt[%d]", i), "must not be empty")
+		}
+		out[i] = promptInput{tokens: l}
+	}
+	return out, nil
+}
+
+// choiceCount reads n (1 when absent).
+func choiceCount(n *int, prompts int) (int, error) {
+	if n == nil {
+		return 1, nil
+	}
+	if *n < 1 || *n*prompts > maxChoices {
+		return 0, invalidField("n", "must be between 1 and %d (prompts × n), got %d", maxChoices/max(prompts, 1), *n)
+	}
+	return *n, nil
+}
+
+// expand makes the requests of n choices of base: choice i has seed
+// seed+i when a seed was given, and they share the prompt's prefill.
+func expand(base inference.GenerateRequest, n int) []inference.GenerateRequest {
+	out := make([]inference.GenerateRequest, n)
+	for i := range out {
+		out[i] = base
+		if n > 1 {
+			out[i].SharePrefill = true
+			if base.Sampling.Seed != 0 {
+				out[i].Sampling.Seed = base.Sampling.Seed + uint32(i)
+			}
+		}
+	}
+	return out
+}
+
+// startAll submits every request under ctx, or none: when one is refused
+// the handler's cancel (deferred by the caller) ends those submitted, and
+// the error response is written. err is a failure building the requests.
+func (s *Server) startAll(ctx context.Context, w http.ResponseWriter, r *http.Request, reqs []inference.GenerateRequest, err error) ([]*inference.Stream, bool) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	streams := make([]*inference.Stream, 0, len(reqs))
+	for _, req := range reqs {
+		st, err := s.cfg.API.Generate(ctx, req)
+		if err != nil {
+			s.writeError(w, r, err)
+			return nil, false
+		}
+		streams = append(streams, st)
+	}
+	return streams, true
+}
+
+// fanIn hands each event of the streams to onEvent as it arrives, with
+// its stream's index — Done events too, after which that stream is over —
+// and returns every stream's result. It stops at the first error: a
+// stream's own (Done.Err), onEvent's, or the client going away.
+func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int, ev scheduler.Event) error) ([]*scheduler.Result, error) {
+	results := make([]*scheduler.Result, len(streams))
+	cases := make([]reflect.SelectCase, len(streams)+1)
+	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
+	for i, st := range streams {
+		cases[i+1] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.Events)}
+	}
+	for open := len(streams); open > 0; {
+		k, v, ok := reflect.Select(cases)
+		if k == 0 {
+			return nil, fmt.Errorf("client went away: %w", context.Cause(ctx))
+		}
+		i := k - 1
+		if !ok {
+			return nil, errNoResult
+		}
+		ev := v.Interface().(scheduler.Event)
+		switch {
+		case ev.Done && ev.Err != nil:
+			return nil, ev.Err
+		case ev.Done && ev.Result == nil:
+			return nil, errNoResult
+		}
+		if err := onEvent(i, ev); err != nil {
+			return nil, err
+		}
+		if ev.Done {
+			results[i] = ev.Result
+			cases[k].Chan = reflect.Value{} // a zero Chan is never selected
+			open--
+		}
+	}
+	return results, nil
+}
+
+// usageOfAll sums the choices' usage; the choices of one prompt (n of
+// them, consecutive) count its tokens once.
+func usageOfAll(results []*scheduler.Result, n int) *usage {
+	u := &usage{}
+	for i, res := range results {
+		if i%n == 0 {
+			u.PromptTokens += res.PromptTokens
+			u.PromptTokensDetails.CachedTokens += res.CachedTokens
+		}
+		u.CompletionTokens += res.CompletionTokens
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
+}
