@@ -33,7 +33,8 @@ func TestOpenAISDK(t *testing.T) {
 		t.Fatalf("openai SDK check failed: %v", err)
 	}
 	for _, check := range []string{`"json_schema"`, `"json_schema stream"`, `"tools"`, `"tools stream"`, `"tool result"`,
-		`"logprobs"`, `"logprobs stream"`, `"completions logprobs"`, `"n"`} {
+		`"logprobs"`, `"logprobs stream"`, `"completions logprobs"`, `"n"`,
+		`"responses"`, `"responses json_schema"`, `"responses tools"`, `"responses tool result"`, `"responses stream"`, `"responses stateless"`} {
 		if !strings.Contains(string(out), `{"check":`+check+`,"ok":true`) {
 			t.Errorf("check %s did not pass", check)
 		}

@@ -21,6 +21,7 @@ const (
 	routeCompletions route = iota // POST /v1/completions
 	routeChat                     // POST /v1/chat/completions
 	routeGenerate                 // POST /generate
+	routeResponses                // POST /v1/responses
 )
 
 // offValue reports whether raw asks for nothing (so it may pass).
@@ -189,6 +190,8 @@ func refusals(r route) []map[string]refusal {
 		return []map[string]refusal{refusedCommon, refusedChat}
 	case routeCompletions:
 		return []map[string]refusal{refusedCommon, refusedCompletions}
+	case routeResponses:
+		return []map[string]refusal{refusedResponses}
 	default:
 		return []map[string]refusal{refusedCommon, refusedGenerate}
 	}

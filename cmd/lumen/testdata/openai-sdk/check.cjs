@@ -150,4 +150,60 @@ async function logprobs() {
   console.log(JSON.stringify({ check: 'n', ok: true }));
 }
 
-main().then(logprobs).catch((e) => fail('sdk', String(e && e.stack || e)));
+// The Responses API (stateless): create, structured output, tools, the
+// SDK's stream helper, and a clear 400 for what needs server-side state.
+async function responses() {
+  const r = await client.responses.create({ input: 'Say hello.', instructions: 'Be brief.', max_output_tokens: 8, temperature: 0 });
+  if (r.object !== 'response' || !['completed', 'incomplete'].includes(r.status) || typeof r.output_text !== 'string' ||
+      r.output[0]?.type !== 'message' || r.usage?.output_tokens < 1 || r.usage.total_tokens !== r.usage.input_tokens + r.usage.output_tokens) {
+    fail('responses', JSON.stringify(r));
+  }
+  console.log(JSON.stringify({ check: 'responses', ok: true }));
+
+  const js = await client.responses.create({
+    input: [{ role: 'user', content: [{ type: 'input_text', text: 'Describe a person as JSON.' }] }], max_output_tokens: 300, temperature: 1,
+    text: { format: { type: 'json_schema', name: 'person', schema: person, strict: true } },
+  });
+  checkPerson('responses json_schema', js.output_text);
+
+  const ask = [{ role: 'user', content: 'What is the weather in Oslo?' }];
+  const flat = [{ type: 'function', ...tools[0].function }];
+  const called = await client.responses.create({ input: ask, tools: flat, tool_choice: 'required', parallel_tool_calls: false, max_output_tokens: 300 });
+  const call = called.output.find((o) => o.type === 'function_call');
+  if (!call) fail('responses tools', JSON.stringify(called.output));
+  checkCall('responses tools', { id: call.call_id, type: 'function', function: { name: call.name, arguments: call.arguments } });
+
+  // The call and its output go back as input items.
+  const next = await client.responses.create({
+    input: [...ask, call, { type: 'function_call_output', call_id: call.call_id, output: '{"temp": 3}' }], tools: flat, max_output_tokens: 8,
+  });
+  if (!next.status) fail('responses tool result', JSON.stringify(next));
+  console.log(JSON.stringify({ check: 'responses tool result', ok: true }));
+
+  const stream = client.responses.stream({ input: 'Count to three.', max_output_tokens: 12, temperature: 0 });
+  const kinds = [];
+  let deltas = '';
+  stream.on('event', (e) => kinds.push(e.type));
+  stream.on('response.output_text.delta', (e) => { deltas += e.delta; });
+  const final = await stream.finalResponse();
+  // The helper's final response has no output_text convenience field,
+  // and only response.completed (not response.incomplete, which a reply
+  // cut by max_output_tokens ends with) replaces its snapshot.
+  const text = final.output.filter((o) => o.type === 'message').flatMap((o) => o.content.map((c) => c.text)).join('');
+  const last = kinds[kinds.length - 1];
+  if (kinds[0] !== 'response.created' || !kinds.includes('response.output_text.delta') ||
+      !['response.completed', 'response.incomplete'].includes(last) || text !== deltas || (last === 'response.completed' && !final.usage)) {
+    fail('responses stream', JSON.stringify({ kinds, deltas, text, final }));
+  }
+  console.log(JSON.stringify({ check: 'responses stream', ok: true, events: kinds.length }));
+
+  try {
+    await client.responses.create({ input: 'Hi', previous_response_id: 'resp_123' });
+    fail('responses stateless', 'previous_response_id was accepted');
+  } catch (e) {
+    if (e.status !== 400 || e.param !== 'previous_response_id') fail('responses stateless', String(e));
+  }
+  console.log(JSON.stringify({ check: 'responses stateless', ok: true }));
+}
+
+main().then(logprobs).then(responses).catch((e) => fail('sdk', String(e && e.stack || e)));
