@@ -24,7 +24,7 @@ func TestOpenAISDK(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node is needed to run the openai SDK: %v", err)
 	}
-	base := startStructured(t, synthWithTemplate(t, toolTemplates["hermes"]))
+	base := startStructured(t, synthWithTemplate(t, toolTemplates["hermes"]), "--embeddings")
 	cmd := exec.CommandContext(t.Context(), node, filepath.Join("testdata", "openai-sdk", "check.cjs"), base+"/v1")
 	cmd.Env = append(os.Environ(), "OPENAI_SDK_DIR="+dir)
 	out, err := cmd.CombinedOutput()
@@ -34,7 +34,8 @@ func TestOpenAISDK(t *testing.T) {
 	}
 	for _, check := range []string{`"json_schema"`, `"json_schema stream"`, `"tools"`, `"tools stream"`, `"tool result"`,
 		`"logprobs"`, `"logprobs stream"`, `"completions logprobs"`, `"n"`,
-		`"responses"`, `"responses json_schema"`, `"responses tools"`, `"responses tool result"`, `"responses stream"`, `"responses stateless"`} {
+		`"responses"`, `"responses json_schema"`, `"responses tools"`, `"responses tool result"`, `"responses stream"`, `"responses stateless"`,
+		`"embeddings"`} {
 		if !strings.Contains(string(out), `{"check":`+check+`,"ok":true`) {
 			t.Errorf("check %s did not pass", check)
 		}

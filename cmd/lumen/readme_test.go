@@ -57,7 +57,8 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	// A context big enough for the structured-output examples' tool
 	// prompts in the tiny model's byte-sized tokens.
-	httpAddr, grpcAddr := startServe(t, "--model", synthWithTemplate(t, ""), "--ctx-size", fmt.Sprint(structuredCtx))
+	// --embeddings: the embeddings example says the server runs with it.
+	httpAddr, grpcAddr := startServe(t, "--model", synthWithTemplate(t, ""), "--ctx-size", fmt.Sprint(structuredCtx), "--embeddings")
 	for _, cmd := range cmds {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
 			cmd = strings.NewReplacer("127.0.0.1:8080", httpAddr, "127.0.0.1:9090", grpcAddr).Replace(cmd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,9 @@ type serveFlags struct {
 	traceProbes                             bool
 	prefixCache                             bool
 	cacheRAM                                int
+	embeddings                              bool
+	pooling                                 string
+	embedTokens, embedSeqs                  int
 	allowedHosts, corsOrigins               string
 	metricsAuth                             bool
 	// apiKeyArgv: --api-key was given as an argument, where every local
@@ -128,6 +132,10 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
 	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
 	fs.BoolVar(&f.prefixCache, "prefix-cache", true, "keep a finished request's cells in its slot for a later prompt with the same prefix (shared with other slots, saved to host memory by --cache-ram)")
+	fs.BoolVar(&f.embeddings, "embeddings", false, "also serve /v1/embeddings, from a second context (always on for models whose GGUF declares a pooling type)")
+	fs.StringVar(&f.pooling, "pooling", "", "embeddings pooling: mean, cls or last (default: the model's own, else mean)")
+	fs.IntVar(&f.embedTokens, "embed-batch", 2048, "embeddings: most tokens per input, and per pass of the embeddings context")
+	fs.IntVar(&f.embedSeqs, "embed-seqs", 16, "embeddings: most inputs computed in one pass")
 	fs.IntVar(&f.cacheRAM, "cache-ram", 1024, "MiB of host memory for the prefix cache: a slot's cells are saved there when the slot is given to another prompt, and restored for a prompt that starts the same way; 0: none")
 	fs.BoolVar(&f.warmup, "warmup", true, "run one prompt step and one decode step before reporting ready, so the first request is not slow")
 	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
@@ -184,6 +192,14 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	if f.parallel < 1 || f.maxQueue < 1 || f.batchSize < f.parallel || f.prefillChunk < 1 {
 		return usageError{"serve: --parallel, --max-queue, --prefill-chunk must be ≥ 1 and --batch-size ≥ --parallel"}
+	}
+	if f.embedTokens < 1 || f.embedSeqs < 1 {
+		return usageError{"serve: --embed-batch and --embed-seqs must be ≥ 1"}
+	}
+	if f.pooling != "" {
+		if _, err := llama.ParsePooling(f.pooling); err != nil {
+			return usageError{fmt.Sprintf("serve: --pooling: %v", err)}
+		}
 	}
 	if f.cacheRAM < 0 {
 		return usageError{"serve: --cache-ram must be ≥ 0 (MiB; 0: no host-memory prefix cache)"}
@@ -353,6 +369,16 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	batcher := engine.NewBatcher(c)
 	defer batcher.Close()
+	embedder, err := f.embedContext(m, log)
+	if err != nil {
+		return err
+	}
+	var embed scheduler.Embedder
+	dims := 0
+	if embedder != nil {
+		defer embedder.Close()
+		embed, dims = engine.Embedder{Ctx: embedder}, m.EmbeddingSize()
+	}
 	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
 		Device: c.Device().ID(), RecordContent: f.traceContent, ContentMax: f.contentMax, KVSize: c.Size(), Logger: log,
 	})
@@ -362,7 +388,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	sched, err := scheduler.New(eng, scheduler.Config{
 		MaxQueue: f.maxQueue, PrefillChunk: f.prefillChunk, Observer: tracer,
-		NoPrefixCache: !f.prefixCache, HostCacheBytes: int64(f.cacheRAM) << 20,
+		NoPrefixCache: !f.prefixCache, HostCacheBytes: int64(f.cacheRAM) << 20, Embedder: embed,
 	})
 	if err != nil {
 		return err
@@ -380,7 +406,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	toolFormat := inference.ToolFormat{Format: toolcall.Detect(tmpl.Source()), RendersTools: toolcall.RendersTools(tmpl.Source())}
 	log.Info("tool calls", "format", toolFormat.Format, "template_renders_tools", toolFormat.RendersTools)
 	api.set(inference.New(inference.Config{
-		Model:      inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen"},
+		Model:      inference.Model{ID: name, ContextSize: sched.SlotContext(), Created: time.Now(), OwnedBy: "lumen", Dimensions: dims},
 		Tokenizer:  engine.Tokenizer{Model: m},
 		Chat:       tmpl,
 		Scheduler:  sched,
@@ -514,6 +540,29 @@ func chatTemplate(ctx context.Context, m *llama.Model, f serveFlags, slotCtx int
 	return checked("")
 }
 
+// embedContext makes the embeddings context when embeddings are served
+// (--embeddings, or a model that declares its pooling); nil otherwise.
+func (f serveFlags) embedContext(m *llama.Model, log *slog.Logger) (*llama.Context, error) {
+	declared := m.Metadata().Pooling
+	if !f.embeddings && declared == "" {
+		return nil, nil
+	}
+	pool := llama.Pooling(f.pooling)
+	if pool == "" {
+		pool = cmp.Or(declared, llama.PoolingMean)
+	}
+	tokens := min(f.embedTokens, m.Metadata().ContextTrain)
+	// No spinning workers: the embeddings context is idle most of the time
+	// and shares the CPUs with the generation context.
+	c, err := llama.NewContext(m, llama.ContextParams{Size: tokens, BatchSize: tokens, MaxSeqs: f.embedSeqs,
+		Threads: f.load.threads, NoThreadpool: !f.load.threadpool, Poll: -1, Embeddings: pool})
+	if err != nil {
+		return nil, fmt.Errorf("embeddings context: %w", err)
+	}
+	log.Info("embeddings", "pooling", string(pool), "max_input_tokens", c.BatchSize(), "inputs_per_pass", c.MaxSeqs(), "dimensions", m.EmbeddingSize())
+	return c, nil
+}
+
 func modelID(path string) string {
 	base := filepath.Base(path)
 	if ext := filepath.Ext(base); ext == ".gguf" {
@@ -560,6 +609,14 @@ func (a *apiSwitch) RenderChat(ctx context.Context, model string, messages []inf
 		return "", nil, errNotLoaded
 	}
 	return s.RenderChat(ctx, model, messages, tools)
+}
+
+func (a *apiSwitch) Embed(ctx context.Context, req inference.EmbedRequest) (*inference.Embeddings, error) {
+	s := a.p.Load()
+	if s == nil {
+		return nil, errNotLoaded
+	}
+	return s.Embed(ctx, req)
 }
 
 func (a *apiSwitch) Models() []inference.Model {

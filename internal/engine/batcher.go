@@ -197,3 +197,23 @@ func (t Tokenizer) Detokenize(tokens []int32) (string, error) {
 	}
 	return t.Model.Detokenize(toks, false)
 }
+
+// Embedder adapts an embeddings llama.Context to scheduler.Embedder.
+type Embedder struct{ Ctx *llama.Context }
+
+var _ scheduler.Embedder = Embedder{}
+
+// Embed returns one unit vector per input.
+func (e Embedder) Embed(inputs [][]int32) ([][]float32, error) {
+	in := make([][]llama.Token, len(inputs))
+	for i, toks := range inputs {
+		in[i] = make([]llama.Token, len(toks))
+		for k, t := range toks {
+			in[i][k] = llama.Token(t)
+		}
+	}
+	return e.Ctx.Embed(in)
+}
+
+// MaxInputTokens is the context's batch: each input is computed whole.
+func (e Embedder) MaxInputTokens() int { return e.Ctx.BatchSize() }

@@ -190,3 +190,7 @@ func TestNewNeedsAddress(t *testing.T) {
 		t.Error("New without an address succeeded")
 	}
 }
+
+func (f *fakeAPI) Embed(context.Context, inference.EmbedRequest) (*inference.Embeddings, error) {
+	return nil, nil
+}

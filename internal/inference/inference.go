@@ -77,6 +77,9 @@ type Model struct {
 	ContextSize int // tokens per request
 	Created     time.Time
 	OwnedBy     string
+	// Dimensions is the length of its embedding vectors; 0 when the
+	// server does not serve embeddings.
+	Dimensions int
 }
 
 // Limits bound requests before they cost anything.
@@ -617,6 +620,7 @@ type API interface {
 	Tokenize(model, text string) ([]int32, error)
 	Detokenize(model string, tokens []int32) (string, error)
 	RenderChat(ctx context.Context, model string, messages []Message, tools []toolcall.Tool) (string, []int32, error)
+	Embed(ctx context.Context, req EmbedRequest) (*Embeddings, error)
 	Models() []Model
 }
 

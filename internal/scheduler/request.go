@@ -28,6 +28,10 @@ type Request struct {
 	// NoCache computes the whole prompt even when a slot holds a prefix
 	// of it (the client asked for no prompt caching).
 	NoCache bool
+	// Embed, when set, makes this an embeddings request: each input (a
+	// token sequence) gets one vector, in Result.Embeddings; Prompt,
+	// MaxTokens and the generation fields are unused. It takes no slot.
+	Embed [][]int32
 	// SharePrefill: requests with this same prompt are submitted together
 	// (the choices of n > 1). While one of them computes the prompt the
 	// others wait, then share its cells, so the prompt is computed once.
@@ -114,6 +118,9 @@ type Result struct {
 	GrammarRejected int
 	// ToolCalls is what Request.ToolCalls counted (0 without it).
 	ToolCalls int
+	// Embeddings are an embeddings request's vectors, one per input, in
+	// order; PromptTokens then counts the inputs' tokens.
+	Embeddings [][]float32
 	// Err is why a cancelled or failed request ended (nil otherwise).
 	Err error
 }

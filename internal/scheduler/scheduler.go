@@ -34,6 +34,10 @@ type Config struct {
 	// the slot is given to a prompt that does not extend them, so a later
 	// prompt starting the same way restores them instead of computing.
 	HostCacheBytes int64
+	// Embedder, when set, serves embeddings requests (Request.Embed) on
+	// the scheduler's goroutine, between steps; without it they are
+	// refused.
+	Embedder Embedder
 	// Observer receives step and request records (default: none).
 	Observer Observer
 	// Now is the clock (default time.Now); tests may replace it.
@@ -176,6 +180,9 @@ func (s *Scheduler) Stats() Stats {
 
 // Validate checks r against the scheduler's limits without submitting it.
 func (s *Scheduler) Validate(r Request) error {
+	if r.Embed != nil {
+		return s.validateEmbed(r)
+	}
 	switch {
 	case len(r.Prompt) == 0:
 		return invalid("prompt", "is empty")
@@ -214,7 +221,7 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error)
 		ctx: ctx,
 		r:   r,
 		// At most one event per token, plus the last: never blocks.
-		events: make(chan Event, r.MaxTokens+2+promptEvents(r, s.cfg.PrefillChunk)),
+		events: make(chan Event, max(r.MaxTokens, 0)+2+promptEvents(r, s.cfg.PrefillChunk)),
 	}
 	// The lock orders Submit against Drain, so no request is sent after
 	// the loop may have seen the drain; it is never held across a decode.
@@ -437,6 +444,12 @@ const minSave = 16
 func (l *loop) admit() {
 	for i := 0; i < len(l.waiting); {
 		req := l.waiting[i]
+		if req.r.Embed != nil {
+			// Embeddings need no slot: computed now, in their own context.
+			l.waiting = slices.Delete(l.waiting, i, i+1)
+			l.embed(req)
+			continue
+		}
 		if l.siblingPrefilling(req) {
 			i++ // it will share the sibling's cells once they are computed
 			continue

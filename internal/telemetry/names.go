@@ -9,13 +9,17 @@ const (
 	SpanQueue   = "queue"
 	SpanPrefill = "prefill"
 	SpanDecode  = "decode"
+	// SpanEmbed is an embeddings request's computing pass.
+	SpanEmbed = "embed"
 	// SpanBatch is the root span of one engine step; sampling strategies
 	// can name it as an operation.
 	SpanBatch = "batch"
 
-	// OperationChat and OperationCompletion are gen_ai.operation.name values.
+	// OperationChat, OperationCompletion and OperationEmbeddings are
+	// gen_ai.operation.name values.
 	OperationChat       = "chat"
 	OperationCompletion = "text_completion"
+	OperationEmbeddings = "embeddings"
 	// ProviderName is gen_ai.provider.name for models Lumen serves.
 	ProviderName = "lumen"
 )
@@ -51,6 +55,7 @@ const (
 	AttrTenant         = attribute.Key("tenant.id")
 	AttrSlot           = attribute.Key("lumen.slot")
 	AttrChunks         = attribute.Key("lumen.prefill.chunks")
+	AttrEmbedInputs    = attribute.Key("lumen.embeddings.inputs")
 	AttrSteps          = attribute.Key("lumen.decode.steps")
 	AttrMeanBatch      = attribute.Key("lumen.decode.mean_batch_size")
 	AttrGPUID          = attribute.Key("gpu.id")

@@ -268,6 +268,11 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	}
 	q := start(SpanQueue, tm.Enqueued)
 	q.End(trace.WithTimestamp(admitted))
+	if len(r.Embeddings) > 0 {
+		e := start(SpanEmbed, tm.Admitted, AttrInputTokens.Int(r.PromptTokens), AttrEmbedInputs.Int(len(r.Embeddings)), t.gpu)
+		e.End(trace.WithTimestamp(tm.FirstToken))
+		return
+	}
 	if tm.Admitted.IsZero() || r.Slot < 0 {
 		return // never held a slot
 	}

@@ -48,6 +48,11 @@ type ContextParams struct {
 	// CacheF16 (the default), CacheQ8_0 or CacheQ4_0. Quantized V needs
 	// flash attention.
 	CacheTypeK, CacheTypeV CacheType
+	// Embeddings, when set, makes an embeddings context pooling this way
+	// (Embed, not Decode for sampling); BatchSize is then also the most
+	// tokens one input may have, and each pass holds the whole of every
+	// input (the micro-batch is the batch).
+	Embeddings Pooling
 }
 
 // CacheType is a KV cache element type.
@@ -103,6 +108,8 @@ type Context struct {
 	pool unsafe.Pointer
 	// outputs[i] says the last Decode computed logits at batch index i.
 	outputs []bool
+	// pooling is set on an embeddings context.
+	pooling Pooling
 }
 
 // NewContext creates a context for m.
@@ -117,7 +124,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if p.BatchSize <= 0 {
 		p.BatchSize = 512
 	}
-	if p.UBatchSize <= 0 || p.UBatchSize > p.BatchSize {
+	if p.UBatchSize <= 0 || p.UBatchSize > p.BatchSize || p.Embeddings != "" {
 		p.UBatchSize = p.BatchSize
 	}
 	if p.MaxSeqs <= 0 {
@@ -165,6 +172,14 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 		}
 	}
 	cp.type_k, cp.type_v = tk, tv
+	if p.Embeddings != "" {
+		pool, err := p.Embeddings.llama()
+		if err != nil {
+			return nil, err
+		}
+		cp.embeddings = true
+		cp.pooling_type = pool
+	}
 	cc := C.llama_init_from_model(m.c, cp)
 	if cc == nil {
 		return nil, fmt.Errorf("llama: context of %d tokens, %d sequences: %w", p.Size, p.MaxSeqs, ErrContext)
@@ -176,6 +191,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 		size:    int(C.llama_n_ctx(cc)),
 		batch:   int(C.llama_n_batch(cc)),
 		maxSeqs: int(C.llama_n_seq_max(cc)),
+		pooling: p.Embeddings,
 	}
 	if !p.NoThreadpool && p.Threads > 1 {
 		poll := p.Poll

@@ -89,6 +89,9 @@ type Metadata struct {
 	EOG []Token
 	// AddBOS is whether the tokenizer prepends BOS to prompts.
 	AddBOS bool
+	// Pooling is the pooling an embedding model declares; "" for a
+	// generative model.
+	Pooling Pooling
 	// KV holds every metadata key/value as llama.cpp renders it (arrays
 	// are summarised by llama.cpp, not expanded).
 	KV map[string]string
@@ -199,6 +202,7 @@ func (m *Model) readMetadata(path string, size int64, f *gguf.File) Metadata {
 		v := cString(buf, func(p *C.char, n C.size_t) C.int32_t { return C.llama_model_meta_val_str_by_index(m.c, ci, p, n) })
 		md.KV[k] = v
 	}
+	md.Pooling = modelPooling(md.Architecture, md.KV)
 	for t := range m.nVocab {
 		if C.llama_vocab_is_eog(m.vocab, C.llama_token(t)) {
 			md.EOG = append(md.EOG, Token(t))

@@ -923,3 +923,7 @@ func TestTokenizeDetokenizeApplyTemplate(t *testing.T) {
 		t.Errorf("ApplyTemplate = %v, %v", ar, err)
 	}
 }
+
+func (f *fakeAPI) Embed(context.Context, inference.EmbedRequest) (*inference.Embeddings, error) {
+	return nil, f.err
+}

@@ -25,12 +25,13 @@ type promptInput struct {
 	tokens []int32
 }
 
-// prompts decodes OpenAI's prompt: a string, an array of strings, an
-// array of token ids, or an array of token arrays.
-func prompts(raw json.RawMessage) ([]promptInput, error) {
+// prompts decodes OpenAI's prompt (or embeddings input, named by field):
+// a string, an array of strings, an array of token ids, or an array of
+// token arrays.
+func prompts(raw json.RawMessage, field string) ([]promptInput, error) {
 	const shape = "must be a string, an array of strings, an array of token ids or an array of token arrays"
 	if isNull(raw) {
-		return nil, invalidField("prompt", "is required")
+		return nil, invalidField(field, "is required")
 	}
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
@@ -39,7 +40,7 @@ func prompts(raw json.RawMessage) ([]promptInput, error) {
 	var texts []string
 	if json.Unmarshal(raw, &texts) == nil {
 		if len(texts) == 0 {
-			return nil, invalidField("prompt", "must not be an empty array")
+			return nil, invalidField(field, "must not be an empty array")
 		}
 		out := make([]promptInput, len(texts))
 		for i, t := range texts {
@@ -50,18 +51,18 @@ func prompts(raw json.RawMessage) ([]promptInput, error) {
 	var toks []int32
 	if json.Unmarshal(raw, &toks) == nil {
 		if len(toks) == 0 {
-			return nil, invalidField("prompt", "must not be an empty array")
+			return nil, invalidField(field, "must not be an empty array")
 		}
 		return []promptInput{{tokens: toks}}, nil
 	}
 	var lists [][]int32
 	if json.Unmarshal(raw, &lists) != nil || len(lists) == 0 {
-		return nil, invalidField("prompt", shape)
+		return nil, invalidField(field, shape)
 	}
 	out := make([]promptInput, len(lists))
 	for i, l := range lists {
 		if len(l) == 0 {
-			return nil, invalidField(fmt.Sprintf("prompt[%d]", i), "must not be empty")
+			return nil, invalidField(fmt.Sprintf("%s[%d]", field, i), "must not be empty")
 		}
 		out[i] = promptInput{tokens: l}
 	}

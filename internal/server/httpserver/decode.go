@@ -493,7 +493,7 @@ func (c *completionRequest) generateRequests(o *options) ([]inference.GenerateRe
 	if err != nil {
 		return nil, 0, err
 	}
-	ps, err := prompts(c.Prompt)
+	ps, err := prompts(c.Prompt, "prompt")
 	if err != nil {
 		return nil, 0, err
 	}

@@ -38,9 +38,10 @@ type fakeAPI struct {
 	// the real API does.
 	toolFormat toolcall.Format
 
-	mu   sync.Mutex
-	reqs []inference.GenerateRequest
-	wg   sync.WaitGroup // held streams' goroutines
+	mu     sync.Mutex
+	reqs   []inference.GenerateRequest
+	embeds []inference.EmbedRequest
+	wg     sync.WaitGroup // held streams' goroutines
 }
 
 const (
@@ -68,7 +69,7 @@ func newFake() *fakeAPI {
 		texts:  []string{"Hel", "lo <b>", " world"},
 		result: testResult(),
 		tokens: []int32{1, 15043, 3186},
-		models: []inference.Model{{ID: fakeModel, ContextSize: 4096, Created: time.Unix(1700000000, 0), OwnedBy: "lumen"}},
+		models: []inference.Model{{ID: fakeModel, ContextSize: 4096, Created: time.Unix(1700000000, 0), OwnedBy: "lumen", Dimensions: 2}},
 	}
 }
 
@@ -227,4 +228,20 @@ func decodeStrict(t *testing.T, b []byte, v any) {
 	if err := dec.Decode(v); err != nil {
 		t.Fatalf("decoding %s: %v", b, err)
 	}
+}
+
+// Embed gives input i the vector {i, len(text or tokens)} and records the
+// request.
+func (f *fakeAPI) Embed(_ context.Context, req inference.EmbedRequest) (*inference.Embeddings, error) {
+	f.mu.Lock()
+	f.embeds = append(f.embeds, req)
+	f.mu.Unlock()
+	if f.genErr != nil {
+		return nil, f.genErr
+	}
+	out := &inference.Embeddings{Model: fakeModel, PromptTokens: 5}
+	for i, in := range req.Inputs {
+		out.Vectors = append(out.Vectors, []float32{float32(i), float32(len(in.Text) + len(in.Tokens))})
+	}
+	return out, nil
 }

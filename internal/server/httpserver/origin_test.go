@@ -261,7 +261,7 @@ func TestCORS(t *testing.T) {
 			header: []string{"Origin", app}, want: 405,
 		},
 		{
-			name: "preflight on an unknown route", origins: []string{app}, method: "OPTIONS", path: "/v1/embeddings",
+			name: "preflight on an unknown route", origins: []string{app}, method: "OPTIONS", path: "/v1/audio/speech",
 			header: preflight(app, "POST"), want: 404,
 		},
 		{

@@ -170,6 +170,7 @@ func (s *Server) routes() *http.ServeMux {
 	api(http.MethodPost, "/v1/completions", s.completions)
 	api(http.MethodPost, "/v1/chat/completions", s.chatCompletions)
 	api(http.MethodPost, "/v1/responses", s.responses)
+	api(http.MethodPost, "/v1/embeddings", s.embeddings)
 	api(http.MethodGet, "/v1/models", s.listModels)
 	api(http.MethodGet, "/v1/models/{model...}", s.getModel)
 	api(http.MethodPost, "/generate", s.generate)

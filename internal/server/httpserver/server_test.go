@@ -635,7 +635,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "GET on a POST route", method: "GET", path: chat, wantStatus: 405, wantHeader: map[string]string{"Allow": "POST"}},
 		{name: "POST on a GET route", path: "/v1/models", body: `{}`, wantStatus: 405, wantHeader: map[string]string{"Allow": "GET, HEAD"}},
 		{name: "DELETE on health", method: "DELETE", path: "/healthz", wantStatus: 405},
-		{name: "unknown route", path: "/v1/embeddings", body: `{}`, wantStatus: 404, wantCode: "not_found"},
+		{name: "unknown route", path: "/v1/audio/speech", body: `{}`, wantStatus: 404, wantCode: "not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

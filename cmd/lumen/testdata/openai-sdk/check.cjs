@@ -206,4 +206,21 @@ async function responses() {
   console.log(JSON.stringify({ check: 'responses stateless', ok: true }));
 }
 
-main().then(logprobs).then(responses).catch((e) => fail('sdk', String(e && e.stack || e)));
+// Embeddings: the SDK asks for base64 unless told otherwise and decodes
+// it; both ways must give the same unit vectors.
+async function embeddings() {
+  const input = ['The quick brown fox', 'jumps over the lazy dog'];
+  const b64 = await client.embeddings.create({ input });
+  const floats = await client.embeddings.create({ input, encoding_format: 'float' });
+  const ok = b64.data.length === 2 && b64.data.every((d, i) => {
+    const v = d.embedding;
+    const w = floats.data[i].embedding;
+    const norm = v.reduce((s, x) => s + x * x, 0);
+    return d.index === i && v.length === w.length && v.length > 0 && Math.abs(norm - 1) < 1e-4 &&
+      v.every((x, k) => Math.abs(x - w[k]) < 1e-6);
+  });
+  if (!ok || b64.object !== 'list' || !(b64.usage.prompt_tokens > 0)) fail('embeddings', JSON.stringify(b64).slice(0, 500));
+  console.log(JSON.stringify({ check: 'embeddings', ok: true, dimensions: b64.data[0].embedding.length }));
+}
+
+main().then(logprobs).then(responses).then(embeddings).catch((e) => fail('sdk', String(e && e.stack || e)));
