@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lumenllm/lumen/internal/synth"
 )
 
 type wireTokenLogprob struct {
@@ -317,4 +320,53 @@ func sharedHits(t *testing.T, base string) float64 {
 	}
 	t.Fatal("no shared prefix-cache hits metric")
 	return 0
+}
+
+// TestFillInTheMiddleEndToEnd: suffix on /v1/completions prompts a model
+// with FIM tokens as [BOS] <fim_prefix> prefix <fim_suffix> suffix
+// <fim_middle> (three tokens more than prefix and suffix), and is a 400
+// naming suffix for a model without them.
+func TestFillInTheMiddleEndToEnd(t *testing.T) {
+	cfg, err := synth.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.FIM = true
+	model := filepath.Join(t.TempDir(), "fim.gguf")
+	if err := synth.WriteFile(model, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, _ := startServe(t, "--model", model)
+	base := "http://" + httpAddr
+	count := func(text string) int {
+		var tok struct {
+			Count int `json:"count"`
+		}
+		if err := postJSON(base+"/tokenize", fmt.Sprintf(`{"text":%q}`, text), &tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok.Count - 1 // without its BOS
+	}
+	const prefix, suffix = "def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"
+	var out struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	body, _ := json.Marshal(map[string]any{"prompt": prefix, "suffix": suffix, "max_tokens": 6, "temperature": 0})
+	if err := postJSON(base+"/v1/completions", string(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + 3 + count(prefix) + count(suffix); out.Usage.PromptTokens != want || len(out.Choices) != 1 {
+		t.Errorf("FIM prompt of %d tokens, want %d (BOS, three FIM tokens, prefix and suffix)", out.Usage.PromptTokens, want)
+	}
+
+	plain := startStructured(t, sharedModelPath(t))
+	err = postJSON(plain+"/v1/completions", string(body), &out)
+	if err == nil || !strings.Contains(err.Error(), "status 400") || !strings.Contains(err.Error(), `"param":"suffix"`) {
+		t.Errorf("suffix on a model without FIM tokens: %v, want a 400 naming suffix", err)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lumenllm/lumen/internal/synth"
 )
 
 // repoRoot is the checkout this test file lives in.
@@ -58,7 +60,17 @@ func TestReadmeExamples(t *testing.T) {
 	// A context big enough for the structured-output examples' tool
 	// prompts in the tiny model's byte-sized tokens.
 	// --embeddings: the embeddings example says the server runs with it.
-	httpAddr, grpcAddr := startServe(t, "--model", synthWithTemplate(t, ""), "--ctx-size", fmt.Sprint(structuredCtx), "--embeddings")
+	// FIM tokens: the fill-in-the-middle example needs them.
+	cfg, err := synth.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Context, cfg.FIM = structuredCtx, true
+	model := filepath.Join(t.TempDir(), "tiny-fim.gguf")
+	if err := synth.WriteFile(model, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, grpcAddr := startServe(t, "--model", model, "--ctx-size", fmt.Sprint(structuredCtx), "--embeddings")
 	for _, cmd := range cmds {
 		t.Run(strings.Fields(cmd)[0], func(t *testing.T) {
 			cmd = strings.NewReplacer("127.0.0.1:8080", httpAddr, "127.0.0.1:9090", grpcAddr).Replace(cmd)

@@ -189,6 +189,12 @@ func (t Tokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32
 	return out, nil
 }
 
+// FIM returns the model's fill-in-the-middle tokens.
+func (t Tokenizer) FIM() (pre, suf, mid int32, ok bool) {
+	p, s, m, ok := t.Model.FIM()
+	return int32(p), int32(s), int32(m), ok
+}
+
 // Detokenize converts a prompt's token ids back to text.
 func (t Tokenizer) Detokenize(tokens []int32) (string, error) {
 	toks := make([]llama.Token, len(tokens))

@@ -41,6 +41,9 @@ type Tokenizer interface {
 	// BOS and the tokenizer's leading space are dropped, control tokens
 	// give no text.
 	Detokenize(tokens []int32) (string, error)
+	// FIM returns the fill-in-the-middle tokens (prefix, suffix, middle);
+	// ok is false for a vocabulary without them.
+	FIM() (pre, suf, mid int32, ok bool)
 	// ControlTokens are the tokens special parsing makes of their text,
 	// longest text first.
 	ControlTokens() []ControlToken
@@ -155,6 +158,10 @@ type GenerateRequest struct {
 	Prompt       string
 	PromptTokens []int32
 	Messages     []Message
+	// Suffix makes a fill-in-the-middle request: the model writes what
+	// goes between Prompt (the prefix) and Suffix, prompted with its FIM
+	// tokens (prefix, suffix, middle). Only for a text Prompt.
+	Suffix string
 	// MaxTokens: 0 takes the default.
 	MaxTokens int
 	Sampling  scheduler.SamplingParams
@@ -291,6 +298,9 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		if req.Prompt != "" || len(req.Messages) > 0 {
 			return nil, "", invalid("prompt", "give one of a prompt, its tokens or messages")
 		}
+		if req.Suffix != "" {
+			return nil, "", invalid("suffix", "needs a text prompt, not tokens")
+		}
 		for i, tok := range req.PromptTokens {
 			if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
 				return nil, "", invalid(fmt.Sprintf("prompt[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
@@ -348,6 +358,8 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		}
 		// The template writes the model's control tokens as text.
 		text, parseSpecial = rendered, true
+	case req.Suffix != "":
+		return s.fimPrompt(req)
 	case req.Prompt != "":
 		if err := checkText("prompt", req.Prompt, lim.MaxPromptBytes); err != nil {
 			return nil, "", err
@@ -364,6 +376,41 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		toks = dedupBOS(toks)
 	}
 	return toks, text, nil
+}
+
+// fimPrompt is a fill-in-the-middle prompt, prefix-suffix-middle as the
+// FIM-trained models (CodeLlama, StarCoder, Qwen-Coder) take it:
+// [BOS] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>.
+func (s *Service) fimPrompt(req GenerateRequest) ([]int32, string, error) {
+	if len(req.Messages) > 0 || len(req.PromptTokens) > 0 {
+		return nil, "", invalid("suffix", "needs a text prompt")
+	}
+	pre, suf, mid, ok := s.cfg.Tokenizer.FIM()
+	if !ok {
+		return nil, "", invalid("suffix", "this model has no fill-in-the-middle tokens (FIM prefix, suffix and middle)")
+	}
+	for field, text := range map[string]string{"prompt": req.Prompt, "suffix": req.Suffix} {
+		if err := checkText(field, text, s.cfg.Limits.MaxPromptBytes); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(req.Prompt)+len(req.Suffix) > s.cfg.Limits.MaxPromptBytes {
+		return nil, "", invalid("suffix", "prompt and suffix total more than %d bytes", s.cfg.Limits.MaxPromptBytes)
+	}
+	bos, err := s.cfg.Tokenizer.Tokenize("", true, false) // BOS where the model wants one
+	if err != nil {
+		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+	}
+	prefix, err := s.cfg.Tokenizer.Tokenize(req.Prompt, false, false)
+	if err != nil {
+		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+	}
+	suffix, err := s.cfg.Tokenizer.Tokenize(req.Suffix, false, false)
+	if err != nil {
+		return nil, "", invalid("suffix", "cannot be tokenized: %v", err)
+	}
+	toks := append(append(append(append(append(bos, pre), prefix...), suf), suffix...), mid)
+	return toks, req.Prompt + req.Suffix, nil
 }
 
 // renderError classifies a failed render: the client's leaving, the

@@ -36,6 +36,8 @@ func (byteTokenizer) Tokenize(text string, addSpecial, parseSpecial bool) ([]int
 	return out, nil
 }
 
+func (byteTokenizer) FIM() (pre, suf, mid int32, ok bool) { return 0, 0, 0, false }
+
 func (byteTokenizer) Detokenize(tokens []int32) (string, error) {
 	var b []byte
 	for _, t := range tokens {

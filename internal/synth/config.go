@@ -60,7 +60,14 @@ type Config struct {
 	// ChatTemplate is written as tokenizer.chat_template; empty writes
 	// the default, ChatTemplate (tests give other families' templates).
 	ChatTemplate string
+	// FIM gives the vocabulary fill-in-the-middle control tokens
+	// (FIMTokens, the last three ids), declared in the metadata.
+	FIM bool
 }
+
+// FIMTokens are the texts of the fill-in-the-middle tokens Config.FIM adds:
+// prefix, suffix, middle.
+var FIMTokens = [3]string{"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"}
 
 // Bounds on Config beyond "positive".
 const (

@@ -80,6 +80,13 @@ func write(w io.Writer, cfg Config, progress func(done, total int64)) error {
 	if err != nil {
 		return err
 	}
+	if cfg.FIM {
+		// The last pieces are no other piece's halves, so they can go.
+		for i, text := range FIMTokens {
+			id := cfg.Vocab - 3 + i
+			voc.tokens[id], voc.types[id], voc.scores[id] = text, tokControl, 0
+		}
+	}
 	gw := gguf.NewWriter()
 	if err := addMetadata(gw, cfg, voc); err != nil {
 		return err
@@ -143,6 +150,14 @@ func addMetadata(gw *gguf.Writer, cfg Config, voc vocabulary) error {
 		{"tokenizer.ggml.add_bos_token", true},
 		{"tokenizer.ggml.add_eos_token", false},
 		{"tokenizer.chat_template", template},
+	}
+	if cfg.FIM {
+		for i, key := range []string{"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.fim_mid_token_id"} {
+			kvs = append(kvs, struct {
+				key string
+				val any
+			}{key, uint32(cfg.Vocab - 3 + i)})
+		}
 	}
 	if cfg.Type == gguf.TypeQ8_0 {
 		kvs = append(kvs, struct {

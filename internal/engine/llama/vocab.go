@@ -136,3 +136,10 @@ func (m *Model) ControlTokens() []ControlToken {
 	})
 	return m.control
 }
+
+// FIM returns the model's fill-in-the-middle tokens (prefix, suffix,
+// middle); ok is false when its vocabulary lacks any of them.
+func (m *Model) FIM() (pre, suf, mid Token, ok bool) {
+	pre, suf, mid = Token(C.llama_vocab_fim_pre(m.vocab)), Token(C.llama_vocab_fim_suf(m.vocab)), Token(C.llama_vocab_fim_mid(m.vocab))
+	return pre, suf, mid, pre >= 0 && suf >= 0 && mid >= 0
+}

@@ -78,6 +78,9 @@ type completionRequest struct {
 	// Echo puts the prompt before the completion (with its logprobs when
 	// logprobs is set).
 	Echo *bool `json:"echo"`
+	// Suffix asks for the text between the prompt and it
+	// (fill-in-the-middle, for models with FIM tokens).
+	Suffix *string `json:"suffix"`
 }
 
 // chatRequest is POST /v1/chat/completions.
@@ -511,6 +514,9 @@ func (c *completionRequest) generateRequests(o *options) ([]inference.GenerateRe
 		}
 		req := base
 		req.Prompt, req.PromptTokens = p.text, p.tokens
+		if c.Suffix != nil {
+			req.Suffix = *c.Suffix
+		}
 		if p.tokens == nil && p.text == "" {
 			return nil, 0, invalidField("prompt", "is empty")
 		}

@@ -86,7 +86,6 @@ var (
 // refusedCommon are refused on every generation route.
 var refusedCommon = map[string]refusal{
 	// OpenAI
-	"suffix": {isEmpty, "is not supported yet (fill-in-the-middle)"},
 	// llama.cpp server
 	"n_probs":               {isZero, noLogprobs},
 	"post_sampling_probs":   {isFalse, noLogprobs},
@@ -144,6 +143,7 @@ func isFalseOrZero(raw json.RawMessage) bool { return isFalse(raw) || isZero(raw
 
 // refusedChat are refused on chat completions only.
 var refusedChat = map[string]refusal{
+	"suffix":                 {isEmpty, "is supported on /v1/completions (fill-in-the-middle), not in chats"},
 	"functions":              {isEmpty, "is not supported: use tools"},
 	"function_call":          {isNullOrNone, "is not supported: use tool_choice"},
 	"audio":                  {isEmpty, noMultimodal},
@@ -180,6 +180,7 @@ var refusedGenerate = map[string]refusal{
 	"response_format": {isNull, "is an OpenAI field; use json_schema or grammar on /generate"},
 	"logprobs":        {isFalseOrZero, "is supported on /v1/completions and /v1/chat/completions, not /generate"},
 	"n":               {isOne, "is supported on /v1/completions and /v1/chat/completions, not /generate"},
+	"suffix":          {isEmpty, "is supported on /v1/completions (fill-in-the-middle), not /generate"},
 	"top_logprobs":    {isZero, "is supported on /v1/chat/completions, not /generate"},
 }
 

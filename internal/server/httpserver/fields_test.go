@@ -223,7 +223,12 @@ func fieldCases() []fieldCase {
 	refuse([]string{genPath}, "n", `2`, `1`)
 	refuse([]string{genPath}, "logprobs", `3`, `0`)
 	refuse([]string{genPath}, "top_logprobs", `3`, `0`)
-	refuse(every, "suffix", `"end"`, `""`)
+	refuse([]string{chatPath, genPath}, "suffix", `"end"`, `""`)
+	on(cmplPath, fieldCase{field: "suffix", value: `"end"`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if r.Suffix != "end" {
+			t.Errorf("suffix %q", r.Suffix)
+		}
+	}})
 	for field, value := range map[string]string{
 		"n_probs": `3`, "post_sampling_probs": `true`, "mirostat": `2`, "mirostat_tau": `5`,
 		"mirostat_eta": `0.1`, "typical_p": `0.5`, "tfs_z": `0.5`, "dynatemp_range": `0.5`, "dynatemp_exponent": `2`,
