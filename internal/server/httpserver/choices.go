@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
+	"sort"
 
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
@@ -168,4 +170,36 @@ func usageOfAll(results []*scheduler.Result, n int) *usage {
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	return u
+}
+
+// meanLogprob is a candidate's mean token logprob (its rank for best_of;
+// -Inf when it has no tokens, so an empty reply ranks last).
+func meanLogprob(tokens []scheduler.TokenInfo) float64 {
+	if len(tokens) == 0 {
+		return math.Inf(-1)
+	}
+	var sum float64
+	for _, t := range tokens {
+		sum += float64(t.Logprob)
+	}
+	return sum / float64(len(tokens))
+}
+
+// bestOf keeps, of each prompt's per consecutive candidates, the n with
+// the highest scores (ties: the earlier), likeliest first, reindexed.
+func bestOf(choices []completionChoice, scores []float64, per, n int) []completionChoice {
+	var out []completionChoice
+	for start := 0; start < len(choices); start += per {
+		idx := make([]int, per)
+		for k := range idx {
+			idx[k] = start + k
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+		for _, k := range idx[:n] {
+			c := choices[k]
+			c.Index = len(out)
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -94,3 +94,48 @@ func TestChoices(t *testing.T) {
 		t.Errorf("usage chunk %s (%v), want 7 prompt and 9 completion tokens", events[len(events)-1], err)
 	}
 }
+
+// TestBestOf: best_of candidates per prompt, the n with the highest mean
+// token logprob returned, likeliest first; usage counts every candidate;
+// streaming it is refused.
+func TestBestOf(t *testing.T) {
+	ts, fake := serve(t, Config{})
+	// Seeds 5..8 give the fake's tokens logprobs -5, -6, 0, -1.
+	resp := do(t, ts, "POST", "/v1/completions", `{"prompt":"p","n":2,"best_of":4,"seed":5,"logprobs":0}`)
+	if resp.status != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.status, resp.body)
+	}
+	var got struct {
+		Choices []struct {
+			Index    int `json:"index"`
+			Logprobs struct {
+				TokenLogprobs []float64 `json:"token_logprobs"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(resp.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Choices) != 2 || got.Choices[0].Index != 0 || got.Choices[1].Index != 1 ||
+		got.Choices[0].Logprobs.TokenLogprobs[0] != 0 || got.Choices[1].Logprobs.TokenLogprobs[0] != -1 {
+		t.Errorf("choices %s, want the candidates of seeds 7 and 8, in that order", resp.body)
+	}
+	if got.Usage.CompletionTokens != 12 {
+		t.Errorf("completion tokens %d, want all four candidates' 12", got.Usage.CompletionTokens)
+	}
+	fake.mu.Lock()
+	n := len(fake.reqs)
+	fake.mu.Unlock()
+	if n != 4 {
+		t.Errorf("%d requests, want 4 candidates", n)
+	}
+	resp = do(t, ts, "POST", "/v1/completions", `{"prompt":"p","best_of":2}`)
+	if !strings.Contains(string(resp.body), `"logprobs":null`) {
+		t.Errorf("best_of without logprobs returned them: %s", resp.body)
+	}
+	checkError(t, do(t, ts, "POST", "/v1/completions", `{"prompt":"p","n":3,"best_of":2}`), http.StatusBadRequest, "best_of", "")
+	checkError(t, do(t, ts, "POST", "/v1/completions", `{"prompt":"p","best_of":2,"stream":true}`), http.StatusBadRequest, "best_of", "")
+}

@@ -78,6 +78,9 @@ type completionRequest struct {
 	// Echo puts the prompt before the completion (with its logprobs when
 	// logprobs is set).
 	Echo *bool `json:"echo"`
+	// BestOf makes this many candidates per prompt and returns the n
+	// with the highest mean token logprob.
+	BestOf *int `json:"best_of"`
 	// Suffix asks for the text between the prompt and it
 	// (fill-in-the-middle, for models with FIM tokens).
 	Suffix *string `json:"suffix"`
@@ -488,29 +491,43 @@ func (o *options) includeUsage() bool {
 	return o.StreamOptions != nil && o.StreamOptions.IncludeUsage
 }
 
-// generateRequests validates a completions body and builds its choices'
-// requests: n for each prompt, those of one prompt consecutive. n is
-// returned too.
-func (c *completionRequest) generateRequests(o *options) ([]inference.GenerateRequest, int, error) {
+// generateRequests validates a completions body and builds its
+// candidates' requests: per for each prompt, those of one prompt
+// consecutive. per is n, or best_of when that asks for more candidates
+// than choices (the n likeliest of each prompt's are returned).
+func (c *completionRequest) generateRequests(o *options) (reqs []inference.GenerateRequest, n, per int, err error) {
 	base, err := c.generateRequest(o)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	ps, err := prompts(c.Prompt, "prompt")
 	if err != nil {
-		return nil, 0, err
-	}
-	n, err := choiceCount(o.N, len(ps))
-	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if len(ps) > maxChoices {
-		return nil, 0, invalidField("prompt", "has %d prompts; at most %d are allowed", len(ps), maxChoices)
+		return nil, 0, 0, invalidField("prompt", "has %d prompts; at most %d are allowed", len(ps), maxChoices)
 	}
-	var reqs []inference.GenerateRequest
+	if n, err = choiceCount(o.N, len(ps)); err != nil {
+		return nil, 0, 0, err
+	}
+	per = n
+	if c.BestOf != nil {
+		switch bo := *c.BestOf; {
+		case bo < n || bo*len(ps) > maxChoices:
+			return nil, 0, 0, invalidField("best_of", "must be between n (%d) and %d, got %d", n, maxChoices/len(ps), bo)
+		case bo > n && o.Stream:
+			return nil, 0, 0, invalidField("best_of", "cannot be streamed: the best are known only at the end")
+		default:
+			per = bo
+		}
+	}
+	if per > n {
+		// Candidates are ranked by their tokens' logprobs.
+		base.Logprobs = true
+	}
 	for _, p := range ps {
 		if p.tokens != nil && c.echo() {
-			return nil, 0, invalidField("echo", "needs text prompts (the prompt is token ids)")
+			return nil, 0, 0, invalidField("echo", "needs text prompts (the prompt is token ids)")
 		}
 		req := base
 		req.Prompt, req.PromptTokens = p.text, p.tokens
@@ -518,11 +535,11 @@ func (c *completionRequest) generateRequests(o *options) ([]inference.GenerateRe
 			req.Suffix = *c.Suffix
 		}
 		if p.tokens == nil && p.text == "" {
-			return nil, 0, invalidField("prompt", "is empty")
+			return nil, 0, 0, invalidField("prompt", "is empty")
 		}
-		reqs = append(reqs, expand(req, n)...)
+		reqs = append(reqs, expand(req, per)...)
 	}
-	return reqs, n, nil
+	return reqs, n, per, nil
 }
 
 // generateRequest builds what every choice of a completions body shares.

@@ -83,7 +83,13 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 	// Room for every event, as the scheduler's channel has.
 	events := make(chan scheduler.Event, len(f.texts)+1)
 	for _, t := range f.texts {
-		events <- scheduler.Event{Text: t}
+		ev := scheduler.Event{Text: t}
+		if req.Logprobs {
+			// One token per event, its logprob set by the seed, so that
+			// best_of has something to rank.
+			ev.Tokens = []scheduler.TokenInfo{{TokenLogprob: scheduler.TokenLogprob{ID: 1, Bytes: []byte(t), Logprob: -float32(req.Sampling.Seed % 7)}}}
+		}
+		events <- ev
 	}
 	st := &inference.Stream{ID: fakeID, Model: fakeModel, PromptTokens: f.result.PromptTokens, Events: events}
 	if len(req.Tools.Tools) > 0 && req.Tools.Choice.Mode != toolcall.None {

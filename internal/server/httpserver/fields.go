@@ -167,7 +167,6 @@ func isNullOrNone(raw json.RawMessage) bool { return isNull(raw) || oneOfStrings
 // refusedCompletions are refused on /v1/completions only.
 var refusedCompletions = map[string]refusal{
 	"top_logprobs": {isZero, "is a chat field; on /v1/completions logprobs is the number of alternatives (0-5)"},
-	"best_of":      {isOne, "only best_of=1 is supported"},
 	// Chat-only fields sent to completions ask for what a prompt cannot do.
 	"tools":       {isEmpty, "is only supported on /v1/chat/completions"},
 	"tool_choice": {isNullOrNone, "is only supported on /v1/chat/completions"},

@@ -255,7 +255,13 @@ func fieldCases() []fieldCase {
 	} {
 		refuse([]string{chatPath}, field, values[0], values[1])
 	}
-	refuse([]string{cmplPath}, "best_of", `2`, `1`)
+	on(cmplPath, fieldCase{field: "best_of", value: `2`, check: func(t *testing.T, r inference.GenerateRequest) {
+		if !r.Logprobs {
+			t.Error("best_of candidates are ranked without logprobs")
+		}
+	}})
+	on(cmplPath, fieldCase{field: "best_of", value: `1`, check: ok})
+	on(cmplPath, fieldCase{field: "best_of", value: `0`, refused: true})
 	return cases
 }
 

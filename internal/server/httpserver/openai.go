@@ -162,7 +162,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	reqs, n, err := body.generateRequests(&opts)
+	reqs, n, per, err := body.generateRequests(&opts)
 	// Cancelled when the handler returns: a choice still running after a
 	// sibling failed (or the client left) is stopped.
 	ctx, cancel := context.WithCancel(r.Context())
@@ -185,6 +185,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	if !opts.Stream {
 		resp := completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model}
 		var results []*scheduler.Result
+		var scores []float64
 		for i, st := range streams {
 			out, res, err := collect(ctx, st.Events)
 			if err != nil {
@@ -192,13 +193,17 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			c := completionChoice{Index: i, Text: echo(i) + out.text, FinishReason: finishOf(res)}
-			if reqs[i].Logprobs {
+			if body.Logprobs != nil {
 				c.Logprobs = echoLogprobs(out.promptTokens, out.tokens, len(echo(i)))
 			}
 			resp.Choices = append(resp.Choices, c)
 			results = append(results, res)
+			scores = append(scores, meanLogprob(out.tokens))
 		}
-		resp.Usage, resp.Timings = usageOfAll(results, n), timingsOf(results[0])
+		if per > n {
+			resp.Choices = bestOf(resp.Choices, scores, per, n)
+		}
+		resp.Usage, resp.Timings = usageOfAll(results, per), timingsOf(results[0])
 		setResponseHeaders(w.Header(), streams[0], results[0])
 		s.writeJSON(w, r, http.StatusOK, resp)
 		return
