@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lumenllm/lumen/internal/engine"
+	"github.com/lumenllm/lumen/internal/engine/llama"
 )
 
 func runBench(ctx context.Context, args []string, e env) error {
@@ -58,6 +59,16 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&ro.prefixCache, "prefix-cache", true, "with --replay: as serve --prefix-cache")
 	fs.IntVar(&ro.prefillChunk, "prefill-chunk", 256, "with --replay: most prompt tokens one request adds to a step, as serve --prefill-chunk")
 	fs.Uint64Var(&ro.seed, "replay-seed", 1, "with --replay: seed of the mix, as bench serve --seed")
+	var co choicesOptions
+	fs.IntVar(&co.n, "choices", 0, "instead: compare one request of this many choices (n) with as many separate requests of the same prompt, through the scheduler in this process")
+	fs.IntVar(&co.rounds, "choices-rounds", 6, "with --choices: rounds, each with a fresh prompt, the order alternating")
+	fs.IntVar(&co.promptTokens, "choices-prompt-tokens", 200, "with --choices: prompt words (about as many tokens)")
+	fs.IntVar(&co.maxTokens, "choices-max-tokens", 32, "with --choices: output tokens per choice")
+	embedList := fs.String("embed", "", "instead: embeddings/s when the same inputs come this many per request (e.g. 1,32), through the scheduler in this process")
+	var eo embedOptions
+	fs.IntVar(&eo.inputs, "embed-inputs", 64, "with --embed: inputs per round")
+	fs.IntVar(&eo.tokens, "embed-tokens", 32, "with --embed: words per input (about as many tokens)")
+	embedPooling := fs.String("pooling", "mean", "with --embed: mean, cls or last")
 	if err := parseNoArgs(fs, args, e.getenv); err != nil {
 		return err
 	}
@@ -75,7 +86,26 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 		}
 	}
 	seqs := []int{ro.parallel} // --replay: one context of --parallel slots
-	if replay == nil {
+	embedBatches, err := parseReplay(*embedList)
+	if err != nil {
+		return usageError{"--embed: " + err.Error()}
+	}
+	switch {
+	case co.n > 0:
+		if co.rounds < 1 || co.promptTokens < 1 || co.maxTokens < 1 {
+			return usageError{"bench engine: --choices-rounds, --choices-prompt-tokens and --choices-max-tokens must be positive"}
+		}
+		seqs = []int{co.n}
+	case embedBatches != nil:
+		if eo.inputs < 1 || eo.tokens < 1 {
+			return usageError{"bench engine: --embed-inputs and --embed-tokens must be positive"}
+		}
+		if eo.pooling, err = llama.ParsePooling(*embedPooling); err != nil {
+			return usageError{"--pooling: " + err.Error()}
+		}
+		eo.batches, eo.seqs = embedBatches, min(slices.Max(embedBatches), 64)
+		seqs = []int{1}
+	case replay == nil:
 		if seqs, err = parseInts(*seqList); err != nil {
 			return usageError{err.Error()}
 		}
@@ -110,8 +140,14 @@ func runBenchEngine(ctx context.Context, args []string, e env) error {
 	md := m.Metadata()
 	fmt.Fprintf(e.stdout, "model %s: %.1fM parameters, %.1f MiB, %d threads, device %s\n",
 		filepath.Base(md.Path), float64(md.ParamCount)/1e6, float64(md.FileSize)/(1<<20), lf.threads, m.Device().ID())
-	if replay != nil {
+	switch {
+	case replay != nil:
 		return runReplay(ctx, e.stdout, c, ro)
+	case co.n > 0:
+		return runChoices(ctx, e.stdout, c, co)
+	case embedBatches != nil:
+		eo.threads, eo.threadpool = lf.threads, lf.threadpool
+		return runEmbed(ctx, e.stdout, c, eo)
 	}
 	res, err := engine.Bench(c, engine.BenchOptions{PromptTokens: *promptTokens, Sequences: seqs, Steps: *steps, Warmup: 2})
 	if err != nil {

@@ -217,3 +217,54 @@ func TestBenchEngineTooSmallContext(t *testing.T) {
 		t.Errorf("err = %v, want the cells the run needs and the context's size", err)
 	}
 }
+
+// bench engine --choices: one request of n choices computes its prompt
+// once (prompt + one token per other choice, per round); --embed: a row
+// per batch size and the ratio between them.
+func TestBenchEngineChoicesAndEmbed(t *testing.T) {
+	model := filepath.Join(os.Getenv("LUMEN_TEST_MODELS"), "llama-2-tiny-random.gguf")
+	out, stderr, err := runCLI(t, "bench", "engine", "--model", model, "--threads", "1", "--ctx-size", "2048",
+		"--choices", "3", "--choices-rounds", "2", "--choices-prompt-tokens", "40", "--choices-max-tokens", "4")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	computed := map[string]float64{}
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		tps, err2 := strconv.ParseFloat(f[len(f)-2], 64)
+		if err != nil || err2 != nil || tps <= 0 {
+			continue
+		}
+		computed[f[0]] = v
+	}
+	one, sep := computed["n=3,"], computed["3"]
+	if one <= 0 || sep <= 0 || !strings.Contains(out, "ratio (n choices ÷ separate)") {
+		t.Fatalf("rows not found in:\n%s", out)
+	}
+	// The prompt is ~40 words; once computed, each other choice computes
+	// its last token only.
+	if one >= sep || one < 40 {
+		t.Errorf("n=3 computed %v prompt tokens per round, separate requests %v: want the prompt once", one, sep)
+	}
+
+	out, stderr, err = runCLI(t, "bench", "engine", "--model", model, "--threads", "1", "--embed", "1,4", "--embed-inputs", "8", "--embed-tokens", "8")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	rows := 0
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && (f[0] == "1" || f[0] == "4") && f[1] == "8" {
+			if x, err := strconv.ParseFloat(f[3], 64); err == nil && x > 0 {
+				rows++
+			}
+		}
+	}
+	if rows != 2 || !strings.Contains(out, "ratio (batch 4 ÷ batch 1)") {
+		t.Errorf("want a row per batch size and their ratio in:\n%s", out)
+	}
+}

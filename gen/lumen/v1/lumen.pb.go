@@ -1915,6 +1915,177 @@ func (x *Model) GetOwnedBy() string {
 	return ""
 }
 
+// EmbedRequest asks for the embeddings of texts.
+type EmbedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model to use; empty selects the served model.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Texts to embed, each tokenized as a prompt.
+	Input         []string `protobuf:"bytes,2,rep,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedRequest) Reset() {
+	*x = EmbedRequest{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedRequest) ProtoMessage() {}
+
+func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
+func (*EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EmbedRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EmbedRequest) GetInput() []string {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+// EmbedResponse holds one vector per input, in order.
+type EmbedResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Model      string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Embeddings []*Embedding           `protobuf:"bytes,2,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	// prompt_tokens counts the inputs' tokens.
+	Usage *Usage `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Id of the request's trace; empty when tracing is off.
+	TraceId       string `protobuf:"bytes,4,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedResponse) Reset() {
+	*x = EmbedResponse{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedResponse) ProtoMessage() {}
+
+func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
+func (*EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EmbedResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EmbedResponse) GetEmbeddings() []*Embedding {
+	if x != nil {
+		return x.Embeddings
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *EmbedResponse) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+// Embedding is one vector.
+type Embedding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []float32              `protobuf:"fixed32,1,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_lumen_v1_lumen_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_lumen_v1_lumen_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_lumen_v1_lumen_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Embedding) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_lumen_v1_lumen_proto protoreflect.FileDescriptor
 
 const file_lumen_v1_lumen_proto_rawDesc = "" +
@@ -2101,21 +2272,34 @@ const file_lumen_v1_lumen_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcontext_size\x18\x02 \x01(\x05R\vcontextSize\x124\n" +
 	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x19\n" +
-	"\bowned_by\x18\x04 \x01(\tR\aownedBy*\xb3\x01\n" +
+	"\bowned_by\x18\x04 \x01(\tR\aownedBy\":\n" +
+	"\fEmbedRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05input\x18\x02 \x03(\tR\x05input\"\x9c\x01\n" +
+	"\rEmbedResponse\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x123\n" +
+	"\n" +
+	"embeddings\x18\x02 \x03(\v2\x13.lumen.v1.EmbeddingR\n" +
+	"embeddings\x12%\n" +
+	"\x05usage\x18\x03 \x01(\v2\x0f.lumen.v1.UsageR\x05usage\x12\x19\n" +
+	"\btrace_id\x18\x04 \x01(\tR\atraceId\"#\n" +
+	"\tEmbedding\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values*\xb3\x01\n" +
 	"\fFinishReason\x12\x1d\n" +
 	"\x19FINISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FINISH_REASON_STOP\x10\x01\x12\x18\n" +
 	"\x14FINISH_REASON_LENGTH\x10\x02\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x03\x12\x17\n" +
 	"\x13FINISH_REASON_ERROR\x10\x04\x12\x1c\n" +
-	"\x18FINISH_REASON_TOOL_CALLS\x10\x052\xcf\x03\n" +
+	"\x18FINISH_REASON_TOOL_CALLS\x10\x052\x89\x04\n" +
 	"\fLumenService\x12A\n" +
 	"\bGenerate\x12\x19.lumen.v1.GenerateRequest\x1a\x1a.lumen.v1.GenerateResponse\x12U\n" +
 	"\x0eGenerateStream\x12\x1f.lumen.v1.GenerateStreamRequest\x1a .lumen.v1.GenerateStreamResponse0\x01\x12A\n" +
 	"\bTokenize\x12\x19.lumen.v1.TokenizeRequest\x1a\x1a.lumen.v1.TokenizeResponse\x12G\n" +
 	"\n" +
 	"Detokenize\x12\x1b.lumen.v1.DetokenizeRequest\x1a\x1c.lumen.v1.DetokenizeResponse\x12P\n" +
-	"\rApplyTemplate\x12\x1e.lumen.v1.ApplyTemplateRequest\x1a\x1f.lumen.v1.ApplyTemplateResponse\x12G\n" +
+	"\rApplyTemplate\x12\x1e.lumen.v1.ApplyTemplateRequest\x1a\x1f.lumen.v1.ApplyTemplateResponse\x128\n" +
+	"\x05Embed\x12\x16.lumen.v1.EmbedRequest\x1a\x17.lumen.v1.EmbedResponse\x12G\n" +
 	"\n" +
 	"ListModels\x12\x1b.lumen.v1.ListModelsRequest\x1a\x1c.lumen.v1.ListModelsResponseB0Z.github.com/lumenllm/lumen/gen/lumen/v1;lumenv1b\x06proto3"
 
@@ -2132,7 +2316,7 @@ func file_lumen_v1_lumen_proto_rawDescGZIP() []byte {
 }
 
 var file_lumen_v1_lumen_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_lumen_v1_lumen_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_lumen_v1_lumen_proto_goTypes = []any{
 	(FinishReason)(0),              // 0: lumen.v1.FinishReason
 	(ToolChoice_Mode)(0),           // 1: lumen.v1.ToolChoice.Mode
@@ -2156,9 +2340,12 @@ var file_lumen_v1_lumen_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),      // 19: lumen.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),     // 20: lumen.v1.ListModelsResponse
 	(*Model)(nil),                  // 21: lumen.v1.Model
-	nil,                            // 22: lumen.v1.GenerateRequest.LogitBiasEntry
-	nil,                            // 23: lumen.v1.GenerateStreamRequest.LogitBiasEntry
-	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
+	(*EmbedRequest)(nil),           // 22: lumen.v1.EmbedRequest
+	(*EmbedResponse)(nil),          // 23: lumen.v1.EmbedResponse
+	(*Embedding)(nil),              // 24: lumen.v1.Embedding
+	nil,                            // 25: lumen.v1.GenerateRequest.LogitBiasEntry
+	nil,                            // 26: lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
 }
 var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	5,  // 0: lumen.v1.ChatMessage.tool_calls:type_name -> lumen.v1.ToolCall
@@ -2166,7 +2353,7 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 2: lumen.v1.GenerateRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 3: lumen.v1.GenerateRequest.tools:type_name -> lumen.v1.Tool
 	4,  // 4: lumen.v1.GenerateRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	22, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
+	25, // 5: lumen.v1.GenerateRequest.logit_bias:type_name -> lumen.v1.GenerateRequest.LogitBiasEntry
 	0,  // 6: lumen.v1.GenerateResponse.finish_reason:type_name -> lumen.v1.FinishReason
 	11, // 7: lumen.v1.GenerateResponse.usage:type_name -> lumen.v1.Usage
 	12, // 8: lumen.v1.GenerateResponse.timings:type_name -> lumen.v1.Timings
@@ -2176,7 +2363,7 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 12: lumen.v1.GenerateStreamRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 13: lumen.v1.GenerateStreamRequest.tools:type_name -> lumen.v1.Tool
 	4,  // 14: lumen.v1.GenerateStreamRequest.tool_choice:type_name -> lumen.v1.ToolChoice
-	23, // 15: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
+	26, // 15: lumen.v1.GenerateStreamRequest.logit_bias:type_name -> lumen.v1.GenerateStreamRequest.LogitBiasEntry
 	0,  // 16: lumen.v1.GenerateStreamResponse.finish_reason:type_name -> lumen.v1.FinishReason
 	11, // 17: lumen.v1.GenerateStreamResponse.usage:type_name -> lumen.v1.Usage
 	12, // 18: lumen.v1.GenerateStreamResponse.timings:type_name -> lumen.v1.Timings
@@ -2187,24 +2374,28 @@ var file_lumen_v1_lumen_proto_depIdxs = []int32{
 	2,  // 23: lumen.v1.ApplyTemplateRequest.messages:type_name -> lumen.v1.ChatMessage
 	3,  // 24: lumen.v1.ApplyTemplateRequest.tools:type_name -> lumen.v1.Tool
 	21, // 25: lumen.v1.ListModelsResponse.models:type_name -> lumen.v1.Model
-	24, // 26: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
-	6,  // 27: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
-	9,  // 28: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
-	13, // 29: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
-	15, // 30: lumen.v1.LumenService.Detokenize:input_type -> lumen.v1.DetokenizeRequest
-	17, // 31: lumen.v1.LumenService.ApplyTemplate:input_type -> lumen.v1.ApplyTemplateRequest
-	19, // 32: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
-	7,  // 33: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
-	10, // 34: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
-	14, // 35: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
-	16, // 36: lumen.v1.LumenService.Detokenize:output_type -> lumen.v1.DetokenizeResponse
-	18, // 37: lumen.v1.LumenService.ApplyTemplate:output_type -> lumen.v1.ApplyTemplateResponse
-	20, // 38: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	27, // 26: lumen.v1.Model.created:type_name -> google.protobuf.Timestamp
+	24, // 27: lumen.v1.EmbedResponse.embeddings:type_name -> lumen.v1.Embedding
+	11, // 28: lumen.v1.EmbedResponse.usage:type_name -> lumen.v1.Usage
+	6,  // 29: lumen.v1.LumenService.Generate:input_type -> lumen.v1.GenerateRequest
+	9,  // 30: lumen.v1.LumenService.GenerateStream:input_type -> lumen.v1.GenerateStreamRequest
+	13, // 31: lumen.v1.LumenService.Tokenize:input_type -> lumen.v1.TokenizeRequest
+	15, // 32: lumen.v1.LumenService.Detokenize:input_type -> lumen.v1.DetokenizeRequest
+	17, // 33: lumen.v1.LumenService.ApplyTemplate:input_type -> lumen.v1.ApplyTemplateRequest
+	22, // 34: lumen.v1.LumenService.Embed:input_type -> lumen.v1.EmbedRequest
+	19, // 35: lumen.v1.LumenService.ListModels:input_type -> lumen.v1.ListModelsRequest
+	7,  // 36: lumen.v1.LumenService.Generate:output_type -> lumen.v1.GenerateResponse
+	10, // 37: lumen.v1.LumenService.GenerateStream:output_type -> lumen.v1.GenerateStreamResponse
+	14, // 38: lumen.v1.LumenService.Tokenize:output_type -> lumen.v1.TokenizeResponse
+	16, // 39: lumen.v1.LumenService.Detokenize:output_type -> lumen.v1.DetokenizeResponse
+	18, // 40: lumen.v1.LumenService.ApplyTemplate:output_type -> lumen.v1.ApplyTemplateResponse
+	23, // 41: lumen.v1.LumenService.Embed:output_type -> lumen.v1.EmbedResponse
+	20, // 42: lumen.v1.LumenService.ListModels:output_type -> lumen.v1.ListModelsResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_lumen_v1_lumen_proto_init() }
@@ -2220,7 +2411,7 @@ func file_lumen_v1_lumen_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lumen_v1_lumen_proto_rawDesc), len(file_lumen_v1_lumen_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	LumenService_Tokenize_FullMethodName       = "/lumen.v1.LumenService/Tokenize"
 	LumenService_Detokenize_FullMethodName     = "/lumen.v1.LumenService/Detokenize"
 	LumenService_ApplyTemplate_FullMethodName  = "/lumen.v1.LumenService/ApplyTemplate"
+	LumenService_Embed_FullMethodName          = "/lumen.v1.LumenService/Embed"
 	LumenService_ListModels_FullMethodName     = "/lumen.v1.LumenService/ListModels"
 )
 
@@ -62,6 +63,10 @@ type LumenServiceClient interface {
 	// ApplyTemplate renders chat messages through the model's chat template:
 	// the prompt a chat request would feed the model.
 	ApplyTemplate(ctx context.Context, in *ApplyTemplateRequest, opts ...grpc.CallOption) (*ApplyTemplateResponse, error)
+	// Embed returns one unit-length embedding vector per input, on servers
+	// started with --embeddings (or serving an embedding model); others
+	// answer INVALID_ARGUMENT.
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 	// ListModels lists the models this server serves.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 }
@@ -133,6 +138,16 @@ func (c *lumenServiceClient) ApplyTemplate(ctx context.Context, in *ApplyTemplat
 	return out, nil
 }
 
+func (c *lumenServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, LumenService_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *lumenServiceClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListModelsResponse)
@@ -171,6 +186,10 @@ type LumenServiceServer interface {
 	// ApplyTemplate renders chat messages through the model's chat template:
 	// the prompt a chat request would feed the model.
 	ApplyTemplate(context.Context, *ApplyTemplateRequest) (*ApplyTemplateResponse, error)
+	// Embed returns one unit-length embedding vector per input, on servers
+	// started with --embeddings (or serving an embedding model); others
+	// answer INVALID_ARGUMENT.
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	// ListModels lists the models this server serves.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	mustEmbedUnimplementedLumenServiceServer()
@@ -197,6 +216,9 @@ func (UnimplementedLumenServiceServer) Detokenize(context.Context, *DetokenizeRe
 }
 func (UnimplementedLumenServiceServer) ApplyTemplate(context.Context, *ApplyTemplateRequest) (*ApplyTemplateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyTemplate not implemented")
+}
+func (UnimplementedLumenServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedLumenServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
@@ -305,6 +327,24 @@ func _LumenService_ApplyTemplate_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LumenService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LumenServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LumenService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LumenServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LumenService_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelsRequest)
 	if err := dec(in); err != nil {
@@ -345,6 +385,10 @@ var LumenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApplyTemplate",
 			Handler:    _LumenService_ApplyTemplate_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _LumenService_Embed_Handler,
 		},
 		{
 			MethodName: "ListModels",

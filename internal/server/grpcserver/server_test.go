@@ -924,6 +924,28 @@ func TestTokenizeDetokenizeApplyTemplate(t *testing.T) {
 	}
 }
 
-func (f *fakeAPI) Embed(context.Context, inference.EmbedRequest) (*inference.Embeddings, error) {
-	return nil, f.err
+func (f *fakeAPI) Embed(_ context.Context, req inference.EmbedRequest) (*inference.Embeddings, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := &inference.Embeddings{Model: "fake-model", PromptTokens: 4, TraceID: "t"}
+	for i, in := range req.Inputs {
+		out.Vectors = append(out.Vectors, []float32{float32(i), float32(len(in.Text))})
+	}
+	return out, nil
+}
+
+func TestEmbed(t *testing.T) {
+	h := start(t, Config{API: &fakeAPI{}})
+	r, err := h.client.Embed(t.Context(), &lumenv1.EmbedRequest{Input: []string{"a", "bcd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GetEmbeddings()) != 2 || fmt.Sprint(r.GetEmbeddings()[1].GetValues()) != "[1 3]" || r.GetUsage().GetPromptTokens() != 4 || r.GetTraceId() != "t" {
+		t.Errorf("Embed = %v", r)
+	}
+	bad := start(t, Config{API: &fakeAPI{err: &scheduler.InvalidError{Field: "input", Reason: "not served"}}})
+	if _, err := bad.client.Embed(t.Context(), &lumenv1.EmbedRequest{Input: []string{"a"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Embed on a server without embeddings: %v, want INVALID_ARGUMENT", err)
+	}
 }

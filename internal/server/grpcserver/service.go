@@ -159,6 +159,23 @@ func (s *service) Detokenize(_ context.Context, req *lumenv1.DetokenizeRequest) 
 	return &lumenv1.DetokenizeResponse{Text: text}, nil
 }
 
+func (s *service) Embed(ctx context.Context, req *lumenv1.EmbedRequest) (*lumenv1.EmbedResponse, error) {
+	in := inference.EmbedRequest{Model: req.GetModel()}
+	for _, text := range req.GetInput() {
+		in.Inputs = append(in.Inputs, inference.EmbedInput{Text: text})
+	}
+	out, err := s.api.Embed(ctx, in)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &lumenv1.EmbedResponse{Model: out.Model, TraceId: out.TraceID,
+		Usage: &lumenv1.Usage{PromptTokens: int32(out.PromptTokens), TotalTokens: int32(out.PromptTokens)}}
+	for _, v := range out.Vectors {
+		resp.Embeddings = append(resp.Embeddings, &lumenv1.Embedding{Values: v})
+	}
+	return resp, nil
+}
+
 func (s *service) ApplyTemplate(ctx context.Context, req *lumenv1.ApplyTemplateRequest) (*lumenv1.ApplyTemplateResponse, error) {
 	prompt, _, err := s.api.RenderChat(ctx, req.GetModel(), messages(req.GetMessages()), toolList(req.GetTools()))
 	if err != nil {
