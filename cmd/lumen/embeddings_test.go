@@ -9,7 +9,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 type wireEmbeddings struct {
@@ -74,14 +74,14 @@ func TestEmbeddingsEndToEnd(t *testing.T) {
 	spans := log.waitFor(t, "two embeddings spans", func(spans []sdktrace.ReadOnlySpan) bool {
 		n := 0
 		for _, s := range spans {
-			if strings.HasPrefix(s.Name(), telemetry.OperationEmbeddings+" ") {
+			if strings.HasPrefix(s.Name(), semconv.OperationEmbeddings+" ") {
 				n++
 			}
 		}
 		return n == 2
 	})
 	for _, s := range spans {
-		if !strings.HasPrefix(s.Name(), telemetry.OperationEmbeddings+" ") {
+		if !strings.HasPrefix(s.Name(), semconv.OperationEmbeddings+" ") {
 			continue
 		}
 		attrs := map[string]string{}

@@ -10,7 +10,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // With one slot, a prompt evicted by another is saved to host memory and
@@ -97,7 +97,7 @@ func TestHostPrefixCacheEndToEnd(t *testing.T) {
 	spans := log.waitFor(t, "four prefill spans", func(spans []sdktrace.ReadOnlySpan) bool {
 		n := 0
 		for _, s := range spans {
-			if s.Name() == telemetry.SpanPrefill {
+			if s.Name() == semconv.SpanPrefill {
 				n++
 			}
 		}
@@ -105,21 +105,21 @@ func TestHostPrefixCacheEndToEnd(t *testing.T) {
 	})
 	var sources []string
 	for _, s := range spans {
-		if s.Name() != telemetry.SpanPrefill {
+		if s.Name() != semconv.SpanPrefill {
 			continue
 		}
 		src := "none"
 		restore := -1.0
 		for _, kv := range s.Attributes() {
 			switch kv.Key {
-			case telemetry.AttrCacheSource:
+			case semconv.AttrCacheSource:
 				src = kv.Value.AsString()
-			case telemetry.AttrCacheRestoreMs:
+			case semconv.AttrCacheRestoreMs:
 				restore = kv.Value.AsFloat64()
 			}
 		}
 		if restore < 0 {
-			t.Errorf("prefill span without %s", telemetry.AttrCacheRestoreMs)
+			t.Errorf("prefill span without %s", semconv.AttrCacheRestoreMs)
 		}
 		sources = append(sources, src)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
 	"github.com/lumenllm/lumen/internal/server/httpserver"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -253,7 +254,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		BatchSpanRate:   batchSpanRate(f.batchRate),
 		MetricsExporter: f.metricsPush,
 		MetricsGatherer: metrics.Registry(),
-		ExtraResource:   []attribute.KeyValue{telemetry.AttrModel.String(name), telemetry.AttrDevice.String(pl.device.ID())},
+		ExtraResource:   []attribute.KeyValue{semconv.AttrModel.String(name), semconv.AttrDevice.String(pl.device.ID())},
 		Logger:          log,
 	})
 	if err != nil {
@@ -676,8 +677,8 @@ Lumen is serving. Try:
 // member, where the inference layer looks for the tenant.
 func tenantFromHeader(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t := r.Header.Get(telemetry.HeaderTenant); t != "" {
-			if m, err := baggage.NewMemberRaw(telemetry.BaggageTenantKey, t); err == nil {
+		if t := r.Header.Get(semconv.HeaderTenant); t != "" {
+			if m, err := baggage.NewMemberRaw(semconv.BaggageTenantKey, t); err == nil {
 				if b, err := baggage.FromContext(r.Context()).SetMember(m); err == nil {
 					r = r.WithContext(baggage.ContextWithBaggage(r.Context(), b))
 				}

@@ -26,6 +26,7 @@ import (
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // spanLog records ended spans and signals each one, so tests wait for
@@ -116,7 +117,7 @@ func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 // that link's attributes.
 func linkedBatches(spans []sdktrace.ReadOnlySpan, sc trace.SpanContext) (prefill, decode []map[attribute.Key]attribute.Value) {
 	for _, s := range spans {
-		if s.Name() != telemetry.SpanBatch {
+		if s.Name() != semconv.SpanBatch {
 			continue
 		}
 		for _, l := range s.Links() {
@@ -151,7 +152,7 @@ func waitForTree(t *testing.T, log *spanLog, w wantTree) []sdktrace.ReadOnlySpan
 			switch s.Name() {
 			case w.transport:
 				transport = s
-			case telemetry.SpanDecode:
+			case semconv.SpanDecode:
 				decode = s
 			}
 		}
@@ -159,7 +160,7 @@ func waitForTree(t *testing.T, log *spanLog, w wantTree) []sdktrace.ReadOnlySpan
 			return false
 		}
 		_, links := linkedBatches(spans, decode.Parent())
-		return len(links) == int(attrs(decode)[telemetry.AttrSteps].AsInt64())
+		return len(links) == int(attrs(decode)[semconv.AttrSteps].AsInt64())
 	})
 }
 
@@ -197,7 +198,7 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	for _, s := range phases {
 		names = append(names, s.Name())
 	}
-	if !slices.Equal(names, []string{telemetry.SpanQueue, telemetry.SpanPrefill, telemetry.SpanDecode}) {
+	if !slices.Equal(names, []string{semconv.SpanQueue, semconv.SpanPrefill, semconv.SpanDecode}) {
 		t.Fatalf("children of the request span: %q, want queue, prefill, decode", names)
 	}
 	if len(inTrace) != 5 {
@@ -222,67 +223,67 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 			queue.EndTime(), prefill.StartTime(), prefill.EndTime(), decode.StartTime(), decode.EndTime(), req.EndTime())
 	}
 	ra := attrs(req)
-	ttft := time.Duration(ra[telemetry.AttrTTFTMs].AsFloat64() * float64(time.Millisecond))
+	ttft := time.Duration(ra[semconv.AttrTTFTMs].AsFloat64() * float64(time.Millisecond))
 	if got := prefill.EndTime().Sub(queue.StartTime()); (got - ttft).Abs() > time.Millisecond {
 		t.Errorf("queue + prefill = %v, time to first token attribute = %v", got, ttft)
 	}
 
 	// Attributes agree with the reply.
 	wantAttrs := map[attribute.Key]attribute.Value{
-		telemetry.AttrProvider:     attribute.StringValue(telemetry.ProviderName),
-		telemetry.AttrInputTokens:  attribute.IntValue(w.inputTokens),
-		telemetry.AttrOutputTokens: attribute.IntValue(w.outputTokens),
-		telemetry.AttrGPUID:        attribute.StringValue("cpu"),
+		semconv.AttrProvider:     attribute.StringValue(semconv.ProviderName),
+		semconv.AttrInputTokens:  attribute.IntValue(w.inputTokens),
+		semconv.AttrOutputTokens: attribute.IntValue(w.outputTokens),
+		semconv.AttrGPUID:        attribute.StringValue("cpu"),
 	}
 	if w.tenant != "" {
-		wantAttrs[telemetry.AttrTenant] = attribute.StringValue(w.tenant)
+		wantAttrs[semconv.AttrTenant] = attribute.StringValue(w.tenant)
 	}
 	for k, v := range wantAttrs {
 		if ra[k] != v {
 			t.Errorf("request span %s = %v, want %v", k, ra[k].String(), v.String())
 		}
 	}
-	if op, model, _ := strings.Cut(w.operation, " "); ra[telemetry.AttrOperation].AsString() != op || ra[telemetry.AttrRequestModel].AsString() != model {
-		t.Errorf("request span operation/model = %q/%q, want %q", ra[telemetry.AttrOperation].String(), ra[telemetry.AttrRequestModel].String(), w.operation)
+	if op, model, _ := strings.Cut(w.operation, " "); ra[semconv.AttrOperation].AsString() != op || ra[semconv.AttrRequestModel].AsString() != model {
+		t.Errorf("request span operation/model = %q/%q, want %q", ra[semconv.AttrOperation].String(), ra[semconv.AttrRequestModel].String(), w.operation)
 	}
-	if ra[telemetry.AttrResponseID].AsString() == "" {
+	if ra[semconv.AttrResponseID].AsString() == "" {
 		t.Error("request span has no gen_ai.response.id")
 	}
-	if got := attrs(prefill)[telemetry.AttrInputTokens]; got != attribute.IntValue(w.inputTokens) {
+	if got := attrs(prefill)[semconv.AttrInputTokens]; got != attribute.IntValue(w.inputTokens) {
 		t.Errorf("prefill span input tokens = %v, want %d", got.String(), w.inputTokens)
 	}
-	if got := attrs(decode)[telemetry.AttrOutputTokens]; got != attribute.IntValue(w.outputTokens) {
+	if got := attrs(decode)[semconv.AttrOutputTokens]; got != attribute.IntValue(w.outputTokens) {
 		t.Errorf("decode span output tokens = %v, want %d", got.String(), w.outputTokens)
 	}
 	for _, s := range inTrace {
-		for _, k := range []attribute.Key{telemetry.AttrPrompt, telemetry.AttrCompletion} {
+		for _, k := range []attribute.Key{semconv.AttrPrompt, semconv.AttrCompletion} {
 			if _, ok := attrs(s)[k]; ok {
 				t.Errorf("span %s records %s without --trace-content", s.Name(), k)
 			}
 		}
 	}
-	if got := ra[telemetry.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != w.finish {
+	if got := ra[semconv.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != w.finish {
 		t.Errorf("finish reasons = %q, want [%s] as in the reply", got, w.finish)
 	}
 
 	// Batch spans: roots of their own traces, linked to this request once
 	// per engine step it was in.
 	for _, s := range spans {
-		if s.Name() == telemetry.SpanBatch && (s.Parent().IsValid() || s.SpanContext().TraceID() == w.caller.traceID) {
+		if s.Name() == semconv.SpanBatch && (s.Parent().IsValid() || s.SpanContext().TraceID() == w.caller.traceID) {
 			t.Fatalf("batch span is not a root of its own trace: parent %v", s.Parent())
 		}
 	}
 	pre, dec := linkedBatches(spans, req.SpanContext())
 	pa, da := attrs(prefill), attrs(decode)
-	if len(pre) != int(pa[telemetry.AttrChunks].AsInt64()) || len(dec) != int(da[telemetry.AttrSteps].AsInt64()) {
+	if len(pre) != int(pa[semconv.AttrChunks].AsInt64()) || len(dec) != int(da[semconv.AttrSteps].AsInt64()) {
 		t.Errorf("batch spans linked: %d prefill, %d decode; the request had %d chunks and %d decode steps",
-			len(pre), len(dec), pa[telemetry.AttrChunks].AsInt64(), da[telemetry.AttrSteps].AsInt64())
+			len(pre), len(dec), pa[semconv.AttrChunks].AsInt64(), da[semconv.AttrSteps].AsInt64())
 	}
 	prefilled := 0
 	for _, l := range pre {
-		prefilled += int(l[telemetry.AttrBatchPrefill].AsInt64())
+		prefilled += int(l[semconv.AttrBatchPrefill].AsInt64())
 	}
-	if want := w.inputTokens - int(ra[telemetry.AttrCachedTokens].AsInt64()); prefilled != want {
+	if want := w.inputTokens - int(ra[semconv.AttrCachedTokens].AsInt64()); prefilled != want {
 		t.Errorf("batch links carry %d prefill tokens, want %d (prompt minus cached)", prefilled, want)
 	}
 	return req
@@ -389,7 +390,7 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("traceparent", c.traceparent())
-		req.Header.Set(telemetry.HeaderTenant, "globex")
+		req.Header.Set(semconv.HeaderTenant, "globex")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -475,7 +476,7 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			switch s.Name() {
 			case "text_completion tiny":
 				req = s
-			case telemetry.SpanDecode:
+			case semconv.SpanDecode:
 				decode = s
 			}
 		}
@@ -483,13 +484,13 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			t.Fatalf("cancelled request left no request/decode span:\n%s", describeSpans(spans))
 		}
 		ra := attrs(req)
-		if got := ra[telemetry.AttrCancelReason].AsString(); got != "client cancelled" {
-			t.Errorf("%s = %q, want client cancelled (first message %q)", telemetry.AttrCancelReason, got, first.GetText())
+		if got := ra[semconv.AttrCancelReason].AsString(); got != "client cancelled" {
+			t.Errorf("%s = %q, want client cancelled (first message %q)", semconv.AttrCancelReason, got, first.GetText())
 		}
-		if got := ra[telemetry.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != "cancelled" {
+		if got := ra[semconv.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != "cancelled" {
 			t.Errorf("finish reasons = %q, want [cancelled]", got)
 		}
-		if out := ra[telemetry.AttrOutputTokens].AsInt64(); out < 1 || out >= 120 {
+		if out := ra[semconv.AttrOutputTokens].AsInt64(); out < 1 || out >= 120 {
 			t.Errorf("cancelled request produced %d tokens, want between 1 and 119", out)
 		}
 		if !slices.ContainsFunc(decode.Events(), func(e sdktrace.Event) bool { return e.Name == "cancelled" }) {
@@ -547,7 +548,7 @@ func TestTraceContentThroughTransports(t *testing.T) {
 			t.Fatal(err)
 		}
 		set := requestSpan(c, "text_completion tiny")
-		if got, _ := set.Value(telemetry.AttrPrompt); got.AsString() != prompt {
+		if got, _ := set.Value(semconv.AttrPrompt); got.AsString() != prompt {
 			t.Errorf("gen_ai.prompt = %q, want %q", got.AsString(), prompt)
 		}
 		// 24 tokens of this model's vocabulary are longer than max, so the
@@ -555,7 +556,7 @@ func TestTraceContentThroughTransports(t *testing.T) {
 		if len(resp.GetText()) <= max {
 			t.Fatalf("completion %q fits in %d bytes: truncation not exercised", resp.GetText(), max)
 		}
-		if got, _ := set.Value(telemetry.AttrCompletion); got.AsString() != want(resp.GetText()) {
+		if got, _ := set.Value(semconv.AttrCompletion); got.AsString() != want(resp.GetText()) {
 			t.Errorf("gen_ai.completion = %q, want %q (reply %q)", got.AsString(), want(resp.GetText()), resp.GetText())
 		}
 	})
@@ -585,14 +586,14 @@ func TestTraceContentThroughTransports(t *testing.T) {
 		set := requestSpan(c, "chat tiny")
 		// The rendered chat template (ChatML for this model) holds the
 		// message.
-		if got, _ := set.Value(telemetry.AttrPrompt); !strings.Contains(got.AsString(), "user\nHi") {
+		if got, _ := set.Value(semconv.AttrPrompt); !strings.Contains(got.AsString(), "user\nHi") {
 			t.Errorf("gen_ai.prompt = %q, want the rendered chat holding the message", got.AsString())
 		}
 		text := body.Choices[0].Message.Content
 		if text == "" {
 			t.Fatal("empty completion: nothing to check")
 		}
-		if got, _ := set.Value(telemetry.AttrCompletion); got.AsString() != want(text) {
+		if got, _ := set.Value(semconv.AttrCompletion); got.AsString() != want(text) {
 			t.Errorf("gen_ai.completion = %q, want %q (reply %q)", got.AsString(), want(text), text)
 		}
 	})

@@ -266,7 +266,7 @@ func TestTraceFixture(t *testing.T) {
 
 	var lines [][]byte
 	for _, r := range reqs {
-		b, err := traceanalyze.MarshalOTLPJSON(r)
+		b, err := traceanalyze.MarshalOTLPJSON(&tracepb.TracesData{ResourceSpans: r.ResourceSpans})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // EmbedInput is one input of an embeddings request: text, or tokens used
@@ -79,7 +80,7 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 	}
 	if s.cfg.Tracer != nil {
 		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
-			Operation: telemetry.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
+			Operation: semconv.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
 		})
 	}
 	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{ID: NewID(), Embed: inputs})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -203,7 +204,7 @@ type Stream struct {
 // Tenant is the caller's tenant: the tenant.id baggage member (which the
 // HTTP transport also sets from an X-Tenant-ID header), or "".
 func Tenant(ctx context.Context) string {
-	return baggage.FromContext(ctx).Member(telemetry.BaggageTenantKey).Value()
+	return baggage.FromContext(ctx).Member(semconv.BaggageTenantKey).Value()
 }
 
 // MaxTenantLen bounds a tenant id's length.
@@ -508,9 +509,9 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	}
 	keepText := 0
 	if s.cfg.Tracer != nil {
-		op := telemetry.OperationCompletion
+		op := semconv.OperationCompletion
 		if len(req.Messages) > 0 {
-			op = telemetry.OperationChat
+			op = semconv.OperationChat
 		}
 		// A chat's prompt is recorded as the model saw it: the messages
 		// rendered through the chat template.

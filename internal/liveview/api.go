@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/auth"
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // Where the view lives on the HTTP port.
@@ -303,14 +303,14 @@ func summarize(tv traceView, now time.Time) TraceSummary {
 		s.StartUs, s.DurationMs = e.StartTime().UnixMicro(), millis(e.EndTime().Sub(e.StartTime()))
 		for _, kv := range e.Attributes() {
 			switch kv.Key {
-			case telemetry.AttrInputTokens:
+			case semconv.AttrInputTokens:
 				s.InputTokens = kv.Value.AsInt64()
-			case telemetry.AttrOutputTokens:
+			case semconv.AttrOutputTokens:
 				s.OutputTokens = kv.Value.AsInt64()
-			case telemetry.AttrTTFTMs:
+			case semconv.AttrTTFTMs:
 				t := kv.Value.AsFloat64()
 				s.TTFTMs = &t
-			case telemetry.AttrFinishReasons:
+			case semconv.AttrFinishReasons:
 				if f := kv.Value.AsStringSlice(); len(f) > 0 {
 					s.FinishReason = f[0]
 				}
@@ -374,11 +374,11 @@ func role(s sdktrace.ReadOnlySpan, isReq map[trace.SpanID]bool) string {
 	switch {
 	case isReq[s.SpanContext().SpanID()]:
 		return RoleRequest
-	case isReq[s.Parent().SpanID()] && s.Name() == telemetry.SpanQueue:
+	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanQueue:
 		return RoleQueue
-	case isReq[s.Parent().SpanID()] && s.Name() == telemetry.SpanPrefill:
+	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanPrefill:
 		return RolePrefill
-	case isReq[s.Parent().SpanID()] && s.Name() == telemetry.SpanDecode:
+	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanDecode:
 		return RoleDecode
 	case s.SpanKind() == trace.SpanKindServer:
 		return RoleTransport
@@ -421,15 +421,15 @@ func batchStep(b batchRef) BatchStep {
 	}
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
-		case telemetry.AttrBatchSize:
+		case semconv.AttrBatchSize:
 			j.Size = kv.Value.AsInt64()
-		case telemetry.AttrBatchPrefill:
+		case semconv.AttrBatchPrefill:
 			j.PrefillTokens = kv.Value.AsInt64()
-		case telemetry.AttrBatchDecode:
+		case semconv.AttrBatchDecode:
 			j.DecodeTokens = kv.Value.AsInt64()
-		case telemetry.AttrKVUsed:
+		case semconv.AttrKVUsed:
 			j.KVUsedCells = kv.Value.AsInt64()
-		case telemetry.AttrKVSize:
+		case semconv.AttrKVSize:
 			j.KVSizeCells = kv.Value.AsInt64()
 		}
 	}
@@ -437,9 +437,9 @@ func batchStep(b batchRef) BatchStep {
 	j.RequestSpanID = l.SpanContext.SpanID().String()
 	for _, kv := range l.Attributes {
 		switch kv.Key {
-		case telemetry.AttrSlot:
+		case semconv.AttrSlot:
 			j.Slot = kv.Value.AsInt64()
-		case telemetry.AttrBatchPrefill:
+		case semconv.AttrBatchPrefill:
 			j.SeqPrefillTokens = kv.Value.AsInt64()
 		case linkDecode:
 			j.SeqDecode = kv.Value.AsBool()

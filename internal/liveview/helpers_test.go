@@ -12,6 +12,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: the
@@ -109,7 +110,7 @@ type reqSpec struct {
 func (r *rig) start(s reqSpec) (ctx context.Context, transport trace.Span) {
 	ctx, transport = r.raw.Start(context.Background(), "POST /v1/chat/completions", trace.WithSpanKind(trace.SpanKindServer))
 	if s.op == "" {
-		s.op = telemetry.OperationChat
+		s.op = semconv.OperationChat
 	}
 	if s.model == "" {
 		s.model = "tiny"
@@ -159,5 +160,5 @@ func (r *rig) step(ctxs ...context.Context) {
 }
 
 func requestInfo(model string) telemetry.RequestInfo {
-	return telemetry.RequestInfo{Operation: telemetry.OperationChat, Model: model, MaxTokens: 4}
+	return telemetry.RequestInfo{Operation: semconv.OperationChat, Model: model, MaxTokens: 4}
 }

@@ -11,7 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // Store is the span processor behind the live view. It keeps the most
@@ -109,7 +109,7 @@ func newStore(now func() time.Time, maxTraces, maxSpans, maxBatches, maxTTFT int
 // OnStart admits the trace of a request span.
 func (st *Store) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	sc := s.SpanContext()
-	if !sc.IsSampled() || s.Name() == telemetry.SpanBatch {
+	if !sc.IsSampled() || s.Name() == semconv.SpanBatch {
 		return
 	}
 	info, ok := requestStart(s)
@@ -129,11 +129,11 @@ func requestStart(s sdktrace.ReadWriteSpan) (reqStart, bool) {
 	info := reqStart{spanID: s.SpanContext().SpanID(), name: s.Name(), start: s.StartTime()}
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
-		case telemetry.AttrOperation:
+		case semconv.AttrOperation:
 			info.operation = kv.Value.AsString()
-		case telemetry.AttrRequestModel:
+		case semconv.AttrRequestModel:
 			info.model = kv.Value.AsString()
-		case telemetry.AttrTenant:
+		case semconv.AttrTenant:
 			info.tenant = kv.Value.AsString()
 		}
 	}
@@ -147,7 +147,7 @@ func (st *Store) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !sc.IsSampled() {
 		return
 	}
-	if s.Name() == telemetry.SpanBatch && !s.Parent().IsValid() {
+	if s.Name() == semconv.SpanBatch && !s.Parent().IsValid() {
 		st.onBatch(s)
 		return
 	}
@@ -190,7 +190,7 @@ func (st *Store) OnEnd(s sdktrace.ReadOnlySpan) {
 
 func hasOperation(s sdktrace.ReadOnlySpan) bool {
 	for _, kv := range s.Attributes() {
-		if kv.Key == telemetry.AttrOperation {
+		if kv.Key == semconv.AttrOperation {
 			return true
 		}
 	}
@@ -198,7 +198,7 @@ func hasOperation(s sdktrace.ReadOnlySpan) bool {
 }
 
 func (st *Store) onBatch(s sdktrace.ReadOnlySpan) {
-	size := intAttr(s.Attributes(), telemetry.AttrBatchSize)
+	size := intAttr(s.Attributes(), semconv.AttrBatchSize)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.acc.batches++
@@ -254,9 +254,9 @@ func (c *counters) request(s sdktrace.ReadOnlySpan, now time.Time) {
 	)
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
-		case telemetry.AttrOutputTokens:
+		case semconv.AttrOutputTokens:
 			out = kv.Value.AsInt64()
-		case telemetry.AttrTTFTMs:
+		case semconv.AttrTTFTMs:
 			ttft, hasTTFT = kv.Value.AsFloat64(), true
 		}
 	}

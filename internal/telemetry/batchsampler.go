@@ -6,6 +6,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // DefaultBatchSpanRate is the most batch spans sampled per second when
@@ -13,7 +15,7 @@ import (
 // below a GPU's step rate.
 const DefaultBatchSpanRate = 100
 
-// batchSampler decides batch spans (roots named SpanBatch) on their own
+// batchSampler decides batch spans (roots named semconv.SpanBatch) on their own
 // terms, so that one span per engine step cannot flood the exporter:
 //
 //   - a batch span is sampled only if at least one request linked to it
@@ -42,7 +44,7 @@ func newBatchSampler(next sdktrace.Sampler, file *FileSampler, rate float64, now
 }
 
 func (s *batchSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
-	if p.Name != SpanBatch || trace.SpanContextFromContext(p.ParentContext).IsValid() {
+	if p.Name != semconv.SpanBatch || trace.SpanContextFromContext(p.ParentContext).IsValid() {
 		return s.next.ShouldSample(p)
 	}
 	drop := sdktrace.SamplingResult{Decision: sdktrace.Drop}

@@ -7,6 +7,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 func link(sampled bool) trace.Link {
@@ -20,7 +22,7 @@ func link(sampled bool) trace.Link {
 }
 
 func batchParams(links ...trace.Link) sdktrace.SamplingParameters {
-	return sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: traceIDs(2)[1], Name: SpanBatch, Links: links}
+	return sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: traceIDs(2)[1], Name: semconv.SpanBatch, Links: links}
 }
 
 func TestBatchSamplerFollowsLinkedRequests(t *testing.T) {

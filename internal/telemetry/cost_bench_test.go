@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // cpuTime is the process's user + system CPU time so far.
@@ -56,7 +57,7 @@ func BenchmarkTracingCost(b *testing.B) {
 			tp, flush, dropped = tel.TracerProvider, tel.ForceFlush, tel.DroppedSpans
 		}
 		tr := NewTracer(tp, NewMetrics(MetricsConfig{}), TracerOptions{Device: "cpu", KVSize: 4096})
-		info := RequestInfo{Operation: OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
+		info := RequestInfo{Operation: semconv.OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
 			Sampling: scheduler.SamplingParams{Temperature: 0.7, TopP: 0.9, TopK: 40, Seed: 1}}
 
 		run := func(name string, op func(i int)) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // jsonLines decodes each line the JSON handler wrote.
@@ -34,9 +35,9 @@ func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil)))
 	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu", Logger: log})
 
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m", Tenant: "acme"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m", Tenant: "acme"})
 	tr.Finished(ctx, result("req-1", scheduler.FinishLength))
-	refused := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "m"})
+	refused := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationCompletion, Model: "m"})
 	tr.Abort(refused, scheduler.ErrQueueFull)
 	log.Info("not request-scoped")
 
@@ -77,7 +78,7 @@ func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 func TestLogHandlerKeepsAttrsAndGroups(t *testing.T) {
 	var buf bytes.Buffer
 	tr, _, _ := newRecorded(t, TracerOptions{})
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "http")
 	log.ErrorContext(ctx, "failed", "err", errors.New("boom"))
 	line := jsonLines(t, &buf)[0]

@@ -45,7 +45,7 @@ import (
 	"go.opentelemetry.io/otel/sdk"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	otelsemconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -419,7 +419,7 @@ func buildResource(cfg Config, getenv func(string) string) (*resource.Resource, 
 	}
 	if name == "" {
 		for _, kv := range envAttrs {
-			if kv.Key == semconv.ServiceNameKey {
+			if kv.Key == otelsemconv.ServiceNameKey {
 				name = kv.Value.AsString()
 			}
 		}
@@ -429,21 +429,21 @@ func buildResource(cfg Config, getenv func(string) string) (*resource.Resource, 
 	}
 
 	attrs := []attribute.KeyValue{
-		semconv.TelemetrySDKName("opentelemetry"),
-		semconv.TelemetrySDKLanguageGo,
-		semconv.TelemetrySDKVersion(sdk.Version()),
+		otelsemconv.TelemetrySDKName("opentelemetry"),
+		otelsemconv.TelemetrySDKLanguageGo,
+		otelsemconv.TelemetrySDKVersion(sdk.Version()),
 	}
 	if host, err := os.Hostname(); err == nil && host != "" {
-		attrs = append(attrs, semconv.HostName(host))
+		attrs = append(attrs, otelsemconv.HostName(host))
 	}
 	attrs = append(attrs, envAttrs...)
 	attrs = append(attrs, cfg.ExtraResource...)
-	attrs = append(attrs, semconv.ServiceName(name))
+	attrs = append(attrs, otelsemconv.ServiceName(name))
 	if cfg.ServiceVersion != "" {
-		attrs = append(attrs, semconv.ServiceVersion(cfg.ServiceVersion))
+		attrs = append(attrs, otelsemconv.ServiceVersion(cfg.ServiceVersion))
 	}
 	// NewWithAttributes keeps the last value of a repeated key.
-	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), name, nil
+	return resource.NewWithAttributes(otelsemconv.SchemaURL, attrs...), name, nil
 }
 
 // parseResourceAttributes parses OTEL_RESOURCE_ATTRIBUTES:

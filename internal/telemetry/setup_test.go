@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	otelsemconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -258,18 +258,18 @@ func TestBuildResource(t *testing.T) {
 		want map[attribute.Key]string
 	}{
 		{"defaults", Config{}, nil, map[attribute.Key]string{
-			semconv.ServiceNameKey: "lumen", semconv.HostNameKey: host, semconv.TelemetrySDKLanguageKey: "go",
+			otelsemconv.ServiceNameKey: "lumen", otelsemconv.HostNameKey: host, otelsemconv.TelemetrySDKLanguageKey: "go",
 		}},
 		{"config", Config{ServiceName: "lumen-a", ServiceVersion: "1.2.3", ExtraResource: []attribute.KeyValue{attribute.String("lumen.model", "llama-3-8b"), attribute.String("host.name", "override")}},
 			map[string]string{"OTEL_SERVICE_NAME": "env-name", "OTEL_RESOURCE_ATTRIBUTES": "service.version=0.0.1,deployment.environment=prod"},
 			map[attribute.Key]string{
-				semconv.ServiceNameKey: "lumen-a", semconv.ServiceVersionKey: "1.2.3", "lumen.model": "llama-3-8b",
-				semconv.HostNameKey: "override", "deployment.environment": "prod",
+				otelsemconv.ServiceNameKey: "lumen-a", otelsemconv.ServiceVersionKey: "1.2.3", "lumen.model": "llama-3-8b",
+				otelsemconv.HostNameKey: "override", "deployment.environment": "prod",
 			}},
 		{"service name from env", Config{}, map[string]string{"OTEL_SERVICE_NAME": "env-name", "OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-name"},
-			map[attribute.Key]string{semconv.ServiceNameKey: "env-name"}},
+			map[attribute.Key]string{otelsemconv.ServiceNameKey: "env-name"}},
 		{"service name from attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-name, note=a%2Cb%20c"},
-			map[attribute.Key]string{semconv.ServiceNameKey: "attr-name", "note": "a,b c"}},
+			map[attribute.Key]string{otelsemconv.ServiceNameKey: "attr-name", "note": "a,b c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,15 +277,15 @@ func TestBuildResource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if name != tt.want[semconv.ServiceNameKey] {
-				t.Errorf("service name %q, want %q", name, tt.want[semconv.ServiceNameKey])
+			if name != tt.want[otelsemconv.ServiceNameKey] {
+				t.Errorf("service name %q, want %q", name, tt.want[otelsemconv.ServiceNameKey])
 			}
 			for k, want := range tt.want {
 				if got, ok := res.Set().Value(k); !ok || got.String() != want {
 					t.Errorf("%s = %q, want %q (resource %v)", k, got.String(), want, res)
 				}
 			}
-			if res.SchemaURL() != semconv.SchemaURL {
+			if res.SchemaURL() != otelsemconv.SchemaURL {
 				t.Errorf("schema %q", res.SchemaURL())
 			}
 			if _, err := resource.Merge(resource.Default(), res); err != nil {

@@ -13,11 +13,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // RequestInfo is what the inference layer knows as a request starts.
 type RequestInfo struct {
-	Operation string // OperationChat or OperationCompletion
+	Operation string // semconv.OperationChat or semconv.OperationCompletion
 	Model     string
 	MaxTokens int
 	Sampling  scheduler.SamplingParams
@@ -80,29 +81,29 @@ type infoKey struct{}
 // end it when the request finishes.
 func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Context {
 	attrs := []attribute.KeyValue{
-		AttrOperation.String(info.Operation),
-		AttrProvider.String(ProviderName),
-		AttrRequestModel.String(info.Model),
-		AttrMaxTokens.Int(info.MaxTokens),
-		AttrTemperature.Float64(float64(info.Sampling.Temperature)),
-		AttrTopP.Float64(float64(info.Sampling.TopP)),
-		AttrTopK.Int(info.Sampling.TopK),
-		AttrSeed.Int64(int64(info.Sampling.Seed)),
+		semconv.AttrOperation.String(info.Operation),
+		semconv.AttrProvider.String(semconv.ProviderName),
+		semconv.AttrRequestModel.String(info.Model),
+		semconv.AttrMaxTokens.Int(info.MaxTokens),
+		semconv.AttrTemperature.Float64(float64(info.Sampling.Temperature)),
+		semconv.AttrTopP.Float64(float64(info.Sampling.TopP)),
+		semconv.AttrTopK.Int(info.Sampling.TopK),
+		semconv.AttrSeed.Int64(int64(info.Sampling.Seed)),
 	}
 	if info.Tenant != "" {
-		attrs = append(attrs, AttrTenant.String(info.Tenant))
+		attrs = append(attrs, semconv.AttrTenant.String(info.Tenant))
 	}
 	if info.OutputType != "" {
-		attrs = append(attrs, AttrOutputType.String(info.OutputType))
+		attrs = append(attrs, semconv.AttrOutputType.String(info.OutputType))
 	}
 	if info.User != "" {
-		attrs = append(attrs, AttrUser.String(info.User))
+		attrs = append(attrs, semconv.AttrUser.String(info.User))
 	}
 	if len(info.Tools) > 0 {
-		attrs = append(attrs, AttrToolsOffered.StringSlice(info.Tools))
+		attrs = append(attrs, semconv.AttrToolsOffered.StringSlice(info.Tools))
 	}
 	if t.opts.RecordContent && info.Prompt != "" {
-		attrs = append(attrs, AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax, false)))
+		attrs = append(attrs, semconv.AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax, false)))
 	}
 	ctx, _ = t.tracer.Start(ctx, info.Operation+" "+info.Model,
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
@@ -152,10 +153,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func gpuID(device string) attribute.KeyValue {
 	if i := strings.LastIndexByte(device, ':'); i >= 0 {
 		if n, err := strconv.Atoi(device[i+1:]); err == nil {
-			return AttrGPUID.Int(n)
+			return semconv.AttrGPUID.Int(n)
 		}
 	}
-	return AttrGPUID.String("cpu")
+	return semconv.AttrGPUID.String("cpu")
 }
 
 // Finished ends the request span, adding its queue, prefill and decode
@@ -171,31 +172,31 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 			tps = float64(r.CompletionTokens-1) / d.Seconds()
 		}
 		span.SetAttributes(
-			AttrResponseID.String(r.ID),
-			AttrFinishReasons.StringSlice([]string{string(r.Finish)}),
-			AttrInputTokens.Int(r.PromptTokens),
-			AttrOutputTokens.Int(r.CompletionTokens),
-			AttrCachedTokens.Int(r.CachedTokens),
-			AttrCacheSource.String(cacheSource(r.CacheSource)),
-			AttrQueueMs.Float64(ms(tm.Queue())),
-			AttrPrefillMs.Float64(ms(tm.Prefill())),
-			AttrTTFTMs.Float64(ms(tm.TTFT())),
-			AttrDecodeMs.Float64(ms(tm.Decode())),
-			AttrTokensPerSec.Float64(tps),
-			AttrSlot.Int(r.Slot),
+			semconv.AttrResponseID.String(r.ID),
+			semconv.AttrFinishReasons.StringSlice([]string{string(r.Finish)}),
+			semconv.AttrInputTokens.Int(r.PromptTokens),
+			semconv.AttrOutputTokens.Int(r.CompletionTokens),
+			semconv.AttrCachedTokens.Int(r.CachedTokens),
+			semconv.AttrCacheSource.String(cacheSource(r.CacheSource)),
+			semconv.AttrQueueMs.Float64(ms(tm.Queue())),
+			semconv.AttrPrefillMs.Float64(ms(tm.Prefill())),
+			semconv.AttrTTFTMs.Float64(ms(tm.TTFT())),
+			semconv.AttrDecodeMs.Float64(ms(tm.Decode())),
+			semconv.AttrTokensPerSec.Float64(tps),
+			semconv.AttrSlot.Int(r.Slot),
 			t.gpu,
 		)
 		if t.opts.RecordContent && r.Text != "" {
-			span.SetAttributes(AttrCompletion.String(truncate(r.Text, t.opts.ContentMax, r.TextTruncated)))
+			span.SetAttributes(semconv.AttrCompletion.String(truncate(r.Text, t.opts.ContentMax, r.TextTruncated)))
 		}
 		if len(info.Tools) > 0 {
-			span.SetAttributes(AttrToolCalls.Int(r.ToolCalls))
+			span.SetAttributes(semconv.AttrToolCalls.Int(r.ToolCalls))
 		}
 		if r.Constrained {
-			span.SetAttributes(AttrGrammar.Bool(true), AttrGrammarOverrule.Int(r.GrammarRejected))
+			span.SetAttributes(semconv.AttrGrammar.Bool(true), semconv.AttrGrammarOverrule.Int(r.GrammarRejected))
 			if r.CompletionTokens > 0 && float64(r.GrammarRejected) >= GrammarOverruleShare*float64(r.CompletionTokens) {
-				span.AddEvent(EventGrammarOverruled, trace.WithTimestamp(tm.Finished), trace.WithAttributes(
-					AttrGrammarOverrule.Int(r.GrammarRejected), AttrOutputTokens.Int(r.CompletionTokens)))
+				span.AddEvent(semconv.EventGrammarOverruled, trace.WithTimestamp(tm.Finished), trace.WithAttributes(
+					semconv.AttrGrammarOverrule.Int(r.GrammarRejected), semconv.AttrOutputTokens.Int(r.CompletionTokens)))
 			}
 		}
 		setOutcome(span, r, ctx)
@@ -251,8 +252,8 @@ func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
 		if errors.Is(r.Err, scheduler.ErrShutdown) {
 			reason = "server shutdown"
 		}
-		span.SetAttributes(AttrCancelReason.String(reason))
-		span.AddEvent("cancelled", trace.WithAttributes(AttrCancelReason.String(reason)), trace.WithTimestamp(r.Timings.Finished))
+		span.SetAttributes(semconv.AttrCancelReason.String(reason))
+		span.AddEvent("cancelled", trace.WithAttributes(semconv.AttrCancelReason.String(reason)), trace.WithTimestamp(r.Timings.Finished))
 	}
 }
 
@@ -266,10 +267,10 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if admitted.IsZero() {
 		admitted = tm.Finished
 	}
-	q := start(SpanQueue, tm.Enqueued)
+	q := start(semconv.SpanQueue, tm.Enqueued)
 	q.End(trace.WithTimestamp(admitted))
 	if len(r.Embeddings) > 0 {
-		e := start(SpanEmbed, tm.Admitted, AttrInputTokens.Int(r.PromptTokens), AttrEmbedInputs.Int(len(r.Embeddings)), t.gpu)
+		e := start(semconv.SpanEmbed, tm.Admitted, semconv.AttrInputTokens.Int(r.PromptTokens), semconv.AttrEmbedInputs.Int(len(r.Embeddings)), t.gpu)
 		e.End(trace.WithTimestamp(tm.FirstToken))
 		return
 	}
@@ -280,17 +281,17 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if prefillEnd.IsZero() {
 		prefillEnd = tm.Finished
 	}
-	attrs := []attribute.KeyValue{AttrInputTokens.Int(r.PromptTokens), AttrCachedTokens.Int(r.CachedTokens),
-		AttrChunks.Int(len(tm.PrefillChunks)), t.gpu}
+	attrs := []attribute.KeyValue{semconv.AttrInputTokens.Int(r.PromptTokens), semconv.AttrCachedTokens.Int(r.CachedTokens),
+		semconv.AttrChunks.Int(len(tm.PrefillChunks)), t.gpu}
 	if r.CacheSource != scheduler.CacheNone {
-		attrs = append(attrs, AttrCacheSource.String(string(r.CacheSource)))
+		attrs = append(attrs, semconv.AttrCacheSource.String(string(r.CacheSource)))
 	}
 	if !tm.CacheRestored.IsZero() {
-		attrs = append(attrs, AttrCacheRestoreMs.Float64(ms(tm.CacheRestored.Sub(tm.Admitted))))
+		attrs = append(attrs, semconv.AttrCacheRestoreMs.Float64(ms(tm.CacheRestored.Sub(tm.Admitted))))
 	}
-	p := start(SpanPrefill, tm.Admitted, attrs...)
+	p := start(semconv.SpanPrefill, tm.Admitted, attrs...)
 	for _, c := range tm.PrefillChunks {
-		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(AttrChunkTokens.Int(c.Tokens)))
+		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(semconv.AttrChunkTokens.Int(c.Tokens)))
 	}
 	if tm.FirstToken.IsZero() && r.Finish != scheduler.FinishStop && r.Finish != scheduler.FinishLength {
 		setOutcome(p, r, ctx)
@@ -299,9 +300,9 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if tm.FirstToken.IsZero() {
 		return
 	}
-	d := start(SpanDecode, tm.FirstToken,
-		AttrOutputTokens.Int(r.CompletionTokens), AttrSteps.Int(tm.DecodeSteps),
-		AttrMeanBatch.Float64(tm.MeanBatch()), t.gpu)
+	d := start(semconv.SpanDecode, tm.FirstToken,
+		semconv.AttrOutputTokens.Int(r.CompletionTokens), semconv.AttrSteps.Int(tm.DecodeSteps),
+		semconv.AttrMeanBatch.Float64(tm.MeanBatch()), t.gpu)
 	setOutcome(d, r, ctx)
 	d.End(trace.WithTimestamp(tm.Finished))
 }
@@ -316,28 +317,28 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 			continue
 		}
 		links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
-			AttrSlot.Int(s.Slot), AttrBatchPrefill.Int(s.PrefillTokens), attribute.Bool("lumen.decode", s.Decode),
+			semconv.AttrSlot.Int(s.Slot), semconv.AttrBatchPrefill.Int(s.PrefillTokens), attribute.Bool("lumen.decode", s.Decode),
 		}})
 	}
-	_, span := t.tracer.Start(context.Background(), SpanBatch,
+	_, span := t.tracer.Start(context.Background(), semconv.SpanBatch,
 		trace.WithNewRoot(), trace.WithTimestamp(si.Start), trace.WithLinks(links...),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
-			AttrBatchSize.Int(len(si.Seqs)),
-			AttrBatchPrefill.Int(si.PrefillTokens),
-			AttrBatchDecode.Int(si.DecodeTokens),
-			AttrKVUsed.Int(si.KVUsed),
-			AttrKVSize.Int(t.opts.KVSize),
+			semconv.AttrBatchSize.Int(len(si.Seqs)),
+			semconv.AttrBatchPrefill.Int(si.PrefillTokens),
+			semconv.AttrBatchDecode.Int(si.DecodeTokens),
+			semconv.AttrKVUsed.Int(si.KVUsed),
+			semconv.AttrKVSize.Int(t.opts.KVSize),
 			t.gpu,
 		))
 	if !si.DecodeStart.IsZero() {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		span.SetAttributes(
-			AttrStepBuildMS.Float64(ms(si.DecodeStart.Sub(si.Start))),
-			AttrStepDecodeMS.Float64(ms(si.End.Sub(si.DecodeStart))),
-			AttrStepSampleMS.Float64(ms(si.Sample)),
-			AttrStepEmitMS.Float64(ms(si.Emit)),
-			AttrStepGapMS.Float64(ms(si.Gap)),
+			semconv.AttrStepBuildMS.Float64(ms(si.DecodeStart.Sub(si.Start))),
+			semconv.AttrStepDecodeMS.Float64(ms(si.End.Sub(si.DecodeStart))),
+			semconv.AttrStepSampleMS.Float64(ms(si.Sample)),
+			semconv.AttrStepEmitMS.Float64(ms(si.Emit)),
+			semconv.AttrStepGapMS.Float64(ms(si.Gap)),
 		)
 	}
 	if si.Err != nil {

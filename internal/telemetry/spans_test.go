@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 func newRecorded(t *testing.T, opts TracerOptions) (*Tracer, *tracetest.SpanRecorder, *Metrics) {
@@ -63,7 +64,7 @@ func TestRequestSpanTree(t *testing.T) {
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true,
 	})
 	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
-	ctx = tr.StartRequest(ctx, RequestInfo{Operation: OperationChat, Model: "m", MaxTokens: 5, Tenant: "acme", Prompt: "secret prompt"})
+	ctx = tr.StartRequest(ctx, RequestInfo{Operation: semconv.OperationChat, Model: "m", MaxTokens: 5, Tenant: "acme", Prompt: "secret prompt"})
 	tr.Finished(ctx, result("r1", scheduler.FinishLength))
 
 	spans := rec.Ended()
@@ -119,7 +120,7 @@ func TestRequestSpanTree(t *testing.T) {
 
 func TestContentRecordedWhenEnabled(t *testing.T) {
 	tr, rec, _ := newRecorded(t, TracerOptions{RecordContent: true, ContentMax: 6})
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "m", Prompt: "héllo world"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationCompletion, Model: "m", Prompt: "héllo world"})
 	tr.Finished(ctx, result("r", scheduler.FinishStop))
 	req := byName(rec.Ended(), "text_completion m")
 	if got, _ := attr(req, "gen_ai.prompt"); got != "héllo…" {
@@ -136,7 +137,7 @@ func TestContentRecordedWhenEnabled(t *testing.T) {
 		truncated bool
 		want      string
 	}{{"short", false, "short"}, {"wörld!", true, "wörld…"}, {"", false, ""}} {
-		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "out", Prompt: "p"})
+		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationCompletion, Model: "out", Prompt: "p"})
 		res := result("r", scheduler.FinishLength)
 		res.Text, res.TextTruncated = tt.text, tt.truncated
 		tr.Finished(ctx, res)
@@ -153,7 +154,7 @@ func TestContentLimitZeroWhenNotRecording(t *testing.T) {
 	if got := tr.ContentLimit(); got != 0 {
 		t.Errorf("ContentLimit() = %d without RecordContent, want 0", got)
 	}
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationCompletion, Model: "m", Prompt: "secret"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationCompletion, Model: "m", Prompt: "secret"})
 	res := result("r", scheduler.FinishLength)
 	res.Text = "also secret"
 	tr.Finished(ctx, res)
@@ -173,7 +174,7 @@ func TestCancelledRequestSpansEndWithReason(t *testing.T) {
 		want string
 	}{{context.Canceled, "client cancelled"}, {scheduler.ErrShutdown, "server shutdown"}} {
 		rec.Reset()
-		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 		r := result("c", scheduler.FinishCancelled)
 		r.Err = tt.err
 		tr.Finished(ctx, r)
@@ -189,12 +190,12 @@ func TestCancelledRequestSpansEndWithReason(t *testing.T) {
 
 func TestBatchSpanIsRootLinkedToRequests(t *testing.T) {
 	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu", KVSize: 1024})
-	a := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
-	b := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	a := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
+	b := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 	now := time.Now()
 	tr.Step(scheduler.StepInfo{Start: now, End: now.Add(time.Millisecond), PrefillTokens: 7, DecodeTokens: 1, KVUsed: 30,
 		Seqs: []scheduler.StepSeq{{ID: "a", Ctx: a, Slot: 0, Decode: true}, {ID: "b", Ctx: b, Slot: 1, PrefillTokens: 7}}})
-	batch := byName(rec.Ended(), SpanBatch)
+	batch := byName(rec.Ended(), semconv.SpanBatch)
 	if batch == nil || batch.Parent().IsValid() {
 		t.Fatalf("batch span missing or not a root: %v", batch)
 	}
@@ -215,7 +216,7 @@ func TestBatchSpanIsRootLinkedToRequests(t *testing.T) {
 
 func TestErrorSpanStatus(t *testing.T) {
 	tr, rec, _ := newRecorded(t, TracerOptions{})
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 	r := result("e", scheduler.FinishError)
 	r.Err = errors.New("decode failed")
 	tr.Finished(ctx, r)
@@ -228,7 +229,7 @@ func TestErrorSpanStatus(t *testing.T) {
 // Latency histograms carry exemplars whose trace ids are real traces.
 func TestMetricsExemplars(t *testing.T) {
 	tr, rec, m := newRecorded(t, TracerOptions{})
-	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: OperationChat, Model: "m", Tenant: "acme"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m", Tenant: "acme"})
 	tr.Finished(ctx, result("x", scheduler.FinishStop))
 	traceID := byName(rec.Ended(), "chat m").SpanContext().TraceID().String()
 	families, err := m.Registry().Gather()
@@ -285,7 +286,7 @@ func TestBatchSpanCarriesStepPhases(t *testing.T) {
 	now := time.Now()
 	tr.Step(scheduler.StepInfo{Start: now, DecodeStart: now.Add(time.Millisecond), End: now.Add(11 * time.Millisecond),
 		Sample: 2 * time.Millisecond, Emit: 500 * time.Microsecond, Gap: 250 * time.Microsecond, DecodeTokens: 1})
-	batch := byName(rec.Ended(), SpanBatch)
+	batch := byName(rec.Ended(), semconv.SpanBatch)
 	want := map[string]float64{"lumen.step.build_ms": 1, "lumen.step.decode_ms": 10, "lumen.step.sample_ms": 2, "lumen.step.emit_ms": 0.5, "lumen.step.gap_ms": 0.25}
 	for key, w := range want {
 		if got, _ := attr(batch, key); got != w {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // Constrained output and tool use show on the request span: output type,
@@ -22,7 +23,7 @@ func TestStructuredOutputOnSpans(t *testing.T) {
 	}{
 		{
 			name: "json schema, grammar overruled 3 of 5 tokens",
-			info: RequestInfo{Operation: OperationChat, Model: "m", OutputType: "json"},
+			info: RequestInfo{Operation: semconv.OperationChat, Model: "m", OutputType: "json"},
 			res: func(r scheduler.Result) scheduler.Result {
 				r.Constrained, r.GrammarRejected = true, 3
 				return r
@@ -33,7 +34,7 @@ func TestStructuredOutputOnSpans(t *testing.T) {
 		},
 		{
 			name: "grammar overruled 1 of 5: no event",
-			info: RequestInfo{Operation: OperationCompletion, Model: "m", OutputType: "text"},
+			info: RequestInfo{Operation: semconv.OperationCompletion, Model: "m", OutputType: "text"},
 			res: func(r scheduler.Result) scheduler.Result {
 				r.Constrained, r.GrammarRejected = true, 1
 				return r
@@ -42,7 +43,7 @@ func TestStructuredOutputOnSpans(t *testing.T) {
 		},
 		{
 			name: "tools and calls",
-			info: RequestInfo{Operation: OperationChat, Model: "m", OutputType: "text", Tools: []string{"a", "b"}, User: "u7"},
+			info: RequestInfo{Operation: semconv.OperationChat, Model: "m", OutputType: "text", Tools: []string{"a", "b"}, User: "u7"},
 			res: func(r scheduler.Result) scheduler.Result {
 				r.Constrained, r.ToolCalls = true, 2
 				return r
@@ -51,7 +52,7 @@ func TestStructuredOutputOnSpans(t *testing.T) {
 		},
 		{
 			name:   "free text",
-			info:   RequestInfo{Operation: OperationChat, Model: "m", OutputType: "text"},
+			info:   RequestInfo{Operation: semconv.OperationChat, Model: "m", OutputType: "text"},
 			res:    func(r scheduler.Result) scheduler.Result { return r },
 			want:   map[string]any{"gen_ai.output.type": "text"},
 			absent: []string{"lumen.grammar", "lumen.grammar.overruled_tokens", "lumen.tool_calls", "user.id"},
@@ -86,7 +87,7 @@ func TestStructuredOutputOnSpans(t *testing.T) {
 			}
 			found := false
 			for _, ev := range req.Events() {
-				found = found || ev.Name == EventGrammarOverruled
+				found = found || ev.Name == semconv.EventGrammarOverruled
 			}
 			if found != tt.wantEvent {
 				t.Errorf("grammar_overruled event: %v, want %v", found, tt.wantEvent)

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // Options tune an analysis.
@@ -182,7 +182,7 @@ func Analyze(spans []Span, opts Options) (*Report, error) {
 	return r, nil
 }
 
-func isBatch(s *Span) bool { return s.Name == telemetry.SpanBatch }
+func isBatch(s *Span) bool { return s.Name == semconv.SpanBatch }
 
 func (r *Report) criticalPaths(want string) {
 	var slowest *Trace
@@ -243,7 +243,7 @@ func (r *Report) criticalPaths(want string) {
 }
 
 // isRequest tells request spans by their gen_ai.operation.name.
-func isRequest(s *Span) bool { return s.Str(string(telemetry.AttrOperation)) != "" }
+func isRequest(s *Span) bool { return s.Str(string(semconv.AttrOperation)) != "" }
 
 func (r *Report) requests(prices *Prices) {
 	children := map[[2]string][]*Span{}
@@ -279,24 +279,24 @@ func (r *Report) requests(prices *Prices) {
 	for _, s := range reqs {
 		q := Request{
 			TraceID: s.TraceID, SpanID: s.SpanID, Name: s.Name,
-			Model:  cmp.Or(s.Str(string(telemetry.AttrRequestModel)), UnknownModel),
-			Tenant: cmp.Or(s.Str(string(telemetry.AttrTenant)), NoTenant),
+			Model:  cmp.Or(s.Str(string(semconv.AttrRequestModel)), UnknownModel),
+			Tenant: cmp.Or(s.Str(string(semconv.AttrTenant)), NoTenant),
 			Start:  s.Start, Duration: Dur(s.Duration()), Error: s.Error,
 		}
-		q.InputTokens, _ = s.Int(string(telemetry.AttrInputTokens))
-		q.OutputTokens, _ = s.Int(string(telemetry.AttrOutputTokens))
+		q.InputTokens, _ = s.Int(string(semconv.AttrInputTokens))
+		q.OutputTokens, _ = s.Int(string(semconv.AttrOutputTokens))
 		for _, c := range children[[2]string{s.TraceID, s.SpanID}] {
 			switch c.Name {
-			case telemetry.SpanQueue:
+			case semconv.SpanQueue:
 				q.Queue += Dur(c.Duration())
-			case telemetry.SpanPrefill:
+			case semconv.SpanPrefill:
 				q.Prefill += Dur(c.Duration())
-			case telemetry.SpanDecode:
+			case semconv.SpanDecode:
 				q.Decode += Dur(c.Duration())
-				if v, ok := c.Float(string(telemetry.AttrMeanBatch)); ok {
+				if v, ok := c.Float(string(semconv.AttrMeanBatch)); ok {
 					q.MeanBatchAttr = &v
 				}
-				if v, ok := c.Int(string(telemetry.AttrSteps)); ok {
+				if v, ok := c.Int(string(semconv.AttrSteps)); ok {
 					q.DecodeSteps = &v
 				}
 			}
@@ -315,7 +315,7 @@ func (r *Report) requests(prices *Prices) {
 		if batches := r.batchesOf[[2]string{s.TraceID, s.SpanID}]; len(batches) > 0 {
 			var sum int64
 			for _, b := range batches {
-				n, _ := b.Int(string(telemetry.AttrBatchSize))
+				n, _ := b.Int(string(semconv.AttrBatchSize))
 				sum += n
 				q.MaxBatchLinked = max(q.MaxBatchLinked, n)
 			}

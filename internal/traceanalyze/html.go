@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 //go:embed report.html.tmpl
@@ -177,7 +177,7 @@ func waterfallOrder(t *Trace) ([]*Span, []int) {
 
 func spanClass(s *Span) string {
 	switch {
-	case s.Name == telemetry.SpanQueue || s.Name == telemetry.SpanPrefill || s.Name == telemetry.SpanDecode:
+	case s.Name == semconv.SpanQueue || s.Name == semconv.SpanPrefill || s.Name == semconv.SpanDecode:
 		return s.Name
 	case isBatch(s):
 		return "batch"
@@ -217,7 +217,7 @@ func (r *Report) waterfall(t *Trace) *waterfallView {
 			row.HasBatchRow, row.BatchLinkY = true, y
 			for _, b := range batches {
 				bx0, bx1 := scale(b.Start), scale(b.End)
-				n, _ := b.Int(string(telemetry.AttrBatchSize))
+				n, _ := b.Int(string(semconv.AttrBatchSize))
 				row.BatchLinks = append(row.BatchLinks, wfMark{
 					X: f2(wfLabelWidth + bx0), W: f2(max(bx1-bx0, 1)),
 					Title: fmt.Sprintf("batch step %s: %d sequences, %s", b.SpanID, n, fmtMs(Dur(b.Duration()))),

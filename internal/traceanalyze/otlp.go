@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,8 +24,11 @@ var otlpIDKeys = map[string]bool{
 	"trace_id": true, "span_id": true, "parent_span_id": true,
 }
 
-// decodeOTLPObject decodes one ExportTraceServiceRequest in OTLP/JSON.
-func decodeOTLPObject(raw []byte) (*coltracepb.ExportTraceServiceRequest, error) {
+// decodeOTLPObject decodes one OTLP/JSON traces object: an export
+// request or the file exporter's line, both {"resourceSpans": [...]},
+// decoded as TracesData (same fields; the collector's request type would
+// pull gRPC into an offline tool).
+func decodeOTLPObject(raw []byte) (*tracepb.TracesData, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // keep int64 values (nanosecond times) exact
@@ -43,7 +45,7 @@ func decodeOTLPObject(raw []byte) (*coltracepb.ExportTraceServiceRequest, error)
 	if err != nil {
 		return nil, err
 	}
-	req := &coltracepb.ExportTraceServiceRequest{}
+	req := &tracepb.TracesData{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, req); err != nil {
 		return nil, err
 	}
@@ -53,7 +55,7 @@ func decodeOTLPObject(raw []byte) (*coltracepb.ExportTraceServiceRequest, error)
 // MarshalOTLPJSON encodes req as OTLP/JSON on one line: protojson with
 // lowerCamelCase names and hex trace and span ids, as the Collector's
 // file exporter writes it.
-func MarshalOTLPJSON(req *coltracepb.ExportTraceServiceRequest) ([]byte, error) {
+func MarshalOTLPJSON(req *tracepb.TracesData) ([]byte, error) {
 	b, err := protojson.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("otlp json: %w", err)
@@ -115,7 +117,7 @@ func rewriteIDs(v any, conv func(string) (string, error)) error {
 }
 
 // SpansFromOTLP converts an export request into spans.
-func SpansFromOTLP(req *coltracepb.ExportTraceServiceRequest) ([]Span, error) {
+func SpansFromOTLP(req *tracepb.TracesData) ([]Span, error) {
 	var out []Span
 	for _, rs := range req.GetResourceSpans() {
 		service := ""

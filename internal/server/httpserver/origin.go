@@ -29,7 +29,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/lumenllm/lumen/internal/telemetry"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // CORS response values. No Access-Control-Allow-Credentials, ever: the
@@ -41,7 +41,7 @@ const (
 	// corsAllowHeaders: the request headers the server reads (the key,
 	// the body's type, the trace context propagator's headers, the
 	// tenant).
-	corsAllowHeaders = "Authorization, Content-Type, traceparent, tracestate, baggage, " + telemetry.HeaderTenant
+	corsAllowHeaders = "Authorization, Content-Type, traceparent, tracestate, baggage, " + semconv.HeaderTenant
 	// corsExposeHeaders: the response headers set beyond the CORS
 	// safelist that a page may want (see setResponseHeaders and
 	// writeError).

@@ -1,4 +1,10 @@
-package telemetry
+// Package semconv names what Lumen's telemetry records: span names,
+// attribute keys and the header and baggage keys of tenants. GenAI keys
+// follow the OpenTelemetry semantic conventions for generative AI;
+// lumen.* keys are Lumen's. It imports nothing of Lumen's, so offline
+// tools (lumen trace analyze) can read spans without the SDK, the
+// exporters or the scheduler.
+package semconv
 
 import "go.opentelemetry.io/otel/attribute"
 
@@ -92,5 +98,4 @@ const (
 	EventGrammarOverruled = "grammar_overruled"
 	BaggageTenantKey      = "tenant.id"
 	HeaderTenant          = "X-Tenant-ID"
-	DefaultContentMax     = 1024
 )
