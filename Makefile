@@ -182,6 +182,15 @@ proto:
 tidy-check:
 	$(GO) mod tidy -diff
 
+# gen/ must be what proto/ generates (make proto), with buf's format and
+# lint rules holding.
+.PHONY: proto-check ci
+proto-check: proto
+	git diff --exit-code -- gen/
+
+# What CI runs (.ci/run): the shape checks, then the tests.
+ci: lint tidy-check proto-check test
+
 # Engine benchmark: ~250M-parameter F16 model, 2 threads.
 bench: build
 	$(LUMEN) bench engine --preset 250m --threads 2

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -273,6 +275,25 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if live != nil {
 		live.SetTracing(tel.Exporter != telemetry.ExporterDisabled)
 	}
+	// SIGHUP re-reads the sampling strategies file at once (it is also
+	// polled for changes).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := tel.ReloadSampling(); err != nil {
+					log.Warn("sampling strategies not reloaded", "err", err)
+				} else {
+					log.Info("sampling strategies reloaded", "file", f.samplingFile)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	metrics.SetDropped(tel.DroppedSpans)
 	// GPU telemetry; without NVML (no NVIDIA driver) it reports nothing.
 	gpus, err := gpumon.New(gpumon.Config{Logger: log})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,4 +224,38 @@ func TestServeGracefulStop(t *testing.T) {
 	if r.err == nil && r.status == 200 && !strings.Contains(r.body, "finish_reason") && !strings.Contains(r.body, "error") {
 		t.Errorf("request neither completed nor failed clearly: %d %q", r.status, r.body)
 	}
+}
+
+// TestServeSIGHUPReloadsSampling: SIGHUP re-reads the sampling strategies
+// file at once, and a file that no longer parses is reported and leaves
+// the previous strategies in force.
+func TestServeSIGHUPReloadsSampling(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sampling.json")
+	if err := os.WriteFile(file, []byte(`{"default_strategy":{"type":"probabilistic","param":1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	startServeEnv(t, serveHooks{}, env{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }},
+		"--sampling-config", file, "--log-format", "json")
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stderr.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", want, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wait("sampling strategies reloaded")
+	if err := os.WriteFile(file, []byte(`{not json`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wait("sampling strategies not reloaded")
 }

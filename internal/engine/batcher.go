@@ -143,9 +143,8 @@ func (s *sampler) Sample(idx int) (int32, error) {
 	tok, err := s.s.SampleExcluding(s.ctx, idx, ban)
 	return int32(tok), err
 }
-func (s *sampler) Rejected() int    { return s.s.Rejected() }
-func (s *sampler) Accept(tok int32) { s.s.Accept(llama.Token(tok)) }
-func (s *sampler) Close() error     { return s.s.Close() }
+func (s *sampler) Rejected() int { return s.s.Rejected() }
+func (s *sampler) Close() error  { return s.s.Close() }
 
 // GrammarChecker adapts a llama.Model to inference.GrammarChecker: it asks
 // llama.cpp's own parser whether it takes a grammar.

@@ -60,7 +60,6 @@ type ChatRenderer interface {
 // Submitter is the scheduler as seen from here.
 type Submitter interface {
 	Submit(ctx context.Context, r scheduler.Request) (<-chan scheduler.Event, error)
-	Validate(r scheduler.Request) error
 	SlotContext() int
 }
 

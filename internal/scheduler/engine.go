@@ -53,8 +53,6 @@ type Sampler interface {
 	Sample(idx int) (int32, error)
 	// Rejected counts the tokens a grammar overruled (0 without one).
 	Rejected() int
-	// Accept records a token in the history without sampling it.
-	Accept(tok int32)
 	Close() error
 }
 

@@ -243,7 +243,6 @@ func (s *fakeSampler) Sample(idx int) (int32, error) {
 	return s.f.next[idx], nil
 }
 func (s *fakeSampler) Rejected() int { return 0 }
-func (s *fakeSampler) Accept(int32)  {}
 func (s *fakeSampler) Close() error  { return nil }
 
 // expectText is what the fake model generates for prompt, alone.

@@ -271,16 +271,6 @@ func (s *Scheduler) Drain(ctx context.Context) error {
 	}
 }
 
-// Draining reports whether Drain has been called.
-func (s *Scheduler) Draining() bool {
-	select {
-	case <-s.drainReq:
-		return true
-	default:
-		return false
-	}
-}
-
 // seq is a request holding a slot.
 type seq struct {
 	req       *request

@@ -191,6 +191,3 @@ func countDevices(kind DeviceKind) int {
 	}
 	return n
 }
-
-// SystemInfo is llama.cpp's summary of the CPU features it was built with.
-func SystemInfo() string { return C.GoString(C.llama_print_system_info()) }

@@ -501,12 +501,6 @@ func (b *Batch) Add(tok Token, pos int, seq SeqID, logits bool) (int, error) {
 	return i, nil
 }
 
-// Len is the number of tokens in the batch.
-func (b *Batch) Len() int { return b.n }
-
-// Cap is the batch capacity.
-func (b *Batch) Cap() int { return b.cap }
-
 // Clear empties the batch for reuse.
 func (b *Batch) Clear() {
 	b.n = 0

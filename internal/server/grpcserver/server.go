@@ -111,7 +111,7 @@ func (s *Server) SetServing(serving bool) {
 	s.health.SetServingStatus(lumenv1.LumenService_ServiceDesc.ServiceName, st)
 }
 
-// Serve accepts connections on lis until Stop, GracefulStop or Shutdown,
+// Serve accepts connections on lis until Stop or Shutdown,
 // after which it returns nil (also when the stop came first).
 func (s *Server) Serve(lis net.Listener) error {
 	s.log.Info("grpc server listening", "addr", lis.Addr().String())
@@ -119,14 +119,6 @@ func (s *Server) Serve(lis net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// GracefulStop reports NOT_SERVING, stops accepting connections and waits
-// for every running call to end, health Watch streams included, which may
-// be never: Shutdown bounds the wait.
-func (s *Server) GracefulStop() {
-	s.health.Shutdown()
-	s.grpc.GracefulStop()
 }
 
 // Stop reports NOT_SERVING, closes every connection and cancels running

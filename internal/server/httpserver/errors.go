@@ -18,7 +18,6 @@ var (
 	errMalformed = errors.New("malformed request body")
 	// errBodyTimeout: the client did not send its body in time.
 	errBodyTimeout = errors.New("request body not received in time")
-	errTooLarge    = errors.New("request body too large")
 	errMethod      = errors.New("method not allowed")
 	errNoRoute     = errors.New("no such route")
 	// errMediaType: a JSON route got a body not declared as JSON.
@@ -92,7 +91,7 @@ func classify(err error) apiError {
 		return e(http.StatusRequestTimeout, typeInvalidRequest, "request_timeout", err.Error())
 	case errors.Is(err, errMalformed), errors.Is(err, scheduler.ErrInvalid):
 		return e(http.StatusBadRequest, typeInvalidRequest, "", err.Error())
-	case errors.As(err, &tooLarge), errors.Is(err, errTooLarge):
+	case errors.As(err, &tooLarge):
 		msg := "request body is too large"
 		if tooLarge != nil {
 			msg = "request body exceeds " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes"
