@@ -99,7 +99,7 @@ type choicesOptions struct {
 // of the same prompt, submitted together, round by round (fresh prompts,
 // the order alternating): output tokens/s and prompt tokens computed.
 func runChoices(ctx context.Context, w io.Writer, c *llama.Context, o choicesOptions) error {
-	b := engine.NewBatcher(c)
+	b := engine.NewAdapter(c)
 	defer b.Close()
 	counter := &prefillCounter{}
 	sched, stop, err := startScheduler(ctx, b, scheduler.Config{MaxQueue: 4 * o.n, Observer: counter})
@@ -168,7 +168,7 @@ func runEmbed(ctx context.Context, w io.Writer, gen *llama.Context, o embedOptio
 		return err
 	}
 	defer ec.Close()
-	b := engine.NewBatcher(gen)
+	b := engine.NewAdapter(gen)
 	defer b.Close()
 	sched, stop, err := startScheduler(ctx, b, scheduler.Config{Embedder: engine.Embedder{Ctx: ec}})
 	if err != nil {

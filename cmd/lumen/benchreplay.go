@@ -62,8 +62,8 @@ func (r replayTarget) Stream(ctx context.Context, req loadgen.Request, onText fu
 			return loadgen.Result{
 				FinishReason: string(res.Finish), PromptTokens: res.PromptTokens, CachedTokens: res.CachedTokens,
 				CompletionTokens: res.CompletionTokens,
-				QueueMS:          float64(res.Timings.Queue().Microseconds()) / 1e3,
-				PrefillMS:        float64(res.Timings.Prefill().Microseconds()) / 1e3,
+				QueueMS:          scheduler.Millis(res.Timings.Queue()),
+				PrefillMS:        scheduler.Millis(res.Timings.Prefill()),
 			}, nil
 		}
 	}
@@ -86,7 +86,7 @@ type replayOptions struct {
 // runReplay runs the mix at each concurrency over c and prints a table
 // of the numbers bench serve prints for a server.
 func runReplay(ctx context.Context, w io.Writer, c *llama.Context, o replayOptions) error {
-	b := engine.NewBatcher(c)
+	b := engine.NewAdapter(c)
 	defer b.Close()
 	sched, err := scheduler.New(b, scheduler.Config{MaxQueue: max(64, 2*o.parallel), PrefillChunk: o.prefillChunk, NoPrefixCache: !o.prefixCache})
 	if err != nil {

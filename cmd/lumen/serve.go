@@ -389,7 +389,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		}
 		log.Info("warmed up", "took", d.Round(time.Millisecond).String())
 	}
-	batcher := engine.NewBatcher(c)
+	batcher := engine.NewAdapter(c)
 	defer batcher.Close()
 	embedder, err := f.embedContext(m, log)
 	if err != nil {
@@ -648,7 +648,7 @@ func (a *apiSwitch) Models() []inference.Model {
 	return nil
 }
 
-var errNotLoaded = fmt.Errorf("model still loading: %w", scheduler.ErrDraining)
+var errNotLoaded = inference.ErrLoading
 
 // probePath reports whether an HTTP path is a health or readiness probe.
 func probePath(path string) bool { return path == "/healthz" || path == "/readyz" }

@@ -259,3 +259,29 @@ func TestServeSIGHUPReloadsSampling(t *testing.T) {
 	}
 	wait("sampling strategies not reloaded")
 }
+
+// TestResponseTraceparentKeepsTracestate: the reply's traceparent names
+// the request span in the caller's trace, and the caller's tracestate
+// comes back with it (the W3C propagator writes both).
+func TestResponseTraceparentKeepsTracestate(t *testing.T) {
+	httpAddr, _ := startServe(t)
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"hi","max_tokens":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("tracestate", "vendor=abc,other=1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tp := strings.Split(resp.Header.Get("traceparent"), "-")
+	if len(tp) != 4 || tp[1] != "4bf92f3577b34da6a3ce929d0e0e4736" || tp[2] == "00f067aa0ba902b7" {
+		t.Errorf("traceparent %q: want the caller's trace and a span of the server's", resp.Header.Get("traceparent"))
+	}
+	if got := resp.Header.Get("tracestate"); got != "vendor=abc,other=1" {
+		t.Errorf("tracestate %q, want the caller's", got)
+	}
+}

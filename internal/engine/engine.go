@@ -1,7 +1,10 @@
 // Package engine runs models on top of the llama boundary package: it owns
 // the decode loops that turn prompts into tokens (single-request offline
-// generation and the engine benchmark). It holds no request queue and no
-// telemetry; the scheduler and the transports sit above it.
+// generation and the engine benchmark), and the adapters that give the
+// scheduler its Engine, Embedder and the inference layer its Tokenizer.
+// So it implements the scheduler's interfaces (and imports their
+// package); the scheduler never imports it. It holds no request queue and
+// no telemetry.
 package engine
 
 import (

@@ -33,7 +33,7 @@ func TestWarmupLeavesTheContextAsItWas(t *testing.T) {
 				t.Fatalf("%d KV cells in use after warm-up, want 0", used)
 			}
 		}
-		b := engine.NewBatcher(c)
+		b := engine.NewAdapter(c)
 		defer b.Close()
 		s, err := scheduler.New(b, scheduler.Config{PrefillChunk: 16, MaxQueue: 4})
 		if err != nil {

@@ -31,6 +31,10 @@ import (
 // client's (a conversation the template refuses, a prompt too large).
 var ErrRenderFailed = errors.New("chat template failed")
 
+// ErrLoading: the server is up but its model has not loaded yet (503 /
+// UNAVAILABLE: retry shortly).
+var ErrLoading = errors.New("the model is still loading; retry shortly")
+
 // ErrUnknownModel: the request names a model this server does not serve.
 var ErrUnknownModel = errors.New("unknown model")
 

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
@@ -491,7 +492,7 @@ func statusName(c codes.Code) string {
 	return "unset"
 }
 
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func millis(d time.Duration) float64 { return scheduler.Millis(d) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)

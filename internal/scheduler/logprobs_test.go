@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 )
 
 // drainLogprobs reads a stream to its end, keeping its token infos.
@@ -156,5 +157,16 @@ func TestSharePrefill(t *testing.T) {
 	}
 	if want := len(prompt) + 2; prefill != want || sources[CacheShared] != 2 {
 		t.Errorf("%d prompt tokens computed, sources %v; want %d (the prompt once, then one each) and 2 shared", prefill, sources, want)
+	}
+}
+
+func TestMillis(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want float64
+	}{{1234567, 1.235}, {1234499, 1.234}, {0, 0}, {2 * time.Second, 2000}} {
+		if got := Millis(tt.d); got != tt.want {
+			t.Errorf("Millis(%v) = %v, want %v", tt.d, got, tt.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 )
@@ -158,6 +159,13 @@ type Timings struct {
 type Chunk struct {
 	Start, End time.Time
 	Tokens     int
+}
+
+// Millis is a duration in milliseconds, rounded to the microsecond: the
+// one conversion every report of Timings uses (HTTP and gRPC replies,
+// spans, the live view), so one request's figures agree to the digit.
+func Millis(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }
 
 // Queue is the time spent waiting for a slot.

@@ -146,7 +146,7 @@ func truncate(s string, n int, more bool) string {
 	return s
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func ms(d time.Duration) float64 { return scheduler.Millis(d) }
 
 // gpuID is the gpu.id attribute for a device label: the device index of
 // "gpu:N", or "cpu".

@@ -44,7 +44,7 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, scheduler.ErrQueueFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
+	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown), errors.Is(err, inference.ErrLoading):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, inference.ErrRenderFailed):
 		return status.Error(codes.Internal, err.Error())

@@ -404,6 +404,7 @@ func TestErrors(t *testing.T) {
 		{"unknown model", &fakeAPI{err: fmt.Errorf("model %q: %w", "x", inference.ErrUnknownModel)}, nil, codes.NotFound, ""},
 		{"queue full", &fakeAPI{err: scheduler.ErrQueueFull}, nil, codes.ResourceExhausted, ""},
 		{"draining", &fakeAPI{err: scheduler.ErrDraining}, nil, codes.Unavailable, ""},
+		{"loading", &fakeAPI{err: inference.ErrLoading}, nil, codes.Unavailable, ""},
 		{"shut down while running", &fakeAPI{events: cancelled(scheduler.ErrShutdown)}, nil, codes.Unavailable, ""},
 		{"cancelled", &fakeAPI{err: context.Canceled}, nil, codes.Canceled, ""},
 		{"cancelled while running", &fakeAPI{events: cancelled(context.Canceled)}, nil, codes.Canceled, ""},

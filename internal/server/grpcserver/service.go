@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -227,7 +226,7 @@ type end struct {
 }
 
 func endOf(r *scheduler.Result, traceID string) end {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	ms := scheduler.Millis
 	return end{
 		traceID: traceID,
 		finish:  finishReason(r.Finish),

@@ -124,6 +124,10 @@ func classify(err error) apiError {
 		return a
 	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
 		return e(http.StatusServiceUnavailable, typeServer, "unavailable", err.Error())
+	case errors.Is(err, inference.ErrLoading):
+		a := e(http.StatusServiceUnavailable, typeServer, "model_loading", err.Error())
+		a.retryAfter = 1
+		return a
 	case errors.Is(err, inference.ErrRenderFailed):
 		// The model's template, not the request: a server error, logged,
 		// whose message says which limit it blew.

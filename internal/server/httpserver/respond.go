@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
-	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
@@ -50,8 +51,9 @@ func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Resu
 	h.Set("X-Request-Id", st.ID)
 	// traceparent tells the caller which trace holds this request (the
 	// request span, so its id can be looked up in Jaeger directly).
+	// The W3C propagator writes it (and tracestate), as it reads them.
 	if sc := st.SpanContext; sc.IsValid() {
-		h.Set("traceparent", fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), propagation.HeaderCarrier(h))
 	}
 	if res != nil {
 		h.Set("Server-Timing", serverTiming(res))
@@ -60,7 +62,7 @@ func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Resu
 
 func serverTiming(res *scheduler.Result) string {
 	t := res.Timings
-	return fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f", millis(t.Queue()), millis(t.Prefill()), millis(t.Decode()))
+	return fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f", scheduler.Millis(t.Queue()), scheduler.Millis(t.Prefill()), scheduler.Millis(t.Decode()))
 }
 
 // acceptsTrailers reports whether the client said it reads trailers
@@ -74,10 +76,6 @@ func acceptsTrailers(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-func millis(d time.Duration) float64 {
-	return math.Round(float64(d)/1e3) / 1e3 // ms, to the microsecond
 }
 
 // usage is OpenAI's token accounting.
@@ -112,7 +110,7 @@ type timings struct {
 
 func timingsOf(res *scheduler.Result) *timings {
 	t := res.Timings
-	return &timings{QueueMS: millis(t.Queue()), PrefillMS: millis(t.Prefill()), TTFTMS: millis(t.TTFT()), DecodeMS: millis(t.Decode())}
+	return &timings{QueueMS: scheduler.Millis(t.Queue()), PrefillMS: scheduler.Millis(t.Prefill()), TTFTMS: scheduler.Millis(t.TTFT()), DecodeMS: scheduler.Millis(t.Decode())}
 }
 
 // pump hands each event of a stream before the last (text, token

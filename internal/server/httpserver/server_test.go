@@ -630,6 +630,10 @@ func TestBadRequests(t *testing.T) {
 			wantStatus: 429, wantType: "rate_limit_error", wantHeader: map[string]string{"Retry-After": "1"},
 		},
 		{name: "draining", path: "/generate", body: `{"prompt":"p"}`, genErr: scheduler.ErrDraining, wantStatus: 503},
+		{
+			name: "loading", path: "/v1/chat/completions", body: `{"messages":[{"role":"user","content":"a"}]}`, genErr: inference.ErrLoading,
+			wantStatus: 503, wantCode: "model_loading", wantHeader: map[string]string{"Retry-After": "1"},
+		},
 		{name: "shutdown", path: "/generate", body: `{"prompt":"p"}`, genErr: scheduler.ErrShutdown, wantStatus: 503},
 		{name: "unexpected error", path: "/generate", body: `{"prompt":"p"}`, genErr: errors.New("secret detail"), wantStatus: 500, wantCode: "internal_error"},
 		{name: "GET on a POST route", method: "GET", path: chat, wantStatus: 405, wantHeader: map[string]string{"Allow": "POST"}},
@@ -800,6 +804,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: %q", errOriginNotAllowed, "https://evil.example"), 403},
 		{fmt.Errorf("3: %w", scheduler.ErrQueueFull), 429},
 		{scheduler.ErrDraining, 503},
+		{inference.ErrLoading, 503},
 		{scheduler.ErrShutdown, 503},
 		{context.Canceled, statusClientClosedRequest},
 		{fmt.Errorf("%w: boom", scheduler.ErrEngine), 500},

@@ -11,49 +11,49 @@ import (
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
-// Batcher adapts a llama.Context to scheduler.Engine: it owns the pending
+// Adapter adapts a llama.Context to scheduler.Engine: it owns the pending
 // batch and the per-sequence samplers' access to the context. Like the
 // context, it belongs to the scheduler's goroutine.
-type Batcher struct {
+type Adapter struct {
 	ctx   *llama.Context
 	model *llama.Model
 	batch *llama.Batch
 }
 
-var _ scheduler.Engine = (*Batcher)(nil)
+var _ scheduler.Engine = (*Adapter)(nil)
 
-// NewBatcher wraps c; Close frees the batch (not the context).
-func NewBatcher(c *llama.Context) *Batcher {
-	return &Batcher{ctx: c, model: c.Model(), batch: llama.NewBatch(c.BatchSize())}
+// NewAdapter wraps c; Close frees the batch (not the context).
+func NewAdapter(c *llama.Context) *Adapter {
+	return &Adapter{ctx: c, model: c.Model(), batch: llama.NewBatch(c.BatchSize())}
 }
 
 // Close frees the batch buffer.
-func (b *Batcher) Close() error { return b.batch.Close() }
+func (b *Adapter) Close() error { return b.batch.Close() }
 
-func (b *Batcher) Slots() int       { return b.ctx.MaxSeqs() }
-func (b *Batcher) ContextSize() int { return b.ctx.Size() }
-func (b *Batcher) BatchSize() int   { return b.ctx.BatchSize() }
-func (b *Batcher) Device() string   { return b.ctx.Device().ID() }
-func (b *Batcher) KVUsed() int      { return b.ctx.KVUsed() }
+func (b *Adapter) Slots() int       { return b.ctx.MaxSeqs() }
+func (b *Adapter) ContextSize() int { return b.ctx.Size() }
+func (b *Adapter) BatchSize() int   { return b.ctx.BatchSize() }
+func (b *Adapter) Device() string   { return b.ctx.Device().ID() }
+func (b *Adapter) KVUsed() int      { return b.ctx.KVUsed() }
 
-func (b *Batcher) Add(tok int32, pos, slot int, logits bool) (int, error) {
+func (b *Adapter) Add(tok int32, pos, slot int, logits bool) (int, error) {
 	return b.batch.Add(llama.Token(tok), pos, llama.SeqID(slot), logits)
 }
 
-func (b *Batcher) Decode() error {
+func (b *Adapter) Decode() error {
 	defer b.batch.Clear()
 	return b.ctx.Decode(b.batch)
 }
 
-func (b *Batcher) RemoveSeq(slot, from, to int) error {
+func (b *Adapter) RemoveSeq(slot, from, to int) error {
 	return b.ctx.RemoveSeq(llama.SeqID(slot), from, to)
 }
 
-func (b *Batcher) CopySeq(src, dst, from, to int) error {
+func (b *Adapter) CopySeq(src, dst, from, to int) error {
 	return b.ctx.CopySeq(llama.SeqID(src), llama.SeqID(dst), from, to)
 }
 
-func (b *Batcher) SaveSeq(slot int) (prefixcache.State, error) {
+func (b *Adapter) SaveSeq(slot int) (prefixcache.State, error) {
 	st, err := b.ctx.SaveSeq(llama.SeqID(slot))
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (b *Batcher) SaveSeq(slot int) (prefixcache.State, error) {
 	return st, nil
 }
 
-func (b *Batcher) LoadSeq(slot int, state prefixcache.State) error {
+func (b *Adapter) LoadSeq(slot int, state prefixcache.State) error {
 	st, ok := state.(*llama.SeqState)
 	if !ok {
 		return fmt.Errorf("engine: load slot %d: a %T is not this engine's state", slot, state)
@@ -69,7 +69,7 @@ func (b *Batcher) LoadSeq(slot int, state prefixcache.State) error {
 	return b.ctx.LoadSeq(llama.SeqID(slot), st)
 }
 
-func (b *Batcher) Logprobs(idx int, tok int32, top int) (float32, []scheduler.TokenLogprob, error) {
+func (b *Adapter) Logprobs(idx int, tok int32, top int) (float32, []scheduler.TokenLogprob, error) {
 	lp, alts, err := b.ctx.Logprobs(idx, llama.Token(tok), top)
 	if err != nil {
 		return 0, nil, err
@@ -81,13 +81,13 @@ func (b *Batcher) Logprobs(idx int, tok int32, top int) (float32, []scheduler.To
 	return lp, out, nil
 }
 
-func (b *Batcher) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
+func (b *Adapter) IsEOG(tok int32) bool { return b.model.IsEOG(llama.Token(tok)) }
 
-func (b *Batcher) Piece(tok int32, special bool) ([]byte, error) {
+func (b *Adapter) Piece(tok int32, special bool) ([]byte, error) {
 	return b.model.Piece(llama.Token(tok), special)
 }
 
-func (b *Batcher) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, error) {
+func (b *Adapter) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, error) {
 	s, err := llama.NewSampler(b.model, SamplerParams(b.model, p))
 	var ge *llama.GrammarError
 	switch {

@@ -51,7 +51,7 @@ func served(t *testing.T, slots int) (*scheduler.Scheduler, *llama.Context, engi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	b := engine.NewBatcher(c)
+	b := engine.NewAdapter(c)
 	t.Cleanup(func() { b.Close() })
 	s, err := scheduler.New(b, scheduler.Config{PrefillChunk: 16, MaxQueue: 128})
 	if err != nil {
