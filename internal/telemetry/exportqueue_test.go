@@ -69,11 +69,11 @@ func (e *fakeExporter) exported() []string {
 
 // newTestProcessor returns a processor over exp and a provider feeding it
 // that samples everything.
-func newTestProcessor(exp sdktrace.SpanExporter, opts batchOptions, log *slog.Logger) (*batchProcessor, *sdktrace.TracerProvider) {
+func newTestProcessor(exp sdktrace.SpanExporter, opts queueOptions, log *slog.Logger) (*exportQueue, *sdktrace.TracerProvider) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bp := newBatchProcessor(exp, opts, log)
+	bp := newExportQueue(exp, opts, log)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(bp))
 	return bp, tp
 }
@@ -89,7 +89,7 @@ func endSpans(tp *sdktrace.TracerProvider, name string, n int) {
 func TestBatchProcessorNeverBlocksOnAStuckExporter(t *testing.T) {
 	exp := &fakeExporter{release: make(chan struct{})}
 	const queue, batch, spans = 16, 4, 1000
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: queue, maxBatch: batch, batchTimeout: time.Hour, exportTimeout: time.Hour}, nil)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: queue, maxBatch: batch, batchTimeout: time.Hour, exportTimeout: time.Hour}, nil)
 
 	// Were OnEnd to wait for the exporter, this would never return.
 	endSpans(tp, "request", spans)
@@ -111,7 +111,7 @@ func TestBatchProcessorCountsFailedExports(t *testing.T) {
 	exp.setErr(errors.New("collector down"))
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: 100, maxBatch: 10, batchTimeout: time.Hour, exportTimeout: time.Second}, log)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: 100, maxBatch: 10, batchTimeout: time.Hour, exportTimeout: time.Second}, log)
 	defer bp.Shutdown(context.Background())
 
 	endSpans(tp, "request", 25)
@@ -143,7 +143,7 @@ func TestBatchProcessorCountsFailedExports(t *testing.T) {
 
 func TestBatchProcessorShutdownGivesUp(t *testing.T) {
 	exp := &fakeExporter{release: make(chan struct{})}
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: 100, maxBatch: 4, batchTimeout: time.Hour, exportTimeout: time.Hour}, nil)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: 100, maxBatch: 4, batchTimeout: time.Hour, exportTimeout: time.Hour}, nil)
 	endSpans(tp, "request", 10)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,7 +168,7 @@ func TestBatchProcessorShutdownGivesUp(t *testing.T) {
 
 func TestBatchProcessorExportsOnTimeout(t *testing.T) {
 	exp := &fakeExporter{batches: make(chan []string, 10)}
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: 100, maxBatch: 100, batchTimeout: time.Millisecond, exportTimeout: time.Second}, nil)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: 100, maxBatch: 100, batchTimeout: time.Millisecond, exportTimeout: time.Second}, nil)
 	defer bp.Shutdown(context.Background())
 
 	endSpans(tp, "request", 3)
@@ -183,7 +183,7 @@ func TestBatchProcessorExportsOnTimeout(t *testing.T) {
 
 func TestBatchProcessorExportsFullBatches(t *testing.T) {
 	exp := &fakeExporter{batches: make(chan []string, 10)}
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: 100, maxBatch: 5, batchTimeout: time.Hour, exportTimeout: time.Second}, nil)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: 100, maxBatch: 5, batchTimeout: time.Hour, exportTimeout: time.Second}, nil)
 	defer bp.Shutdown(context.Background())
 
 	endSpans(tp, "request", 10)
@@ -196,7 +196,7 @@ func TestBatchProcessorExportsFullBatches(t *testing.T) {
 
 func TestBatchProcessorFlushAndShutdown(t *testing.T) {
 	exp := &fakeExporter{}
-	bp, tp := newTestProcessor(exp, batchOptions{maxQueue: 100, maxBatch: 100, batchTimeout: time.Hour, exportTimeout: time.Second}, nil)
+	bp, tp := newTestProcessor(exp, queueOptions{maxQueue: 100, maxBatch: 100, batchTimeout: time.Hour, exportTimeout: time.Second}, nil)
 
 	endSpans(tp, "a", 3)
 	if err := bp.ForceFlush(context.Background()); err != nil {
@@ -239,7 +239,7 @@ func (recordOnly) Description() string { return "recordOnly" }
 
 func TestBatchProcessorSkipsUnsampledSpans(t *testing.T) {
 	exp := &fakeExporter{}
-	bp := newBatchProcessor(exp, batchOptions{maxQueue: 1, maxBatch: 1, batchTimeout: time.Hour, exportTimeout: time.Second}, slog.New(slog.DiscardHandler))
+	bp := newExportQueue(exp, queueOptions{maxQueue: 1, maxBatch: 1, batchTimeout: time.Hour, exportTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(recordOnly{}), sdktrace.WithSpanProcessor(bp))
 	endSpans(tp, "unsampled", 10)
 	if err := bp.Shutdown(context.Background()); err != nil {

@@ -13,15 +13,15 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// batchOptions configures a batchProcessor.
-type batchOptions struct {
+// queueOptions configures an exportQueue.
+type queueOptions struct {
 	maxQueue      int           // spans waiting for export; more are dropped
 	maxBatch      int           // spans per export
 	batchTimeout  time.Duration // longest wait for a batch to fill
 	exportTimeout time.Duration // bound on one export
 }
 
-// batchProcessor is a span processor that never makes the caller wait:
+// exportQueue is a span processor that never makes the caller wait:
 // OnEnd puts the span in a bounded queue or, when the queue is full,
 // drops and counts it. One goroutine (run) owns the exporter and the
 // batch being built, and exports each batch under exportTimeout.
@@ -29,9 +29,9 @@ type batchOptions struct {
 // Unlike the SDK's batch processor it counts every sampled span it loses
 // (queue full, export failed, abandoned at Shutdown) and reports export
 // errors to a logger instead of the global OpenTelemetry error handler.
-type batchProcessor struct {
+type exportQueue struct {
 	exp  sdktrace.SpanExporter
-	opts batchOptions
+	opts queueOptions
 	log  *slog.Logger
 
 	queue   chan sdktrace.ReadOnlySpan
@@ -59,17 +59,17 @@ type batchProcessor struct {
 	failing bool // run only: the last export failed
 }
 
-var _ sdktrace.SpanProcessor = (*batchProcessor)(nil)
+var _ sdktrace.SpanProcessor = (*exportQueue)(nil)
 
 type flushRequest struct {
 	ctx    context.Context
 	result chan error // buffered
 }
 
-// newBatchProcessor starts the processor's goroutine; Shutdown stops it.
-func newBatchProcessor(exp sdktrace.SpanExporter, opts batchOptions, log *slog.Logger) *batchProcessor {
+// newExportQueue starts the processor's goroutine; Shutdown stops it.
+func newExportQueue(exp sdktrace.SpanExporter, opts queueOptions, log *slog.Logger) *exportQueue {
 	abort, cancel := context.WithCancel(context.Background())
-	b := &batchProcessor{
+	b := &exportQueue{
 		exp:         exp,
 		opts:        opts,
 		log:         log,
@@ -85,13 +85,13 @@ func newBatchProcessor(exp sdktrace.SpanExporter, opts batchOptions, log *slog.L
 }
 
 // Dropped is the number of sampled spans lost so far.
-func (b *batchProcessor) Dropped() int64 { return b.dropped.Load() }
+func (b *exportQueue) Dropped() int64 { return b.dropped.Load() }
 
 // OnStart does nothing.
-func (*batchProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (*exportQueue) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
 // OnEnd queues a sampled span for export without ever blocking.
-func (b *batchProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+func (b *exportQueue) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() || b.stopped.Load() {
 		return
 	}
@@ -105,7 +105,7 @@ func (b *batchProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 }
 
 // ForceFlush exports every span queued before the call, within ctx.
-func (b *batchProcessor) ForceFlush(ctx context.Context) error {
+func (b *exportQueue) ForceFlush(ctx context.Context) error {
 	if b.stopped.Load() {
 		return nil
 	}
@@ -130,7 +130,7 @@ func (b *batchProcessor) ForceFlush(ctx context.Context) error {
 // spans not yet delivered are counted as dropped, and Shutdown returns
 // without waiting further. Only the first call does anything; later calls
 // return nil.
-func (b *batchProcessor) Shutdown(ctx context.Context) error {
+func (b *exportQueue) Shutdown(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
 		b.stopped.Store(true)
@@ -151,7 +151,7 @@ func (b *batchProcessor) Shutdown(ctx context.Context) error {
 
 // abandon counts every pending span as dropped and makes later
 // settlements no-ops, so none is counted twice.
-func (b *batchProcessor) abandon() int64 {
+func (b *exportQueue) abandon() int64 {
 	b.settleMu.Lock()
 	defer b.settleMu.Unlock()
 	b.abandoned = true
@@ -161,7 +161,7 @@ func (b *batchProcessor) abandon() int64 {
 }
 
 // settle records the fate of n exported spans.
-func (b *batchProcessor) settle(n int, failed bool) {
+func (b *exportQueue) settle(n int, failed bool) {
 	b.settleMu.Lock()
 	defer b.settleMu.Unlock()
 	if b.abandoned {
@@ -173,7 +173,7 @@ func (b *batchProcessor) settle(n int, failed bool) {
 	}
 }
 
-func (b *batchProcessor) run() {
+func (b *exportQueue) run() {
 	defer close(b.done)
 	batch := make([]sdktrace.ReadOnlySpan, 0, b.opts.maxBatch)
 	timer := time.NewTimer(b.opts.batchTimeout)
@@ -206,7 +206,7 @@ func (b *batchProcessor) run() {
 
 // drain moves up to limit queued spans (all of them, until the queue is
 // empty, when limit < 0) into batches and exports them all.
-func (b *batchProcessor) drain(ctx context.Context, batch []sdktrace.ReadOnlySpan, limit int) ([]sdktrace.ReadOnlySpan, error) {
+func (b *exportQueue) drain(ctx context.Context, batch []sdktrace.ReadOnlySpan, limit int) ([]sdktrace.ReadOnlySpan, error) {
 	var (
 		firstErr error
 		failures int
@@ -250,7 +250,7 @@ func (b *batchProcessor) drain(ctx context.Context, batch []sdktrace.ReadOnlySpa
 
 // export sends batch under exportTimeout, settles its spans and returns
 // the emptied batch.
-func (b *batchProcessor) export(ctx context.Context, batch []sdktrace.ReadOnlySpan) ([]sdktrace.ReadOnlySpan, error) {
+func (b *exportQueue) export(ctx context.Context, batch []sdktrace.ReadOnlySpan) ([]sdktrace.ReadOnlySpan, error) {
 	if len(batch) == 0 {
 		return batch, nil
 	}
