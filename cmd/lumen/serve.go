@@ -32,6 +32,7 @@ import (
 	"github.com/lumenllm/lumen/internal/gpumon"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/liveview"
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
 	"github.com/lumenllm/lumen/internal/server/httpserver"
@@ -131,7 +132,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.StringVar(&f.metricsPush, "metrics-exporter", "", "also push metrics over OTLP to the collector: otlp, otlp-grpc, otlp-http, or none (default: OTEL_METRICS_EXPORTER, else none; GET /metrics is always served)")
 	fs.StringVar(&f.samplingFile, "sampling-config", "", "Jaeger-format sampling strategies file (reloaded when it changes), e.g. configs/sampling-strategies.json")
 	fs.BoolVar(&f.traceContent, "trace-content", false, "record prompt and completion text on request spans (gen_ai.prompt, gen_ai.completion), truncated; off by default")
-	fs.IntVar(&f.contentMax, "trace-content-max", telemetry.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
+	fs.IntVar(&f.contentMax, "trace-content-max", recorder.DefaultContentMax, "with --trace-content, the most bytes of prompt and of completion text recorded")
 	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
 	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
 	fs.BoolVar(&f.prefixCache, "prefix-cache", true, "keep a finished request's cells in its slot for a later prompt with the same prefix (shared with other slots, saved to host memory by --cache-ram)")
@@ -141,7 +142,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.IntVar(&f.embedSeqs, "embed-seqs", 16, "embeddings: most inputs computed in one pass")
 	fs.IntVar(&f.cacheRAM, "cache-ram", 1024, "MiB of host memory for the prefix cache: a slot's cells are saved there when the slot is given to another prompt, and restored for a prompt that starts the same way; 0: none")
 	fs.BoolVar(&f.warmup, "warmup", true, "run one prompt step and one decode step before reporting ready, so the first request is not slow")
-	fs.IntVar(&f.maxTenants, "max-tenants", telemetry.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
+	fs.IntVar(&f.maxTenants, "max-tenants", recorder.DefaultMaxTenants, "distinct tenant (X-Tenant-ID) label values on metrics; later tenants are counted as \"(other)\"")
 	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated Host names the HTTP API answers besides IP addresses and localhost (name, .domain for a domain and its subdomains, * for any); checked when no API key is set, or always when given")
 	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated web origins (https://app.example.com, or *) whose pages may call the HTTP API; empty: no CORS")
 	fs.BoolVar(&f.metricsAuth, "metrics-auth", false, "require the API key on GET /metrics too (default: open, as Prometheus and gateways scrape without one)")
@@ -244,7 +245,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		return err
 	}
 	// The /metrics registry exists first: an OTLP metrics push carries it.
-	metrics := telemetry.NewMetrics(telemetry.MetricsConfig{MaxTenants: f.maxTenants})
+	metrics := recorder.NewMetrics(recorder.MetricsConfig{MaxTenants: f.maxTenants})
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceVersion:  version,
 		Exporter:        f.traceExport,
@@ -401,7 +402,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		defer embedder.Close()
 		embed, dims = engine.Embedder{Ctx: embedder}, m.EmbeddingSize()
 	}
-	tracer := telemetry.NewTracer(tel.TracerProvider, metrics, telemetry.TracerOptions{
+	tracer := recorder.NewTracer(tel.TracerProvider, metrics, recorder.TracerOptions{
 		Device: c.Device().ID(), RecordContent: f.traceContent, ContentMax: f.contentMax, KVSize: c.Size(), Logger: log,
 	})
 	var eng scheduler.Engine = batcher

@@ -6,8 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
-	"github.com/lumenllm/lumen/internal/telemetry"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
@@ -79,7 +79,7 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		inputs[i] = toks
 	}
 	if s.cfg.Tracer != nil {
-		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
+		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: semconv.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
 		})
 	}

@@ -19,8 +19,8 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
-	"github.com/lumenllm/lumen/internal/telemetry"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
@@ -103,7 +103,7 @@ type Limits struct {
 // RequestTracer starts a request's span before it is submitted (the
 // scheduler's records end it) and ends it when submission fails.
 type RequestTracer interface {
-	StartRequest(ctx context.Context, info telemetry.RequestInfo) context.Context
+	StartRequest(ctx context.Context, info recorder.RequestInfo) context.Context
 	Abort(ctx context.Context, err error)
 	// ContentLimit is how many bytes of output text the scheduler keeps
 	// for the request span (0: content is not recorded).
@@ -522,7 +522,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		for _, t := range req.Tools.Tools {
 			toolNames = append(toolNames, t.Name)
 		}
-		ctx = s.cfg.Tracer.StartRequest(ctx, telemetry.RequestInfo{
+		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
 			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
 			OutputType: req.Constraint.OutputType(), Tools: toolNames,

@@ -449,7 +449,7 @@ func batchStep(b batchRef) BatchStep {
 	return j
 }
 
-// linkDecode is the link attribute telemetry.Tracer.Step sets on a
+// linkDecode is the link attribute recorder.Tracer.Step sets on a
 // sequence that decoded a token in the step.
 const linkDecode = attribute.Key("lumen.decode")
 

@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
-	"github.com/lumenllm/lumen/internal/telemetry"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
@@ -45,12 +45,12 @@ func (c *fakeClock) Advance(d time.Duration) time.Time {
 }
 
 // rig is a View fed by a real tracer provider through Lumen's own
-// telemetry.Tracer, so the spans are exactly the ones serving makes.
+// recorder.Tracer, so the spans are exactly the ones serving makes.
 type rig struct {
 	view   *View
 	clock  *fakeClock
 	tp     *sdktrace.TracerProvider
-	tracer *telemetry.Tracer
+	tracer *recorder.Tracer
 	raw    trace.Tracer // for spans the Tracer does not make (transport, health)
 }
 
@@ -78,7 +78,7 @@ func newRig(t *testing.T, cfg Config, opts ...sdktrace.TracerProviderOption) *ri
 	})
 	return &rig{
 		view: v, clock: clock, tp: tp,
-		tracer: telemetry.NewTracer(tp, nil, telemetry.TracerOptions{Device: "cpu", KVSize: 2048}),
+		tracer: recorder.NewTracer(tp, nil, recorder.TracerOptions{Device: "cpu", KVSize: 2048}),
 		raw:    tp.Tracer("test"),
 	}
 }
@@ -115,7 +115,7 @@ func (r *rig) start(s reqSpec) (ctx context.Context, transport trace.Span) {
 	if s.model == "" {
 		s.model = "tiny"
 	}
-	ctx = r.tracer.StartRequest(ctx, telemetry.RequestInfo{Operation: s.op, Model: s.model, Tenant: s.tenant, MaxTokens: 8})
+	ctx = r.tracer.StartRequest(ctx, recorder.RequestInfo{Operation: s.op, Model: s.model, Tenant: s.tenant, MaxTokens: 8})
 	return ctx, transport
 }
 
@@ -159,6 +159,6 @@ func (r *rig) step(ctxs ...context.Context) {
 		KVUsed: 100, Seqs: seqs})
 }
 
-func requestInfo(model string) telemetry.RequestInfo {
-	return telemetry.RequestInfo{Operation: semconv.OperationChat, Model: model, MaxTokens: 4}
+func requestInfo(model string) recorder.RequestInfo {
+	return recorder.RequestInfo{Operation: semconv.OperationChat, Model: model, MaxTokens: 4}
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
@@ -56,8 +57,8 @@ func BenchmarkTracingCost(b *testing.B) {
 			b.Cleanup(func() { tel.Shutdown(context.Background()) })
 			tp, flush, dropped = tel.TracerProvider, tel.ForceFlush, tel.DroppedSpans
 		}
-		tr := NewTracer(tp, NewMetrics(MetricsConfig{}), TracerOptions{Device: "cpu", KVSize: 4096})
-		info := RequestInfo{Operation: semconv.OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
+		tr := recorder.NewTracer(tp, recorder.NewMetrics(recorder.MetricsConfig{}), recorder.TracerOptions{Device: "cpu", KVSize: 4096})
+		info := recorder.RequestInfo{Operation: semconv.OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
 			Sampling: scheduler.SamplingParams{Temperature: 0.7, TopP: 0.9, TopK: 40, Seed: 1}}
 
 		run := func(name string, op func(i int)) {
@@ -109,7 +110,11 @@ func BenchmarkTracingCost(b *testing.B) {
 		// A whole request's tracing: its span started, then ended with
 		// queue, prefill (two chunk events) and decode children, metrics
 		// and the access log line (discarded).
-		res := result("cmpl-bench", scheduler.FinishLength)
+		at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		ms := func(n int) time.Time { return at.Add(time.Duration(n) * time.Millisecond) }
+		res := scheduler.Result{ID: "cmpl-bench", Finish: scheduler.FinishLength, PromptTokens: 12, CompletionTokens: 5, Slot: 1,
+			Timings: scheduler.Timings{Enqueued: at, Admitted: ms(10), FirstToken: ms(30), Finished: ms(70), DecodeSteps: 4, DecodeBatchSum: 10,
+				PrefillChunks: []scheduler.Chunk{{Start: ms(10), End: ms(20), Tokens: 4}, {Start: ms(20), End: ms(30), Tokens: 4}}}}
 		run("request", func(int) {
 			tr.Finished(tr.StartRequest(context.Background(), info), res)
 		})

@@ -1,5 +1,5 @@
 // Package telemetry owns Lumen's OpenTelemetry setup: the tracer provider
-// (resource, sampler, span limits, batching exporter), the meter provider
+// (resource, sampler, span limits, the export queue), the meter provider
 // (same resource; OTLP push of the /metrics registry and of the transport
 // instrumentation's metrics, opt-in) and the W3C propagator. Setup builds
 // them once, in main, from a Config and the standard OTEL_* environment
@@ -18,6 +18,9 @@
 // OTEL_TRACES_SAMPLER, or by a Jaeger sampling strategies file
 // (Config.SamplingConfig, see FileSampler) that is reloaded when it
 // changes.
+//
+// What is recorded is not decided here: package recorder turns the
+// scheduler's records into spans and metrics, and semconv names them.
 package telemetry
 
 import (

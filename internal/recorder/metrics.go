@@ -1,4 +1,4 @@
-package telemetry
+package recorder
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package telemetry
+package recorder
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/telemetry"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
@@ -32,7 +33,7 @@ func jsonLines(t *testing.T, b *bytes.Buffer) []map[string]any {
 
 func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil)))
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(&buf, nil)))
 	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu", Logger: log})
 
 	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m", Tenant: "acme"})
@@ -56,7 +57,7 @@ func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 		{lines[1], "request refused", abortSpan.SpanContext().TraceID().String(), abortSpan.SpanContext().SpanID().String(), "WARN"},
 	}
 	for _, tt := range tests {
-		if tt.line["msg"] != tt.msg || tt.line[LogTraceID] != tt.traceID || tt.line[LogSpanID] != tt.spanID || tt.line["level"] != tt.level {
+		if tt.line["msg"] != tt.msg || tt.line[telemetry.LogTraceID] != tt.traceID || tt.line[telemetry.LogSpanID] != tt.spanID || tt.line["level"] != tt.level {
 			t.Errorf("log line %v: want msg %q level %s trace_id %s span_id %s", tt.line, tt.msg, tt.level, tt.traceID, tt.spanID)
 		}
 	}
@@ -70,7 +71,7 @@ func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 	if !strings.Contains(lines[1]["err"].(string), "queue") {
 		t.Errorf("refused line err = %v", lines[1]["err"])
 	}
-	if _, ok := lines[2][LogTraceID]; ok {
+	if _, ok := lines[2][telemetry.LogTraceID]; ok {
 		t.Errorf("a line logged without a span carries trace_id: %v", lines[2])
 	}
 }
@@ -79,10 +80,10 @@ func TestLogHandlerKeepsAttrsAndGroups(t *testing.T) {
 	var buf bytes.Buffer
 	tr, _, _ := newRecorded(t, TracerOptions{})
 	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
-	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "http")
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "http")
 	log.ErrorContext(ctx, "failed", "err", errors.New("boom"))
 	line := jsonLines(t, &buf)[0]
-	if line["component"] != "http" || line[LogTraceID] == nil || line["err"] != "boom" {
+	if line["component"] != "http" || line[telemetry.LogTraceID] == nil || line["err"] != "boom" {
 		t.Errorf("line %v: want component, trace_id and err", line)
 	}
 }
