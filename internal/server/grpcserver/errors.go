@@ -13,9 +13,6 @@ import (
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
-// errNoResult: the API closed a stream without its final event.
-var errNoResult = errors.New("generation ended without a result")
-
 // toStatus is the one place that turns an error into the status a client
 // sees. Errors that already are statuses (from grpc itself, such as a
 // failed Send) pass through.

@@ -42,7 +42,7 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 	var text strings.Builder
 	var logprobs []*lumenv1.TokenLogprob
 	for {
-		ev, err := next(ctx, gen)
+		ev, err := gen.Recv(ctx)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -99,7 +99,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 	// known to be text or is parsed into calls at the end.
 	split := gen.ReplyStream()
 	for {
-		ev, err := next(ctx, gen)
+		ev, err := gen.Recv(ctx)
 		if err != nil {
 			return toStatus(err)
 		}
@@ -194,26 +194,6 @@ func (s *service) ListModels(context.Context, *lumenv1.ListModelsRequest) (*lume
 		resp.Models[i] = pm
 	}
 	return resp, nil
-}
-
-// next returns the stream's next event; a failed request (its final event
-// carries Err), a final event without a result, a stream closed early and
-// the call's end are errors.
-func next(ctx context.Context, gen *inference.Stream) (scheduler.Event, error) {
-	select {
-	case <-ctx.Done():
-		return scheduler.Event{}, ctx.Err()
-	case ev, ok := <-gen.Events:
-		switch {
-		case !ok:
-			return ev, errNoResult
-		case ev.Done && ev.Err != nil:
-			return ev, ev.Err
-		case ev.Done && ev.Result == nil:
-			return ev, errNoResult
-		}
-		return ev, nil
-	}
 }
 
 // end is what a finished request's Result puts in a reply; unary and

@@ -135,15 +135,13 @@ func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int,
 			return nil, fmt.Errorf("client went away: %w", context.Cause(ctx))
 		}
 		i := k - 1
-		if !ok {
-			return nil, errNoResult
+		var ev scheduler.Event
+		if v.IsValid() {
+			ev, _ = v.Interface().(scheduler.Event)
 		}
-		ev := v.Interface().(scheduler.Event)
-		switch {
-		case ev.Done && ev.Err != nil:
-			return nil, ev.Err
-		case ev.Done && ev.Result == nil:
-			return nil, errNoResult
+		ev, err := inference.Settle(ev, ok)
+		if err != nil {
+			return nil, err
 		}
 		if err := onEvent(i, ev); err != nil {
 			return nil, err

@@ -27,9 +27,6 @@ var (
 	errHostNotAllowed = errors.New("host not allowed")
 	// errOriginNotAllowed: a CORS preflight from an origin not listed.
 	errOriginNotAllowed = errors.New("origin not allowed")
-	// errNoResult: a stream ended without its Done event, which breaks
-	// the scheduler's contract.
-	errNoResult = errors.New("stream ended without a result")
 )
 
 // OpenAI error types. Clients mostly go by status; these keep the body
@@ -134,7 +131,7 @@ func classify(err error) apiError {
 		return e(http.StatusInternalServerError, typeServer, "chat_template_failed", err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return e(statusClientClosedRequest, typeInvalidRequest, "cancelled", "request cancelled")
-	default: // scheduler.ErrEngine, errNoResult, anything unforeseen
+	default: // scheduler.ErrEngine, inference.ErrNoResult, anything unforeseen
 		a := e(http.StatusInternalServerError, typeServer, "internal_error", "internal server error")
 		a.internal = true
 		return a

@@ -63,7 +63,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !opts.Stream {
-		out, res, err := collect(r.Context(), st.Events)
+		out, res, err := collect(r.Context(), st)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -78,7 +78,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client is gone
 	}
-	res, err := pump(r.Context(), st.Events, func(ev scheduler.Event) error {
+	res, err := pump(r.Context(), st, func(ev scheduler.Event) error {
 		if ev.Text == "" {
 			return nil
 		}

@@ -187,7 +187,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		var results []*scheduler.Result
 		var scores []float64
 		for i, st := range streams {
-			out, res, err := collect(ctx, st.Events)
+			out, res, err := collect(ctx, st)
 			if err != nil {
 				s.writeError(w, r, err)
 				return
@@ -287,7 +287,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		resp := chatCompletion{ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model}
 		var results []*scheduler.Result
 		for i, st := range streams {
-			out, res, err := collect(ctx, st.Events)
+			out, res, err := collect(ctx, st)
 			if err != nil {
 				s.writeError(w, r, err)
 				return

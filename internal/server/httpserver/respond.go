@@ -121,26 +121,17 @@ func timingsOf(res *scheduler.Result) *timings {
 // Returning early without draining events is safe: the scheduler's
 // channel has room for every event, and the same ctx cancellation tells
 // the scheduler to drop the request.
-func pump(ctx context.Context, events <-chan scheduler.Event, onEvent func(scheduler.Event) error) (*scheduler.Result, error) {
+func pump(ctx context.Context, st *inference.Stream, onEvent func(scheduler.Event) error) (*scheduler.Result, error) {
 	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("client went away: %w", context.Cause(ctx))
-		case ev, ok := <-events:
-			switch {
-			case !ok:
-				return nil, errNoResult
-			case ev.Done && ev.Err != nil:
-				return ev.Result, ev.Err
-			case ev.Done && ev.Result == nil:
-				return nil, errNoResult
-			case ev.Done:
-				return ev.Result, nil
-			default:
-				if err := onEvent(ev); err != nil {
-					return nil, err
-				}
-			}
+		ev, err := st.Recv(ctx)
+		if err != nil {
+			return ev.Result, err
+		}
+		if ev.Done {
+			return ev.Result, nil
+		}
+		if err := onEvent(ev); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -153,10 +144,10 @@ type collected struct {
 }
 
 // collect reads a whole stream.
-func collect(ctx context.Context, events <-chan scheduler.Event) (collected, *scheduler.Result, error) {
+func collect(ctx context.Context, st *inference.Stream) (collected, *scheduler.Result, error) {
 	var sb strings.Builder
 	var c collected
-	res, err := pump(ctx, events, func(ev scheduler.Event) error {
+	res, err := pump(ctx, st, func(ev scheduler.Event) error {
 		sb.WriteString(ev.Text)
 		c.tokens = append(c.tokens, ev.Tokens...)
 		c.promptTokens = append(c.promptTokens, ev.PromptTokens...)

@@ -353,7 +353,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	}
 	msgID := "msg_" + st.ID
 	if !body.Stream {
-		out, res, err := collect(r.Context(), st.Events)
+		out, res, err := collect(r.Context(), st)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -400,7 +400,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	split := st.ReplyStream()
 	var res *scheduler.Result
 	if err == nil {
-		res, err = pump(r.Context(), st.Events, func(e scheduler.Event) error {
+		res, err = pump(r.Context(), st, func(e scheduler.Event) error {
 			d := e.Text
 			if split != nil {
 				d = split.Push(d)

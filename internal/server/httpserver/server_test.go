@@ -808,7 +808,7 @@ func TestClassify(t *testing.T) {
 		{scheduler.ErrShutdown, 503},
 		{context.Canceled, statusClientClosedRequest},
 		{fmt.Errorf("%w: boom", scheduler.ErrEngine), 500},
-		{errNoResult, 500},
+		{inference.ErrNoResult, 500},
 		{errors.New("anything"), 500},
 	}
 	for _, tt := range tests {
