@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc/stats"
 
@@ -331,7 +330,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	apiSrv = httpserver.New(httpserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log, BodyTimeout: f.bodyTimeout,
 		ListenAddr: f.httpAddr, AllowedHosts: list(f.allowedHosts), CORSOrigins: list(f.corsOrigins),
 		Middleware: func(h http.Handler) http.Handler {
-			return otelhttp.NewHandler(tenantFromHeader(h), "http",
+			return otelhttp.NewHandler(h, "http",
 				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
 				otelhttp.WithPropagators(tel.Propagator),
 				otelhttp.WithFilter(func(r *http.Request) bool { return f.traceProbes || !probePath(r.URL.Path) }),
@@ -693,19 +692,4 @@ Lumen is serving. Try:
 		}
 		fmt.Fprintf(e.stderr, "Open http://%s/ for the live view%s\n\n", httpAddr, key)
 	}
-}
-
-// tenantFromHeader turns an X-Tenant-ID header into the tenant.id baggage
-// member, where the inference layer looks for the tenant.
-func tenantFromHeader(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t := r.Header.Get(semconv.HeaderTenant); t != "" {
-			if m, err := baggage.NewMemberRaw(semconv.BaggageTenantKey, t); err == nil {
-				if b, err := baggage.FromContext(r.Context()).SetMember(m); err == nil {
-					r = r.WithContext(baggage.ContextWithBaggage(r.Context(), b))
-				}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }

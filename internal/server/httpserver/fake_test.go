@@ -41,6 +41,7 @@ type fakeAPI struct {
 	mu     sync.Mutex
 	reqs   []inference.GenerateRequest
 	embeds []inference.EmbedRequest
+	tenant string // inference.Tenant of the last Generate's ctx
 	wg     sync.WaitGroup // held streams' goroutines
 }
 
@@ -76,6 +77,7 @@ func newFake() *fakeAPI {
 func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (*inference.Stream, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
+	f.tenant = inference.Tenant(ctx)
 	f.mu.Unlock()
 	if f.genErr != nil {
 		return nil, f.genErr

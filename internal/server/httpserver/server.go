@@ -34,6 +34,8 @@ import (
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
+	"go.opentelemetry.io/otel/baggage"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
@@ -131,7 +133,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, hosts: newHostPolicy(cfg), cors: newCORSPolicy(cfg.CORSOrigins, cfg.Logger)}
 	s.mux = s.routes()
-	s.handler = s.mux
+	s.handler = tenantFromHeader(s.mux)
 	if cfg.Middleware != nil {
 		s.handler = cfg.Middleware(s.handler)
 	}
@@ -310,4 +312,21 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.lift()
 	}
 	return n, err
+}
+
+// tenantFromHeader turns an X-Tenant-ID header into the tenant.id baggage
+// member, where the inference layer looks for the tenant (gRPC callers
+// send the baggage itself). It runs inside the Middleware, so it adds to
+// the baggage the propagator extracted.
+func tenantFromHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := r.Header.Get(semconv.HeaderTenant); t != "" {
+			if m, err := baggage.NewMemberRaw(semconv.BaggageTenantKey, t); err == nil {
+				if b, err := baggage.FromContext(r.Context()).SetMember(m); err == nil {
+					r = r.WithContext(baggage.ContextWithBaggage(r.Context(), b))
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

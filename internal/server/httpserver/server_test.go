@@ -841,3 +841,20 @@ func TestServerTimingTrailer(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantHeader: X-Tenant-ID reaches the inference layer as the
+// tenant.id baggage member, beside baggage the caller sent.
+func TestTenantHeader(t *testing.T) {
+	ts, fake := serve(t, Config{})
+	for _, tt := range []struct{ header, want string }{{"acme", "acme"}, {"", ""}} {
+		if resp := do(t, ts, "POST", "/generate", `{"prompt":"p"}`, "X-Tenant-ID", tt.header); resp.status != 200 {
+			t.Fatalf("status %d", resp.status)
+		}
+		fake.mu.Lock()
+		got := fake.tenant
+		fake.mu.Unlock()
+		if got != tt.want {
+			t.Errorf("X-Tenant-ID %q: tenant %q, want %q", tt.header, got, tt.want)
+		}
+	}
+}
