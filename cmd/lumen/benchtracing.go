@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -374,31 +373,16 @@ func (b *lockedBuffer) tail(n int) string {
 // scrapeMetric reads one unlabelled sample (a counter or gauge) from a
 // server's GET /metrics.
 func scrapeMetric(ctx context.Context, httpAddr, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	families, err := scrapeFamilies(ctx, http.DefaultClient, "http://"+httpAddr+"/metrics")
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("GET /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			if err != nil {
-				return 0, fmt.Errorf("GET /metrics: %s: %w", name, err)
+	if f, ok := families[name]; ok {
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) == 0 {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue(), nil
 			}
-			return f, nil
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("GET /metrics: %w", err)
 	}
 	return 0, fmt.Errorf("GET /metrics: no sample of %s", name)
 }
