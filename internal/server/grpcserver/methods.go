@@ -2,8 +2,12 @@ package grpcserver
 
 import (
 	"context"
+	"strings"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
+
+	"github.com/lumenllm/lumen/internal/telemetry/w3c"
 )
 
 // UnknownMethod is the method name a stats handler sees for a call to a
@@ -26,7 +30,31 @@ func (k *knownMethods) TagRPC(ctx context.Context, info *stats.RPCTagInfo) conte
 		c.FullMethodName = UnknownMethod
 		info = &c
 	}
-	return k.next.TagRPC(ctx, info)
+	return k.next.TagRPC(traceMetadata(ctx), info)
+}
+
+// traceMetadata applies the W3C rules the propagator leaves to the
+// carrier (w3c.Headers) to the call's trace metadata, before otelgrpc's
+// handler extracts it.
+func traceMetadata(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return ctx
+	}
+	tps, tss := md.Get(w3c.HeaderTraceparent), md.Get(w3c.HeaderTracestate)
+	if len(tps) <= 1 && len(tss) <= 1 && (len(tss) == 0 || !strings.Contains(tss[0], ",")) {
+		return ctx
+	}
+	md = md.Copy()
+	md.Delete(w3c.HeaderTraceparent)
+	md.Delete(w3c.HeaderTracestate)
+	if tp, ts, ok := w3c.Headers(tps, tss); ok {
+		md.Set(w3c.HeaderTraceparent, tp)
+		if ts != "" {
+			md.Set(w3c.HeaderTracestate, ts)
+		}
+	}
+	return metadata.NewIncomingContext(ctx, md)
 }
 
 func (k *knownMethods) HandleRPC(ctx context.Context, s stats.RPCStats) { k.next.HandleRPC(ctx, s) }

@@ -41,7 +41,7 @@ type fakeAPI struct {
 	mu     sync.Mutex
 	reqs   []inference.GenerateRequest
 	embeds []inference.EmbedRequest
-	tenant string // inference.Tenant of the last Generate's ctx
+	tenant string         // inference.Tenant of the last Generate's ctx
 	wg     sync.WaitGroup // held streams' goroutines
 }
 

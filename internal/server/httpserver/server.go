@@ -1,7 +1,8 @@
 // Package httpserver owns Lumen's HTTP transport: the OpenAI-compatible
-// routes (/v1/completions, /v1/chat/completions, /v1/models), the native
-// curl-friendly routes (/generate, /tokenize) and the health probes
-// (/healthz, /readyz).
+// routes (/v1/completions, /v1/chat/completions, /v1/responses,
+// /v1/embeddings, /v1/models), the native curl-friendly routes
+// (/generate, /tokenize, /detokenize, /apply-template) and the health
+// probes (/healthz, /readyz).
 //
 // It decodes and validates request bodies, checks API keys, calls
 // inference.API and writes its results as JSON, server-sent events or
@@ -35,6 +36,7 @@ import (
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
+	"github.com/lumenllm/lumen/internal/telemetry/w3c"
 	"go.opentelemetry.io/otel/baggage"
 )
 
@@ -137,6 +139,8 @@ func New(cfg Config) *Server {
 	if cfg.Middleware != nil {
 		s.handler = cfg.Middleware(s.handler)
 	}
+	// Before the Middleware's propagator reads them.
+	s.handler = traceHeaders(s.handler)
 	// Outermost, so that it holds the connection's own ResponseWriter
 	// (wrappers such as otelhttp's may hide the read deadline).
 	s.handler = bodyDeadline(s.handler, cfg.BodyTimeout)
@@ -324,6 +328,26 @@ func tenantFromHeader(next http.Handler) http.Handler {
 			if m, err := baggage.NewMemberRaw(semconv.BaggageTenantKey, t); err == nil {
 				if b, err := baggage.FromContext(r.Context()).SetMember(m); err == nil {
 					r = r.WithContext(baggage.ContextWithBaggage(r.Context(), b))
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// traceHeaders applies the W3C rules the propagator leaves to the
+// carrier (w3c.Headers) to the request's trace headers.
+func traceHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tps, tss := r.Header.Values(w3c.HeaderTraceparent), r.Header.Values(w3c.HeaderTracestate)
+		if len(tps) > 1 || len(tss) > 1 || (len(tss) == 1 && strings.Contains(tss[0], ",")) {
+			r = r.Clone(r.Context())
+			r.Header.Del(w3c.HeaderTraceparent)
+			r.Header.Del(w3c.HeaderTracestate)
+			if tp, ts, ok := w3c.Headers(tps, tss); ok {
+				r.Header.Set(w3c.HeaderTraceparent, tp)
+				if ts != "" {
+					r.Header.Set(w3c.HeaderTracestate, ts)
 				}
 			}
 		}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
+)
+
+// TestW3CTraceContextCases: the W3C Trace Context suite's header cases
+// that the propagator leaves to its carrier, over both transports: a
+// tracestate in several headers is one list, empty members are skipped,
+// and two traceparents start a new trace.
+func TestW3CTraceContextCases(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := lumenv1.NewLumenServiceClient(conn)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const tp2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	cases := []struct {
+		name         string
+		traceparents []string
+		tracestates  []string
+		continued    bool
+		wantState    string
+	}{
+		{"tracestate in three headers", []string{tp}, []string{"foo=1,bar=2", "rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE"}, true, "foo=1,bar=2,rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"},
+		{"empty member skipped", []string{tp}, []string{"foo=1, ,bar=2"}, true, "foo=1,bar=2"},
+		{"two traceparents", []string{tp, tp2}, []string{"foo=1"}, false, ""},
+	}
+	// check looks at the newest request span, that of the n'th request.
+	check := func(t *testing.T, name string, continued bool, wantState string, n int) {
+		t.Helper()
+		spans := log.waitFor(t, name, func(spans []sdktrace.ReadOnlySpan) bool {
+			c := 0
+			for _, s := range spans {
+				if strings.HasPrefix(s.Name(), semconv.OperationCompletion+" ") {
+					c++
+				}
+			}
+			return c >= n
+		})
+		var last sdktrace.ReadOnlySpan
+		for _, s := range spans {
+			if strings.HasPrefix(s.Name(), semconv.OperationCompletion+" ") {
+				last = s
+			}
+		}
+		sc := last.SpanContext()
+		gotContinued := sc.TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736"
+		if gotContinued != continued || (sc.TraceID().String() == "0af7651916cd43dd8448eb211c80319c") {
+			t.Errorf("%s: trace %s, want the caller's continued: %v (and never the second traceparent's)", name, sc.TraceID(), continued)
+		}
+		if got := sc.TraceState().String(); got != wantState {
+			t.Errorf("%s: tracestate %q, want %q", name, got, wantState)
+		}
+	}
+	n := 0
+	for _, tt := range cases {
+		t.Run("http/"+tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"hi","max_tokens":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			for _, v := range tt.traceparents {
+				req.Header.Add("traceparent", v)
+			}
+			for _, v := range tt.tracestates {
+				req.Header.Add("tracestate", v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			n++
+			check(t, tt.name, tt.continued, tt.wantState, n)
+		})
+		t.Run("grpc/"+tt.name, func(t *testing.T) {
+			var kv []string
+			for _, v := range tt.traceparents {
+				kv = append(kv, "traceparent", v)
+			}
+			for _, v := range tt.tracestates {
+				kv = append(kv, "tracestate", v)
+			}
+			ctx := metadata.AppendToOutgoingContext(context.Background(), kv...)
+			if _, err := client.Generate(ctx, &lumenv1.GenerateRequest{Prompt: "hi", MaxTokens: 1}); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			check(t, tt.name, tt.continued, tt.wantState, n)
+		})
+	}
+}
