@@ -107,3 +107,29 @@ func TestW3CTraceContextCases(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseIDOnSpan: the request span's gen_ai.response.id is the id
+// the client got (chatcmpl-…), so a logged id finds its trace.
+func TestResponseIDOnSpan(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	var reply struct {
+		ID string `json:"id"`
+	}
+	if err := postJSON("http://"+httpAddr+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}`, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(reply.ID, "chatcmpl-") {
+		t.Fatalf("reply id %q", reply.ID)
+	}
+	log.waitFor(t, "the request span with the reply's id", func(spans []sdktrace.ReadOnlySpan) bool {
+		for _, s := range spans {
+			for _, a := range s.Attributes() {
+				if a.Key == semconv.AttrResponseID && a.Value.AsString() == reply.ID {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}

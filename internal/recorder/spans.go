@@ -124,7 +124,7 @@ func (t *Tracer) ContentLimit() int {
 // shutdown), recording why.
 func (t *Tracer) Abort(ctx context.Context, err error) {
 	span := trace.SpanFromContext(ctx)
-	span.RecordError(err)
+	recordError(span, err)
 	span.SetStatus(codes.Error, err.Error())
 	span.End()
 	info, _ := ctx.Value(infoKey{}).(RequestInfo)
@@ -173,6 +173,7 @@ func (t *Tracer) Finished(ctx context.Context, r scheduler.Result) {
 		}
 		span.SetAttributes(
 			semconv.AttrResponseID.String(r.ID),
+			semconv.AttrResponseModel.String(info.Model),
 			semconv.AttrFinishReasons.StringSlice([]string{string(r.Finish)}),
 			semconv.AttrInputTokens.Int(r.PromptTokens),
 			semconv.AttrOutputTokens.Int(r.CompletionTokens),
@@ -244,13 +245,18 @@ func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
 	switch r.Finish {
 	case scheduler.FinishError:
 		if r.Err != nil {
-			span.RecordError(r.Err)
+			recordError(span, r.Err)
+		} else {
+			span.SetAttributes(semconv.AttrErrorType.String(semconv.ErrorEngine))
 		}
 		span.SetStatus(codes.Error, "engine failure")
 	case scheduler.FinishCancelled:
 		reason := "client cancelled"
+		span.SetAttributes(semconv.AttrErrorType.String(ErrorType(r.Err)))
 		if errors.Is(r.Err, scheduler.ErrShutdown) {
+			// The server's doing, unlike a client's cancel: an error.
 			reason = "server shutdown"
+			span.SetStatus(codes.Error, reason)
 		}
 		span.SetAttributes(semconv.AttrCancelReason.String(reason))
 		span.AddEvent("cancelled", trace.WithAttributes(semconv.AttrCancelReason.String(reason)), trace.WithTimestamp(r.Timings.Finished))
@@ -358,4 +364,37 @@ func cacheSource(s scheduler.CacheSource) string {
 		return "none"
 	}
 	return string(s)
+}
+
+// ErrorType is error.type for err: a low-cardinality kind, never the Go
+// type of a wrapped error.
+func ErrorType(err error) string {
+	switch {
+	case err == nil:
+		return semconv.ErrorOther
+	case errors.Is(err, scheduler.ErrQueueFull):
+		return semconv.ErrorQueueFull
+	case errors.Is(err, scheduler.ErrDraining):
+		return semconv.ErrorDraining
+	case errors.Is(err, scheduler.ErrShutdown):
+		return semconv.ErrorShutdown
+	case errors.Is(err, scheduler.ErrInvalid):
+		return semconv.ErrorInvalid
+	case errors.Is(err, scheduler.ErrEngine):
+		return semconv.ErrorEngine
+	case errors.Is(err, context.Canceled):
+		return semconv.ErrorCancelled
+	case errors.Is(err, context.DeadlineExceeded):
+		return semconv.ErrorTimeout
+	}
+	return semconv.ErrorOther
+}
+
+// recordError marks span with error.type and an exception event whose
+// exception.type is that kind too (RecordError would name the Go type of
+// the outermost wrapper, e.g. *fmt.wrapError).
+func recordError(span trace.Span, err error) {
+	kind := ErrorType(err)
+	span.SetAttributes(semconv.AttrErrorType.String(kind))
+	span.AddEvent("exception", trace.WithAttributes(semconv.AttrExceptionType.String(kind), semconv.AttrExceptionMessage.String(err.Error())))
 }

@@ -3,11 +3,14 @@ package recorder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -310,6 +313,62 @@ func TestBatchSpanCarriesStepPhases(t *testing.T) {
 	for k, w := range wantS {
 		if d := got[k] - w; d > 1e-9 || d < -1e-9 {
 			t.Errorf("phase %s: %v s, want %v", k, got[k], w)
+		}
+	}
+}
+
+// TestErrorType: failed, refused and cancelled requests carry error.type
+// as a low-cardinality kind (the exception event's type too, not the Go
+// type of a wrapper), and a shutdown is an error where a client's cancel
+// is not.
+func TestErrorType(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu"})
+	start := func() context.Context {
+		return tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
+	}
+	tr.Abort(start(), fmt.Errorf("3 waiting: %w", scheduler.ErrQueueFull))
+	for _, tt := range []struct {
+		finish scheduler.FinishReason
+		err    error
+	}{
+		{scheduler.FinishCancelled, context.Canceled},
+		{scheduler.FinishCancelled, fmt.Errorf("drain: %w", scheduler.ErrShutdown)},
+		{scheduler.FinishError, fmt.Errorf("%w: decode", scheduler.ErrEngine)},
+	} {
+		res := result("r", tt.finish)
+		res.Err = tt.err
+		tr.Finished(start(), res)
+	}
+	want := []struct {
+		kind   string
+		status codes.Code
+	}{{"queue_full", codes.Error}, {"cancelled", codes.Unset}, {"shutdown", codes.Error}, {"engine_error", codes.Error}}
+	var got []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if strings.HasPrefix(s.Name(), semconv.OperationChat+" ") {
+			got = append(got, s)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d request spans, want %d", len(got), len(want))
+	}
+	for i, s := range got {
+		attrs := map[string]string{}
+		for _, a := range s.Attributes() {
+			attrs[string(a.Key)] = a.Value.String()
+		}
+		if attrs["error.type"] != want[i].kind || s.Status().Code != want[i].status {
+			t.Errorf("span %d: error.type %q status %v, want %q %v", i, attrs["error.type"], s.Status().Code, want[i].kind, want[i].status)
+		}
+		for _, e := range s.Events() {
+			for _, a := range e.Attributes {
+				if a.Key == "exception.type" && a.Value.AsString() != want[i].kind {
+					t.Errorf("span %d: exception.type %q, want %q", i, a.Value.AsString(), want[i].kind)
+				}
+			}
+		}
+		if i > 0 && attrs["gen_ai.response.model"] != "m" {
+			t.Errorf("span %d: gen_ai.response.model %q", i, attrs["gen_ai.response.model"])
 		}
 	}
 }

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lumenllm/lumen/internal/inference"
@@ -146,8 +147,21 @@ type meta struct {
 }
 
 func newMeta(prefix string, st *inference.Stream) meta {
-	return meta{id: prefix + st.ID, created: time.Now().Unix(), model: st.Model}
+	return meta{id: withPrefix(prefix, st.ID), created: time.Now().Unix(), model: st.Model}
 }
+
+// withPrefix is an OpenAI object id: the routes give their requests ids
+// that already carry it (so spans record the id the client sees), and a
+// bare id gets it here.
+func withPrefix(prefix, id string) string {
+	if strings.HasPrefix(id, prefix) {
+		return id
+	}
+	return prefix + id
+}
+
+// clientID is a new request id as an OpenAI route shows it.
+func clientID(prefix string) string { return prefix + inference.NewID() }
 
 func finishOf(res *scheduler.Result) *string {
 	f := string(res.Finish)
@@ -163,6 +177,10 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reqs, n, per, err := body.generateRequests(&opts)
+	id := clientID("cmpl-")
+	for i := range reqs {
+		reqs[i].ID = id
+	}
 	// Cancelled when the handler returns: a choice still running after a
 	// sibling failed (or the client left) is stopped.
 	ctx, cancel := context.WithCancel(r.Context())
@@ -269,6 +287,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := body.generateRequest(&opts)
+	req.ID = clientID("chatcmpl-")
 	var reqs []inference.GenerateRequest
 	n := 1
 	if err == nil {

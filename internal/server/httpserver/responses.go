@@ -331,12 +331,13 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := body.generateRequest()
+	req.ID = clientID("resp_")
 	st, ok := s.start(w, r, req, err)
 	if !ok {
 		return
 	}
 	base := responseObject{
-		ID: "resp_" + st.ID, Object: "response", CreatedAt: time.Now().Unix(), Status: "in_progress", Model: st.Model,
+		ID: withPrefix("resp_", st.ID), Object: "response", CreatedAt: time.Now().Unix(), Status: "in_progress", Model: st.Model,
 		Output: []responseItem{}, Instructions: body.Instructions, MaxOutputTokens: body.MaxOutputTokens,
 		Temperature: &req.Sampling.Temperature, TopP: body.TopP, ParallelToolCalls: req.Tools.Parallel,
 		ToolChoice: body.ToolChoice, Tools: body.Tools, Metadata: map[string]struct{}{},
@@ -351,7 +352,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	if body.Text != nil && !isNull(body.Text.Format) {
 		base.Text.Format = body.Text.Format
 	}
-	msgID := "msg_" + st.ID
+	msgID := "msg_" + strings.TrimPrefix(st.ID, "resp_")
 	if !body.Stream {
 		out, res, err := collect(r.Context(), st)
 		if err != nil {

@@ -30,6 +30,18 @@ const (
 	ProviderName = "lumen"
 )
 
+// error.type values.
+const (
+	ErrorQueueFull = "queue_full"
+	ErrorDraining  = "draining"
+	ErrorShutdown  = "shutdown"
+	ErrorInvalid   = "invalid_request"
+	ErrorEngine    = "engine_error"
+	ErrorCancelled = "cancelled"
+	ErrorTimeout   = "timeout"
+	ErrorOther     = "_OTHER"
+)
+
 // Attribute keys.
 const (
 	AttrOperation     = attribute.Key("gen_ai.operation.name")
@@ -41,11 +53,17 @@ const (
 	AttrTopK          = attribute.Key("gen_ai.request.top_k")
 	AttrSeed          = attribute.Key("gen_ai.request.seed")
 	AttrResponseID    = attribute.Key("gen_ai.response.id")
-	AttrFinishReasons = attribute.Key("gen_ai.response.finish_reasons")
-	AttrInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
-	AttrOutputTokens  = attribute.Key("gen_ai.usage.output_tokens")
-	AttrPrompt        = attribute.Key("gen_ai.prompt")
-	AttrCompletion    = attribute.Key("gen_ai.completion")
+	AttrResponseModel = attribute.Key("gen_ai.response.model")
+	// AttrErrorType is error.type: a low-cardinality kind of failure (see
+	// the ErrorType values) on failed, refused and cancelled requests.
+	AttrErrorType        = attribute.Key("error.type")
+	AttrExceptionType    = attribute.Key("exception.type")
+	AttrExceptionMessage = attribute.Key("exception.message")
+	AttrFinishReasons    = attribute.Key("gen_ai.response.finish_reasons")
+	AttrInputTokens      = attribute.Key("gen_ai.usage.input_tokens")
+	AttrOutputTokens     = attribute.Key("gen_ai.usage.output_tokens")
+	AttrPrompt           = attribute.Key("gen_ai.prompt")
+	AttrCompletion       = attribute.Key("gen_ai.completion")
 
 	AttrQueueMs      = attribute.Key("lumen.queue_ms")
 	AttrPrefillMs    = attribute.Key("lumen.prefill_ms")
