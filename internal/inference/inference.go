@@ -507,7 +507,8 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	}
 	// Seed 0 means "unset": a fixed seed would make every sampled reply
 	// to the same prompt identical.
-	if req.Sampling.Seed == 0 {
+	seedGiven := req.Sampling.Seed != 0
+	if !seedGiven {
 		req.Sampling.Seed = randomSeed()
 	}
 	keepText := 0
@@ -525,7 +526,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
 			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
-			OutputType: req.Constraint.OutputType(), Tools: toolNames,
+			OutputType: req.Constraint.OutputType(), Tools: toolNames, SeedGiven: seedGiven,
 		})
 		keepText = s.cfg.Tracer.ContentLimit()
 	}

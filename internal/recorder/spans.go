@@ -31,6 +31,9 @@ type RequestInfo struct {
 	OutputType string
 	// Tools names the functions offered.
 	Tools []string
+	// SeedGiven: the request chose Sampling.Seed (gen_ai.request.seed);
+	// otherwise the server did (lumen.sampling.seed only).
+	SeedGiven bool
 }
 
 // GrammarOverruleShare is the share of a request's tokens overruled by
@@ -85,10 +88,15 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 		semconv.AttrProvider.String(semconv.ProviderName),
 		semconv.AttrRequestModel.String(info.Model),
 		semconv.AttrMaxTokens.Int(info.MaxTokens),
-		semconv.AttrTemperature.Float64(float64(info.Sampling.Temperature)),
-		semconv.AttrTopP.Float64(float64(info.Sampling.TopP)),
-		semconv.AttrTopK.Int(info.Sampling.TopK),
-		semconv.AttrSeed.Int64(int64(info.Sampling.Seed)),
+		semconv.AttrTemperature.Float64(decimal(info.Sampling.Temperature)),
+		semconv.AttrTopP.Float64(decimal(info.Sampling.TopP)),
+		semconv.AttrEffectiveSeed.Int64(int64(info.Sampling.Seed)),
+	}
+	if info.Sampling.TopK > 0 {
+		attrs = append(attrs, semconv.AttrTopK.Float64(float64(info.Sampling.TopK)))
+	}
+	if info.SeedGiven {
+		attrs = append(attrs, semconv.AttrSeed.Int64(int64(info.Sampling.Seed)))
 	}
 	if info.Tenant != "" {
 		attrs = append(attrs, semconv.AttrTenant.String(info.Tenant))
@@ -130,6 +138,13 @@ func (t *Tracer) Abort(ctx context.Context, err error) {
 	info, _ := ctx.Value(infoKey{}).(RequestInfo)
 	t.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "request refused",
 		slog.String("model", info.Model), slog.String("tenant", info.Tenant), slog.Any("err", err))
+}
+
+// decimal is f as the client wrote it: the shortest decimal that is f as
+// a float32 (0.7, not float64(float32(0.7)) = 0.699999988079071).
+func decimal(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
 }
 
 // truncate cuts s to at most n bytes and marks with "…" that text is
@@ -276,7 +291,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	q := start(semconv.SpanQueue, tm.Enqueued)
 	q.End(trace.WithTimestamp(admitted))
 	if len(r.Embeddings) > 0 {
-		e := start(semconv.SpanEmbed, tm.Admitted, semconv.AttrInputTokens.Int(r.PromptTokens), semconv.AttrEmbedInputs.Int(len(r.Embeddings)), t.gpu)
+		e := start(semconv.SpanEmbed, tm.Admitted, semconv.AttrEmbedTokens.Int(r.PromptTokens), semconv.AttrEmbedInputs.Int(len(r.Embeddings)), t.gpu)
 		e.End(trace.WithTimestamp(tm.FirstToken))
 		return
 	}
@@ -287,7 +302,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if prefillEnd.IsZero() {
 		prefillEnd = tm.Finished
 	}
-	attrs := []attribute.KeyValue{semconv.AttrInputTokens.Int(r.PromptTokens), semconv.AttrCachedTokens.Int(r.CachedTokens),
+	attrs := []attribute.KeyValue{semconv.AttrPrefillTokens.Int(r.PromptTokens), semconv.AttrPrefillCached.Int(r.CachedTokens),
 		semconv.AttrChunks.Int(len(tm.PrefillChunks)), t.gpu}
 	if r.CacheSource != scheduler.CacheNone {
 		attrs = append(attrs, semconv.AttrCacheSource.String(string(r.CacheSource)))
@@ -307,7 +322,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 		return
 	}
 	d := start(semconv.SpanDecode, tm.FirstToken,
-		semconv.AttrOutputTokens.Int(r.CompletionTokens), semconv.AttrSteps.Int(tm.DecodeSteps),
+		semconv.AttrDecodeTokens.Int(r.CompletionTokens), semconv.AttrSteps.Int(tm.DecodeSteps),
 		semconv.AttrMeanBatch.Float64(tm.MeanBatch()), t.gpu)
 	setOutcome(d, r, ctx)
 	d.End(trace.WithTimestamp(tm.Finished))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -370,5 +371,64 @@ func TestErrorType(t *testing.T) {
 		if i > 0 && attrs["gen_ai.response.model"] != "m" {
 			t.Errorf("span %d: gen_ai.response.model %q", i, attrs["gen_ai.response.model"])
 		}
+	}
+}
+
+// TestUsageOnlyOnTheRequestSpan: gen_ai.usage.* is on the request span
+// alone (a backend summing it over a trace counts each token once); the
+// phase spans carry lumen.* counts.
+func TestUsageOnlyOnTheRequestSpan(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
+	tr.Finished(ctx, result("r", scheduler.FinishStop))
+	found := map[string]bool{}
+	for _, s := range rec.Ended() {
+		for _, a := range s.Attributes() {
+			if strings.HasPrefix(string(a.Key), "gen_ai.usage.") && !strings.HasPrefix(s.Name(), semconv.OperationChat+" ") {
+				t.Errorf("%s span carries %s", s.Name(), a.Key)
+			}
+			found[s.Name()+" "+string(a.Key)] = true
+		}
+	}
+	for _, want := range []string{"prefill lumen.prefill.tokens", "prefill lumen.prefill.cached_tokens", "decode lumen.decode.tokens", "chat m gen_ai.usage.input_tokens"} {
+		if !found[want] {
+			t.Errorf("no %s", want)
+		}
+	}
+}
+
+// TestRequestAttributesAsSent: the request's own values — temperature as
+// written (0.7, not its float32 round trip), top_k only when given (a
+// double, as the conventions define it), gen_ai.request.seed only when
+// the request chose one (the seed used is lumen.sampling.seed).
+func TestRequestAttributesAsSent(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu"})
+	for _, info := range []RequestInfo{
+		{Operation: semconv.OperationChat, Model: "given", Sampling: scheduler.SamplingParams{Temperature: 0.7, TopK: 40, Seed: 7}, SeedGiven: true},
+		{Operation: semconv.OperationChat, Model: "defaults", Sampling: scheduler.SamplingParams{Temperature: 1, Seed: 12345}},
+	} {
+		tr.Finished(tr.StartRequest(context.Background(), info), result("r", scheduler.FinishStop))
+	}
+	got := map[string]map[string]attribute.Value{}
+	for _, s := range rec.Ended() {
+		if !strings.HasPrefix(s.Name(), semconv.OperationChat+" ") {
+			continue
+		}
+		m := map[string]attribute.Value{}
+		for _, a := range s.Attributes() {
+			m[string(a.Key)] = a.Value
+		}
+		got[strings.TrimPrefix(s.Name(), semconv.OperationChat+" ")] = m
+	}
+	g, d := got["given"], got["defaults"]
+	if g["gen_ai.request.temperature"].AsFloat64() != 0.7 || g["gen_ai.request.top_k"].Type() != attribute.FLOAT64 ||
+		g["gen_ai.request.top_k"].AsFloat64() != 40 || g["gen_ai.request.seed"].AsInt64() != 7 || g["lumen.sampling.seed"].AsInt64() != 7 {
+		t.Errorf("given: %v", g)
+	}
+	if _, ok := d["gen_ai.request.top_k"]; ok {
+		t.Errorf("top_k recorded though not given: %v", d)
+	}
+	if _, ok := d["gen_ai.request.seed"]; ok || d["lumen.sampling.seed"].AsInt64() != 12345 {
+		t.Errorf("seed: %v", d)
 	}
 }

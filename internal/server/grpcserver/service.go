@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -266,7 +265,9 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 	if err != nil {
 		return inference.GenerateRequest{}, err
 	}
-	seed := rand.Uint32()
+	// Unset stays 0: inference picks a random seed (and the request span
+	// records that none was requested).
+	var seed uint32
 	if r.Seed != nil {
 		seed = *r.Seed
 	}

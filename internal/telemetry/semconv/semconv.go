@@ -44,14 +44,17 @@ const (
 
 // Attribute keys.
 const (
-	AttrOperation     = attribute.Key("gen_ai.operation.name")
-	AttrProvider      = attribute.Key("gen_ai.provider.name")
-	AttrRequestModel  = attribute.Key("gen_ai.request.model")
-	AttrMaxTokens     = attribute.Key("gen_ai.request.max_tokens")
-	AttrTemperature   = attribute.Key("gen_ai.request.temperature")
-	AttrTopP          = attribute.Key("gen_ai.request.top_p")
-	AttrTopK          = attribute.Key("gen_ai.request.top_k")
-	AttrSeed          = attribute.Key("gen_ai.request.seed")
+	AttrOperation    = attribute.Key("gen_ai.operation.name")
+	AttrProvider     = attribute.Key("gen_ai.provider.name")
+	AttrRequestModel = attribute.Key("gen_ai.request.model")
+	AttrMaxTokens    = attribute.Key("gen_ai.request.max_tokens")
+	AttrTemperature  = attribute.Key("gen_ai.request.temperature")
+	AttrTopP         = attribute.Key("gen_ai.request.top_p")
+	AttrTopK         = attribute.Key("gen_ai.request.top_k")
+	AttrSeed         = attribute.Key("gen_ai.request.seed")
+	// AttrEffectiveSeed is the seed sampling used, the server's when the
+	// request gave none.
+	AttrEffectiveSeed = attribute.Key("lumen.sampling.seed")
 	AttrResponseID    = attribute.Key("gen_ai.response.id")
 	AttrResponseModel = attribute.Key("gen_ai.response.model")
 	// AttrErrorType is error.type: a low-cardinality kind of failure (see
@@ -79,11 +82,18 @@ const (
 	AttrTenant         = attribute.Key("tenant.id")
 	AttrSlot           = attribute.Key("lumen.slot")
 	AttrChunks         = attribute.Key("lumen.prefill.chunks")
-	AttrEmbedInputs    = attribute.Key("lumen.embeddings.inputs")
-	AttrSteps          = attribute.Key("lumen.decode.steps")
-	AttrMeanBatch      = attribute.Key("lumen.decode.mean_batch_size")
-	AttrGPUID          = attribute.Key("gpu.id")
-	AttrDevice         = attribute.Key("lumen.device")
+	// Per-phase token counts, on the phase spans: gen_ai.usage.* stays on
+	// the request span only, so a backend summing it over a trace counts
+	// each token once.
+	AttrPrefillTokens = attribute.Key("lumen.prefill.tokens")
+	AttrPrefillCached = attribute.Key("lumen.prefill.cached_tokens")
+	AttrDecodeTokens  = attribute.Key("lumen.decode.tokens")
+	AttrEmbedTokens   = attribute.Key("lumen.embed.tokens")
+	AttrEmbedInputs   = attribute.Key("lumen.embeddings.inputs")
+	AttrSteps         = attribute.Key("lumen.decode.steps")
+	AttrMeanBatch     = attribute.Key("lumen.decode.mean_batch_size")
+	AttrGPUID         = attribute.Key("gpu.id")
+	AttrDevice        = attribute.Key("lumen.device")
 	// AttrModel names the served model on the resource (requests carry
 	// gen_ai.request.model).
 	AttrModel = attribute.Key("lumen.model")
