@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -665,10 +666,17 @@ func (c *chatRequest) tools() (inference.Tools, error) {
 	return t, nil
 }
 
-// messageContent decodes a message's content: a string, null (an
+// messageContent decodes a chat message's content: a string, null (an
 // assistant turn with no text), or an array of content parts, of which
 // only text parts are supported. Text parts are joined with newlines.
 func messageContent(raw json.RawMessage, field string) (string, error) {
+	return textContent(raw, field, "text")
+}
+
+// textContent decodes content that is a string, null, or an array of
+// parts whose types must be among textTypes; the parts' texts are joined
+// with newlines.
+func textContent(raw json.RawMessage, field string, textTypes ...string) (string, error) {
 	if isNull(raw) {
 		return "", nil
 	}
@@ -682,12 +690,20 @@ func messageContent(raw json.RawMessage, field string) (string, error) {
 	}
 	texts := make([]string, 0, len(parts))
 	for j, p := range parts {
-		if p.Type != "text" {
-			return "", invalidField(fmt.Sprintf("%s[%d].type", field, j), "%q parts are not supported; only \"text\"", p.Type)
+		if !slices.Contains(textTypes, p.Type) {
+			return "", invalidField(fmt.Sprintf("%s[%d].type", field, j), "%q parts are not supported; only %s", p.Type, strings.Join(quoted(textTypes), ", "))
 		}
 		texts = append(texts, p.Text)
 	}
 	return strings.Join(texts, "\n"), nil
+}
+
+func quoted(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
 }
 
 // generateRequest validates a /generate body and builds its request.

@@ -195,30 +195,11 @@ func responsesInput(raw json.RawMessage) ([]inference.Message, error) {
 	return out, nil
 }
 
-// responsesContent decodes a message's content: a string, or parts of
-// which only text ones (input_text, output_text, text) are supported.
+// responsesContent decodes a Responses message's content: a string, or
+// parts of which only text ones (input_text, output_text, text) are
+// supported.
 func responsesContent(raw json.RawMessage, field string) (string, error) {
-	if isNull(raw) {
-		return "", nil
-	}
-	var text string
-	if json.Unmarshal(raw, &text) == nil {
-		return text, nil
-	}
-	var parts []contentPart
-	if json.Unmarshal(raw, &parts) != nil {
-		return "", invalidField(field, "must be a string or an array of content parts")
-	}
-	texts := make([]string, 0, len(parts))
-	for j, p := range parts {
-		switch p.Type {
-		case "input_text", "output_text", "text":
-			texts = append(texts, p.Text)
-		default:
-			return "", invalidField(fmt.Sprintf("%s[%d].type", field, j), "%q parts are not supported; only text", p.Type)
-		}
-	}
-	return strings.Join(texts, "\n"), nil
+	return textContent(raw, field, "input_text", "output_text", "text")
 }
 
 // responsesFormat decodes text.format: text, json_object, or json_schema
