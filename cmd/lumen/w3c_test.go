@@ -133,3 +133,26 @@ func TestResponseIDOnSpan(t *testing.T) {
 		return false
 	})
 }
+
+// TestRefusedRepliesNameTheirTrace: a 400 (and any refusal) carries a
+// traceparent in the caller's trace and a request id, so a refused
+// client can find what happened.
+func TestRefusedRepliesNameTheirTrace(t *testing.T) {
+	httpAddr, _ := startServe(t)
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/completions", strings.NewReader(`{"prompt":"hi","temperature":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tp := strings.Split(resp.Header.Get("traceparent"), "-")
+	if resp.StatusCode != http.StatusBadRequest || len(tp) != 4 || tp[1] != "4bf92f3577b34da6a3ce929d0e0e4736" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("status %d, traceparent %q, X-Request-Id %q; want 400 in the caller's trace, with an id",
+			resp.StatusCode, resp.Header.Get("traceparent"), resp.Header.Get("X-Request-Id"))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Failures this package detects itself; classify gives each its status.
@@ -148,6 +149,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if a.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="lumen"`)
+	}
+	// A refused client can find its trace too: the request's span (the
+	// transport's, when no request span was started) and an id to quote.
+	if h.Get("traceparent") == "" {
+		propagation.TraceContext{}.Inject(r.Context(), propagation.HeaderCarrier(h))
+	}
+	if h.Get("X-Request-Id") == "" {
+		h.Set("X-Request-Id", inference.NewID())
 	}
 	s.writeJSON(w, r, a.status, errorBody{Error: a.detail})
 }
