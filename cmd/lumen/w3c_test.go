@@ -156,3 +156,33 @@ func TestRefusedRepliesNameTheirTrace(t *testing.T) {
 			resp.StatusCode, resp.Header.Get("traceparent"), resp.Header.Get("X-Request-Id"))
 	}
 }
+
+// TestHTTPRouteOnTransportSpans: each HTTP transport span carries its
+// route template as http.route, not the outer router's "/".
+func TestHTTPRouteOnTransportSpans(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	var out map[string]any
+	for _, call := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}`},
+		{"/tokenize", `{"text":"hi"}`},
+	} {
+		if err := postJSON("http://"+httpAddr+call.path, call.body, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := map[string]bool{}
+	log.waitFor(t, "both routes on transport spans", func(spans []sdktrace.ReadOnlySpan) bool {
+		for _, s := range spans {
+			for _, a := range s.Attributes() {
+				if a.Key == "http.route" {
+					routes[a.Value.AsString()] = true
+				}
+			}
+		}
+		return routes["/v1/chat/completions"] && routes["/tokenize"]
+	})
+	if routes["/"] {
+		t.Errorf("a transport span still has http.route \"/\": %v", routes)
+	}
+}

@@ -37,7 +37,9 @@ import (
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 	"github.com/lumenllm/lumen/internal/telemetry/w3c"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
@@ -157,7 +159,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	handle := func(method, path string, h http.Handler) {
-		mux.Handle(method+" "+path, h)
+		mux.Handle(method+" "+path, routed(path, h))
 		mux.Handle(path, s.methodNotAllowed(allowed(method)))
 	}
 	// api registers an inference route. In order: the Host check and
@@ -351,6 +353,16 @@ func traceHeaders(next http.Handler) http.Handler {
 				}
 			}
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routed records the route template as http.route on the transport span:
+// otelhttp reads the pattern of the router outside this server's (which
+// matched "/"), never this mux's.
+func routed(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("http.route", route))
 		next.ServeHTTP(w, r)
 	})
 }
