@@ -45,6 +45,16 @@ type wireChatLogprobs struct {
 	} `json:"timings"`
 }
 
+// textCompletion is the part of a /v1/completions reply these tests read.
+type textCompletion struct {
+	Choices []struct {
+		Text string `json:"text"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens int `json:"prompt_tokens"`
+	} `json:"usage"`
+}
+
 // sseData posts body and returns the data of each server-sent event
 // before [DONE].
 func sseData(t *testing.T, url, body string) []string {
@@ -281,14 +291,7 @@ func TestChoicesEndToEnd(t *testing.T) {
 		t.Errorf("%v shared prefix-cache hits, want 2: the prompt computed once", shared)
 	}
 	for i, c := range many.Choices {
-		var one struct {
-			Choices []struct {
-				Text string `json:"text"`
-			} `json:"choices"`
-			Usage struct {
-				PromptTokens int `json:"prompt_tokens"`
-			} `json:"usage"`
-		}
+		var one textCompletion
 		if err := postJSON(base+"/v1/completions", fmt.Sprintf(`{%s,"seed":%d,"cache_prompt":false}`, prompt, 40+i), &one); err != nil {
 			t.Fatal(err)
 		}
@@ -348,14 +351,7 @@ func TestFillInTheMiddleEndToEnd(t *testing.T) {
 		return tok.Count - 1 // without its BOS
 	}
 	const prefix, suffix = "def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"
-	var out struct {
-		Choices []struct {
-			Text string `json:"text"`
-		} `json:"choices"`
-		Usage struct {
-			PromptTokens int `json:"prompt_tokens"`
-		} `json:"usage"`
-	}
+	var out textCompletion
 	body, _ := json.Marshal(map[string]any{"prompt": prefix, "suffix": suffix, "max_tokens": 6, "temperature": 0})
 	if err := postJSON(base+"/v1/completions", string(body), &out); err != nil {
 		t.Fatal(err)
