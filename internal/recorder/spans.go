@@ -353,7 +353,6 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 			t.gpu,
 		))
 	if !si.DecodeStart.IsZero() {
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		span.SetAttributes(
 			semconv.AttrStepBuildMS.Float64(ms(si.DecodeStart.Sub(si.Start))),
 			semconv.AttrStepDecodeMS.Float64(ms(si.End.Sub(si.DecodeStart))),
