@@ -97,7 +97,11 @@ type choicesOptions struct {
 
 // runChoices compares one request of n choices with n separate requests
 // of the same prompt, submitted together, round by round (fresh prompts,
-// the order alternating): output tokens/s and prompt tokens computed.
+// the order alternating): output tokens/s and prompt tokens computed. The
+// choices compute their prompt once (plus one token each for the others);
+// separate requests compute it up to n times, fewer when one is admitted
+// after another has computed it (the prefix cache shares it then), which
+// depends on how they arrive.
 func runChoices(ctx context.Context, w io.Writer, c *llama.Context, o choicesOptions) error {
 	b := engine.NewAdapter(c)
 	defer b.Close()
@@ -108,8 +112,8 @@ func runChoices(ctx context.Context, w io.Writer, c *llama.Context, o choicesOpt
 	}
 	defer stop()
 	type total struct {
-		tokens, prefill int64
-		wall            time.Duration
+		tokens, prefill, prompt int64
+		wall                    time.Duration
 	}
 	var modes [2]total // 0: n choices, 1: n separate requests
 	for r := range o.rounds {
@@ -133,14 +137,16 @@ func runChoices(ctx context.Context, w io.Writer, c *llama.Context, o choicesOpt
 			modes[mode].wall += time.Since(start)
 			modes[mode].tokens += int64(n)
 			modes[mode].prefill += counter.prefill.Load() - before
+			modes[mode].prompt += int64(len(prompt))
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "choices\trounds\toutput tok/s\tprompt tokens computed per round\n")
+	fmt.Fprintf(tw, "choices\trounds\tprompt tokens\toutput tok/s\tprompt tokens computed per round\n")
 	names := [2]string{fmt.Sprintf("n=%d, one request", o.n), fmt.Sprintf("%d separate requests", o.n)}
 	tps := func(t total) float64 { return float64(t.tokens) / t.wall.Seconds() }
+	perRound := func(v int64) float64 { return float64(v) / float64(o.rounds) }
 	for i, t := range modes {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\n", names[i], o.rounds, tps(t), float64(t.prefill)/float64(o.rounds))
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\n", names[i], o.rounds, perRound(t.prompt), tps(t), perRound(t.prefill))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
