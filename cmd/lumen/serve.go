@@ -77,6 +77,7 @@ type serveFlags struct {
 	prefixCache                             bool
 	cacheRAM                                int
 	embeddings                              bool
+	metricsCompat                           string
 	pooling                                 string
 	embedTokens, embedSeqs                  int
 	allowedHosts, corsOrigins               string
@@ -135,6 +136,7 @@ func runServeHooked(ctx context.Context, args []string, e env, hooks serveHooks)
 	fs.DurationVar(&f.templateTimeout, "chat-template-timeout", sandbox.DefaultTimeout, "longest a chat template may take to render one request (its worker is killed after)")
 	fs.BoolVar(&f.templateFallback, "chat-template-fallback", false, "when the model's chat template fails its check at load, use ChatML instead of refusing the model")
 	fs.BoolVar(&f.prefixCache, "prefix-cache", true, "keep a finished request's cells in its slot for a later prompt with the same prefix (shared with other slots, saved to host memory by --cache-ram)")
+	fs.StringVar(&f.metricsCompat, "metrics-compat", "", "also export another server's metric names on /metrics: vllm (vllm:num_requests_waiting, vllm:num_requests_running, vllm:kv_cache_usage_perc), for inference gateways and dashboards built for vLLM")
 	fs.BoolVar(&f.embeddings, "embeddings", false, "also serve /v1/embeddings, from a second context (always on for models whose GGUF declares a pooling type)")
 	fs.StringVar(&f.pooling, "pooling", "", "embeddings pooling: mean, cls or last (default: the model's own, else mean)")
 	fs.IntVar(&f.embedTokens, "embed-batch", 2048, "embeddings: most tokens per input, and per pass of the embeddings context")
@@ -196,6 +198,9 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	if f.parallel < 1 || f.maxQueue < 1 || f.batchSize < f.parallel || f.prefillChunk < 1 {
 		return usageError{"serve: --parallel, --max-queue, --prefill-chunk must be ≥ 1 and --batch-size ≥ --parallel"}
 	}
+	if f.metricsCompat != "" && f.metricsCompat != recorder.CompatVLLM {
+		return usageError{fmt.Sprintf("serve: --metrics-compat %q: want vllm (or nothing)", f.metricsCompat)}
+	}
 	if f.embedTokens < 1 || f.embedSeqs < 1 {
 		return usageError{"serve: --embed-batch and --embed-seqs must be ≥ 1"}
 	}
@@ -244,7 +249,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		return err
 	}
 	// The /metrics registry exists first: an OTLP metrics push carries it.
-	metrics := recorder.NewMetrics(recorder.MetricsConfig{MaxTenants: f.maxTenants})
+	metrics := recorder.NewMetrics(recorder.MetricsConfig{MaxTenants: f.maxTenants, Compat: f.metricsCompat, ModelName: name})
 	tel, err := telemetry.Setup(ctx, telemetry.Config{
 		ServiceVersion:  version,
 		Exporter:        f.traceExport,

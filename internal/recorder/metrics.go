@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -22,7 +23,8 @@ var (
 
 // Metrics are Lumen's Prometheus metrics, on a registry of their own.
 type Metrics struct {
-	reg *prometheus.Registry
+	cacheInfo *prometheus.GaugeVec
+	reg       *prometheus.Registry
 
 	duration, ttft, tpot *prometheus.HistogramVec
 	tokens               *prometheus.CounterVec
@@ -48,6 +50,25 @@ type MetricsConfig struct {
 	// tenants seen keep their own label for the life of the process; later
 	// ones are counted under OtherTenant.
 	MaxTenants int
+	// Compat, when "vllm", also exports the gauges an inference gateway's
+	// endpoint picker reads from vLLM (vllm:num_requests_waiting,
+	// vllm:num_requests_running, vllm:kv_cache_usage_perc), labelled
+	// model_name=ModelName.
+	Compat    string
+	ModelName string
+}
+
+// CompatVLLM is MetricsConfig.Compat for vLLM's metric names.
+const CompatVLLM = "vllm"
+
+// kvUsage is the share of the KV cache held by running sequences, 0–1:
+// cells kept only for prefix reuse do not count, because a new request
+// reclaims them (for routing, they are free).
+func kvUsage(s scheduler.Stats) float64 {
+	if s.KVSize <= 0 {
+		return 0
+	}
+	return min(1, max(0, float64(s.KVUsed-s.CachedKV)/float64(s.KVSize)))
 }
 
 // DefaultMaxTenants is MetricsConfig.MaxTenants' default.
@@ -123,13 +144,28 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		m.prefixHits.WithLabelValues(string(source))
 	}
 	m.prefixMisses = prometheus.NewCounter(prometheus.CounterOpts{Name: "lumen_prefix_cache_misses_total", Help: "Requests that held a slot and reused no cached prompt tokens."})
-	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+	statF := func(name, help string, labels prometheus.Labels, get func(scheduler.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 {
 			if f := m.stats.Load(); f != nil {
-				return float64(get((*f)()))
+				return get((*f)())
 			}
 			return 0
 		})
+	}
+	stat := func(name, help string, get func(scheduler.Stats) int) prometheus.Collector {
+		return statF(name, help, nil, func(s scheduler.Stats) float64 { return float64(get(s)) })
+	}
+	m.cacheInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lumen_cache_config_info",
+		Help: "The KV cache's shape, as labels: block_size (cells per block: 1, llama.cpp allocates cells one by one), num_cells (total cells, all slots), slots, cells_per_slot.",
+	}, []string{"block_size", "num_cells", "slots", "cells_per_slot"})
+	if cfg.Compat == CompatVLLM {
+		model := prometheus.Labels{"model_name": cfg.ModelName}
+		m.reg.MustRegister(
+			statF("vllm:num_requests_waiting", "Requests waiting for a slot (lumen_queue_depth_requests).", model, func(s scheduler.Stats) float64 { return float64(s.Queued) }),
+			statF("vllm:num_requests_running", "Requests holding a slot (lumen_active_sequences).", model, func(s scheduler.Stats) float64 { return float64(s.Active) }),
+			statF("vllm:kv_cache_usage_perc", "KV cache usage, 1 is full (lumen_kv_cache_usage_ratio).", model, kvUsage),
+		)
 	}
 	m.reg.MustRegister(m.duration, m.ttft, m.tpot, m.tokens, m.requests, m.batchSize, m.steps, m.stepPhases, m.cachedTokens, m.prefixHits, m.prefixMisses,
 		stat("lumen_queue_depth_requests", "Requests waiting for a slot.", func(s scheduler.Stats) int { return s.Queued }),
@@ -137,6 +173,9 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		stat("lumen_kv_cache_used_cells", "KV cache cells in use (prefix cache included).", func(s scheduler.Stats) int { return s.KVUsed }),
 		stat("lumen_kv_cache_cached_cells", "KV cache cells held for prefix reuse.", func(s scheduler.Stats) int { return s.CachedKV }),
 		stat("lumen_kv_cache_size_cells", "KV cache size.", func(s scheduler.Stats) int { return s.KVSize }),
+		statF("lumen_kv_cache_usage_ratio", "Share of the KV cache held by running sequences, 0-1 (cells kept only for prefix reuse are reclaimable and do not count).", nil, kvUsage),
+		stat("lumen_slots", "Sequence slots (serve --parallel): the most requests that run at once.", func(s scheduler.Stats) int { return s.Slots }),
+		m.cacheInfo,
 		stat("lumen_prefix_cache_host_bytes", "Host memory held by saved prefix-cache states (--cache-ram).", func(s scheduler.Stats) int { return int(s.HostCacheBytes) }),
 		stat("lumen_prefix_cache_host_entries", "Sequences saved in the host-memory prefix cache.", func(s scheduler.Stats) int { return s.HostCacheEntries }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lumen_spans_dropped_total", Help: "Spans dropped by the exporter (queue full or export failed)."}, func() float64 {
@@ -153,8 +192,18 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 // Registry is the private registry, for tests and extra collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// SetStats connects the scheduler's load gauges.
-func (m *Metrics) SetStats(f func() scheduler.Stats) { m.stats.Store(&f) }
+// SetStats connects the scheduler's load gauges, and records the cache's
+// shape (which does not change) in lumen_cache_config_info.
+func (m *Metrics) SetStats(f func() scheduler.Stats) {
+	m.stats.Store(&f)
+	s := f()
+	perSlot := 0
+	if s.Slots > 0 {
+		perSlot = s.KVSize / s.Slots
+	}
+	m.cacheInfo.Reset()
+	m.cacheInfo.WithLabelValues("1", strconv.Itoa(s.KVSize), strconv.Itoa(s.Slots), strconv.Itoa(perSlot)).Set(1)
+}
 
 // SetDropped connects the exporter's dropped-span count.
 func (m *Metrics) SetDropped(f func() int64) { m.dropped.Store(&f) }
