@@ -188,7 +188,7 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	}
 	defer c.Close()
 
-	res, err := engine.Generate(ctx, c, *prompt, engine.GenerateOptions{
+	res, err := engine.RunOffline(ctx, c, *prompt, engine.OfflineOptions{
 		MaxTokens: *maxTokens,
 		Sampler: llama.SamplerParams{
 			Temperature: float32(*temp), TopK: *topK, TopP: float32(*topP), MinP: float32(*minP),

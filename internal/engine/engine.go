@@ -34,8 +34,8 @@ const (
 	FinishLength FinishReason = "length" // max tokens or context full
 )
 
-// GenerateOptions configure Generate.
-type GenerateOptions struct {
+// OfflineOptions configure RunOffline.
+type OfflineOptions struct {
 	// MaxTokens caps the generated tokens (0: until the context is full).
 	MaxTokens int
 	Sampler   llama.SamplerParams
@@ -48,11 +48,12 @@ type Result struct {
 	Prefill, Decode                time.Duration
 }
 
-// Generate runs one prompt in sequence 0 of c, which it clears first,
-// calling emit with each complete piece of text as it is produced. It
-// stops at an end-of-generation token, MaxTokens, a full context, or when
-// ctx is done (returning ctx's error).
-func Generate(ctx context.Context, c *llama.Context, prompt string, opts GenerateOptions, emit func(string) error) (Result, error) {
+// RunOffline runs one prompt for lumen generate (no scheduler, no
+// server) in sequence 0 of c, which it clears first, calling emit with
+// each complete piece of text as it is produced. It stops at an
+// end-of-generation token, MaxTokens, a full context, or when ctx is done
+// (returning ctx's error).
+func RunOffline(ctx context.Context, c *llama.Context, prompt string, opts OfflineOptions, emit func(string) error) (Result, error) {
 	m := c.Model()
 	toks, err := m.Tokenize(prompt, llama.TokenizeOptions{AddSpecial: true})
 	if err != nil {
