@@ -186,3 +186,40 @@ func TestHTTPRouteOnTransportSpans(t *testing.T) {
 		t.Errorf("a transport span still has http.route \"/\": %v", routes)
 	}
 }
+
+// TestInvalidRequestsHaveNoRequestSpan: every request refused as invalid
+// — by the API's checks (temperature 5) or the scheduler's (max_tokens
+// beyond the context) — is answered 400 with no request span; the
+// transport span shows it. (Capacity refusals get one: TestErrorType.)
+func TestInvalidRequestsHaveNoRequestSpan(t *testing.T) {
+	log := newSpanLog()
+	httpAddr, _ := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
+	for _, body := range []string{`{"prompt":"hi","temperature":5}`, `{"prompt":"hi","max_tokens":100000}`} {
+		resp := post(t, "http://"+httpAddr+"/v1/completions", "", body)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: status %d, want 400", body, resp.StatusCode)
+		}
+	}
+	var out map[string]any
+	if err := postJSON("http://"+httpAddr+"/v1/completions", `{"prompt":"hi","max_tokens":1}`, &out); err != nil {
+		t.Fatal(err)
+	}
+	// The valid request's span ends after the refused ones would have.
+	spans := log.waitFor(t, "the valid request's span", func(spans []sdktrace.ReadOnlySpan) bool {
+		for _, s := range spans {
+			if strings.HasPrefix(s.Name(), semconv.OperationCompletion+" ") {
+				return true
+			}
+		}
+		return false
+	})
+	n := 0
+	for _, s := range spans {
+		if strings.HasPrefix(s.Name(), semconv.OperationCompletion+" ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d request spans, want only the valid request's", n)
+	}
+}

@@ -78,12 +78,17 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		}
 		inputs[i] = toks
 	}
+	sr := scheduler.Request{ID: NewID(), Embed: inputs}
+	// Invalid requests have no request span (as in Generate).
+	if err := s.cfg.Scheduler.Validate(sr); err != nil {
+		return nil, err
+	}
 	if s.cfg.Tracer != nil {
 		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: semconv.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
 		})
 	}
-	events, err := s.cfg.Scheduler.Submit(ctx, scheduler.Request{ID: NewID(), Embed: inputs})
+	events, err := s.cfg.Scheduler.Submit(ctx, sr)
 	if err != nil {
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.Abort(ctx, err)

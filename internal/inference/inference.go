@@ -64,6 +64,9 @@ type ChatRenderer interface {
 // Submitter is the scheduler as seen from here.
 type Submitter interface {
 	Submit(ctx context.Context, r scheduler.Request) (<-chan scheduler.Event, error)
+	// Validate checks a request against the scheduler's limits, as Submit
+	// would, without submitting it.
+	Validate(r scheduler.Request) error
 	SlotContext() int
 }
 
@@ -511,7 +514,27 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	if !seedGiven {
 		req.Sampling.Seed = randomSeed()
 	}
-	keepText := 0
+	sr := scheduler.Request{
+		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop,
+		NoCache: req.NoCache || req.PromptLogprobs, SharePrefill: req.SharePrefill,
+		Logprobs: req.Logprobs || req.PromptLogprobs, TopLogprobs: req.TopLogprobs, PromptLogprobs: req.PromptLogprobs,
+	}
+	if useTools {
+		// Some families open a call with a control token ([TOOL_CALLS]):
+		// the parser must see it.
+		sr.Special = true
+		sr.ToolCalls = func(out string) int {
+			_, calls := format.Parse(out)
+			return len(calls)
+		}
+	}
+	// An invalid request is refused before it has a request span (the
+	// transport's span shows the 400), whichever check refuses it; one
+	// refused for capacity (queue full, draining) gets one, with
+	// error.type.
+	if err := s.cfg.Scheduler.Validate(sr); err != nil {
+		return nil, err
+	}
 	if s.cfg.Tracer != nil {
 		op := semconv.OperationCompletion
 		if len(req.Messages) > 0 {
@@ -528,21 +551,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
 			OutputType: req.Constraint.OutputType(), Tools: toolNames, SeedGiven: seedGiven,
 		})
-		keepText = s.cfg.Tracer.ContentLimit()
-	}
-	sr := scheduler.Request{
-		ID: id, Prompt: toks, MaxTokens: maxTokens, Sampling: req.Sampling, Stop: req.Stop, KeepText: keepText,
-		NoCache: req.NoCache || req.PromptLogprobs, SharePrefill: req.SharePrefill,
-		Logprobs: req.Logprobs || req.PromptLogprobs, TopLogprobs: req.TopLogprobs, PromptLogprobs: req.PromptLogprobs,
-	}
-	if useTools {
-		// Some families open a call with a control token ([TOOL_CALLS]):
-		// the parser must see it.
-		sr.Special = true
-		sr.ToolCalls = func(out string) int {
-			_, calls := format.Parse(out)
-			return len(calls)
-		}
+		sr.KeepText = s.cfg.Tracer.ContentLimit()
 	}
 	events, err := s.cfg.Scheduler.Submit(ctx, sr)
 	if err != nil {
