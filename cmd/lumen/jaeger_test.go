@@ -24,6 +24,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/grpcclient"
+	"github.com/lumenllm/lumen/internal/recorder"
 )
 
 // A real Jaeger (v2: the OpenTelemetry Collector with Jaeger's storage and
@@ -602,6 +603,12 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 							continue
 						}
 						linked++
+						// And back: the request's prefill or decode span
+						// follows from each of its steps (up to MaxStepLinks).
+						if !followsFrom(byName["prefill"], s.TraceID, s.SpanID) && !followsFrom(byName["decode"], s.TraceID, s.SpanID) &&
+							len(byName["decode"].References) < 1+recorder.MaxStepLinks {
+							t.Errorf("batch span %s is not linked from the request's prefill or decode span", s.SpanID)
+						}
 						if s.TraceID == tt.traceID || s.parent() != "" {
 							t.Errorf("batch span %s: trace %s, parent %q; want a root span of its own trace", s.SpanID, s.TraceID, s.parent())
 						}

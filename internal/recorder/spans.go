@@ -62,6 +62,32 @@ type Tracer struct {
 	metrics *Metrics
 	opts    TracerOptions
 	gpu     attribute.KeyValue // gpu.id, derived once from opts.Device
+	// steps are the sampled batch spans of each running request (by its
+	// request span), so its prefill and decode spans can link back to
+	// them; touched only on the scheduler's goroutine (Step, Finished).
+	steps map[trace.SpanID]*stepLinks
+}
+
+// MaxStepLinks bounds the links from one prefill or decode span to its
+// batch steps (the first ones; the rest are counted).
+const MaxStepLinks = 8
+
+// stepLinks are a request's batch steps, prefill and decode apart.
+type stepLinks struct {
+	prefill, decode         []trace.Link
+	prefillMore, decodeMore int
+}
+
+func (l *stepLinks) add(sc trace.SpanContext, prefill bool) {
+	list, more := &l.decode, &l.decodeMore
+	if prefill {
+		list, more = &l.prefill, &l.prefillMore
+	}
+	if len(*list) < MaxStepLinks {
+		*list = append(*list, trace.Link{SpanContext: sc})
+	} else {
+		*more++
+	}
 }
 
 var _ scheduler.Observer = (*Tracer)(nil)
@@ -280,9 +306,18 @@ func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
 
 func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	tm := r.Timings
-	start := func(name string, at time.Time, attrs ...attribute.KeyValue) trace.Span {
-		_, s := t.tracer.Start(ctx, name, trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	links := &stepLinks{}
+	if id := trace.SpanContextFromContext(ctx).SpanID(); t.steps[id] != nil {
+		links = t.steps[id]
+		delete(t.steps, id)
+	}
+	startLinked := func(name string, at time.Time, to []trace.Link, attrs ...attribute.KeyValue) trace.Span {
+		_, s := t.tracer.Start(ctx, name, trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(attrs...), trace.WithLinks(to...))
 		return s
+	}
+	start := func(name string, at time.Time, attrs ...attribute.KeyValue) trace.Span {
+		return startLinked(name, at, nil, attrs...)
 	}
 	admitted := tm.Admitted
 	if admitted.IsZero() {
@@ -310,7 +345,8 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if !tm.CacheRestored.IsZero() {
 		attrs = append(attrs, semconv.AttrCacheRestoreMs.Float64(ms(tm.CacheRestored.Sub(tm.Admitted))))
 	}
-	p := start(semconv.SpanPrefill, tm.Admitted, attrs...)
+	attrs = append(attrs, semconv.AttrStepsUnlinked.Int(links.prefillMore))
+	p := startLinked(semconv.SpanPrefill, tm.Admitted, links.prefill, attrs...)
 	for _, c := range tm.PrefillChunks {
 		p.AddEvent("chunk", trace.WithTimestamp(c.End), trace.WithAttributes(semconv.AttrChunkTokens.Int(c.Tokens)))
 	}
@@ -321,9 +357,9 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	if tm.FirstToken.IsZero() {
 		return
 	}
-	d := start(semconv.SpanDecode, tm.FirstToken,
+	d := startLinked(semconv.SpanDecode, tm.FirstToken, links.decode,
 		semconv.AttrDecodeTokens.Int(r.CompletionTokens), semconv.AttrSteps.Int(tm.DecodeSteps),
-		semconv.AttrMeanBatch.Float64(tm.MeanBatch()), t.gpu)
+		semconv.AttrMeanBatch.Float64(tm.MeanBatch()), semconv.AttrStepsUnlinked.Int(links.decodeMore), t.gpu)
 	setOutcome(d, r, ctx)
 	d.End(trace.WithTimestamp(tm.Finished))
 }
@@ -366,6 +402,25 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 		span.SetStatus(codes.Error, "decode failed")
 	}
 	span.End(trace.WithTimestamp(si.End))
+	// Links point both ways: the request's phase spans link the steps
+	// that carried it (only those exported: sampled batch spans).
+	if bsc := span.SpanContext(); bsc.IsSampled() {
+		for _, s := range si.Seqs {
+			rsc := trace.SpanContextFromContext(s.Ctx)
+			if !rsc.IsValid() {
+				continue
+			}
+			l := t.steps[rsc.SpanID()]
+			if l == nil {
+				if t.steps == nil {
+					t.steps = map[trace.SpanID]*stepLinks{}
+				}
+				l = &stepLinks{}
+				t.steps[rsc.SpanID()] = l
+			}
+			l.add(bsc, s.PrefillTokens > 0)
+		}
+	}
 	if t.metrics != nil {
 		t.metrics.step(si)
 	}

@@ -432,3 +432,56 @@ func TestRequestAttributesAsSent(t *testing.T) {
 		t.Errorf("seed: %v", d)
 	}
 }
+
+// TestPhaseSpansLinkTheirSteps: links point both ways — a request's
+// prefill and decode spans link the batch steps that carried them (the
+// first MaxStepLinks, the rest counted), so a request's trace leads to
+// its steps.
+func TestPhaseSpansLinkTheirSteps(t *testing.T) {
+	tr, rec, _ := newRecorded(t, TracerOptions{Device: "cpu"})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
+	t0 := time.Now()
+	step := func(prefill int) {
+		tr.Step(scheduler.StepInfo{Start: t0, End: t0.Add(time.Millisecond), Device: "cpu",
+			Seqs: []scheduler.StepSeq{{ID: "r", Ctx: ctx, Slot: 1, PrefillTokens: prefill, Decode: prefill == 0}}})
+	}
+	step(4)
+	step(4)
+	for range MaxStepLinks + 2 {
+		step(0)
+	}
+	tr.Finished(ctx, result("r", scheduler.FinishStop))
+	var batches []trace.SpanID
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		if s.Name() == semconv.SpanBatch {
+			batches = append(batches, s.SpanContext().SpanID())
+		}
+		byName[s.Name()] = s
+	}
+	linked := func(name string) ([]trace.SpanID, string) {
+		var ids []trace.SpanID
+		for _, l := range byName[name].Links() {
+			ids = append(ids, l.SpanContext.SpanID())
+		}
+		unlinked := ""
+		for _, a := range byName[name].Attributes() {
+			if a.Key == semconv.AttrStepsUnlinked {
+				unlinked = a.Value.String()
+			}
+		}
+		return ids, unlinked
+	}
+	if len(batches) != 2+MaxStepLinks+2 {
+		t.Fatalf("%d batch spans", len(batches))
+	}
+	if ids, more := linked(semconv.SpanPrefill); !slices.Equal(ids, batches[:2]) || more != "0" {
+		t.Errorf("prefill links %v (unlinked %s), want the two prefill steps %v", ids, more, batches[:2])
+	}
+	if ids, more := linked(semconv.SpanDecode); !slices.Equal(ids, batches[2:2+MaxStepLinks]) || more != "2" {
+		t.Errorf("decode links %v (unlinked %s), want the first %d decode steps and 2 counted", ids, more, MaxStepLinks)
+	}
+	if len(tr.steps) != 0 {
+		t.Errorf("%d requests' step links kept after they finished", len(tr.steps))
+	}
+}

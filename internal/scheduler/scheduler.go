@@ -383,6 +383,11 @@ type loop struct {
 	// lastDone is when the previous step's work ended; zero after the
 	// loop waited idle.
 	lastDone time.Time
+	// inStep: a step is running; requests it finishes are reported
+	// (Observer.Finished, the Done event) once its Observer.Step has
+	// been, so the step is recorded before the requests it ended.
+	inStep   bool
+	finished []func()
 }
 
 func (l *loop) nActive() int { return len(l.admits) }
@@ -621,6 +626,8 @@ func (l *loop) step() {
 	if len(l.admits) == 0 {
 		return
 	}
+	l.inStep = true
+	defer l.endStep()
 	s := l.s
 	info := StepInfo{Start: s.cfg.Now(), Device: s.eng.Device()}
 	if !l.lastDone.IsZero() {
@@ -880,9 +887,25 @@ func (l *loop) finishRequest(req *request, res Result, err error) {
 	res.ID = req.r.ID
 	res.Timings = req.timings
 	res.Err = err
-	l.s.cfg.Observer.Finished(req.ctx, res)
-	req.events <- Event{Done: true, Result: &res, Err: err}
-	close(req.events)
+	done := func() {
+		l.s.cfg.Observer.Finished(req.ctx, res)
+		req.events <- Event{Done: true, Result: &res, Err: err}
+		close(req.events)
+	}
+	if l.inStep {
+		l.finished = append(l.finished, done)
+		return
+	}
+	done()
+}
+
+// endStep reports the requests the step finished, after the step itself.
+func (l *loop) endStep() {
+	l.inStep = false
+	for _, done := range l.finished {
+		done()
+	}
+	l.finished = l.finished[:0]
 }
 
 // abortAll cancels everything, for shutdown.

@@ -91,6 +91,9 @@ const (
 	AttrEmbedTokens   = attribute.Key("lumen.embed.tokens")
 	AttrEmbedInputs   = attribute.Key("lumen.embeddings.inputs")
 	AttrSteps         = attribute.Key("lumen.decode.steps")
+	// AttrStepsUnlinked counts a phase span's batch steps beyond the ones
+	// it links (recorder.MaxStepLinks).
+	AttrStepsUnlinked = attribute.Key("lumen.steps.unlinked")
 	AttrMeanBatch     = attribute.Key("lumen.decode.mean_batch_size")
 	AttrGPUID         = attribute.Key("gpu.id")
 	AttrDevice        = attribute.Key("lumen.device")
