@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -64,8 +65,10 @@ type Tracer struct {
 	gpu     attribute.KeyValue // gpu.id, derived once from opts.Device
 	// steps are the sampled batch spans of each running request (by its
 	// request span), so its prefill and decode spans can link back to
-	// them; touched only on the scheduler's goroutine (Step, Finished).
-	steps map[trace.SpanID]*stepLinks
+	// them. The scheduler calls Step and Finished from its one goroutine;
+	// the lock (never contended there) keeps other callers safe.
+	stepsMu sync.Mutex
+	steps   map[trace.SpanID]*stepLinks
 }
 
 // MaxStepLinks bounds the links from one prefill or decode span to its
@@ -307,10 +310,12 @@ func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
 func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	tm := r.Timings
 	links := &stepLinks{}
+	t.stepsMu.Lock()
 	if id := trace.SpanContextFromContext(ctx).SpanID(); t.steps[id] != nil {
 		links = t.steps[id]
 		delete(t.steps, id)
 	}
+	t.stepsMu.Unlock()
 	startLinked := func(name string, at time.Time, to []trace.Link, attrs ...attribute.KeyValue) trace.Span {
 		_, s := t.tracer.Start(ctx, name, trace.WithTimestamp(at), trace.WithSpanKind(trace.SpanKindInternal),
 			trace.WithAttributes(attrs...), trace.WithLinks(to...))
@@ -405,6 +410,8 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 	// Links point both ways: the request's phase spans link the steps
 	// that carried it (only those exported: sampled batch spans).
 	if bsc := span.SpanContext(); bsc.IsSampled() {
+		t.stepsMu.Lock()
+		defer t.stepsMu.Unlock()
 		for _, s := range si.Seqs {
 			rsc := trace.SpanContextFromContext(s.Ctx)
 			if !rsc.IsValid() {
