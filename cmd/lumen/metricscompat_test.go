@@ -80,7 +80,9 @@ func TestModelServerMetrics(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		fams = scrape()
-		if v, _ := gauge(fams, "vllm:num_requests_running", model); v == 1 {
+		// Running, and its first steps done (the gate holds the third).
+		running, _ := gauge(fams, "vllm:num_requests_running", model)
+		if used, _ := gauge(fams, "lumen_kv_cache_used_cells", nil); running == 1 && used > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

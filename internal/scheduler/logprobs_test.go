@@ -155,8 +155,10 @@ func TestSharePrefill(t *testing.T) {
 			}
 		}
 	}
-	if want := len(prompt) + 2; prefill != want || sources[CacheShared] != 2 {
-		t.Errorf("%d prompt tokens computed, sources %v; want %d (the prompt once, then one each) and 2 shared", prefill, sources, want)
+	// The others reuse the first's cells: shared while it runs, or from
+	// its slot when it finished first (a slow machine).
+	if want := len(prompt) + 2; prefill != want || sources[CacheShared]+sources[CacheSlot] != 2 {
+		t.Errorf("%d prompt tokens computed, sources %v; want %d (the prompt once, then one each) and 2 reusing it", prefill, sources, want)
 	}
 }
 
