@@ -42,18 +42,6 @@ func benchText(seed uint64, n int) string {
 	return b.String()
 }
 
-func tokensOf(m *llama.Model, text string) ([]int32, error) {
-	toks, err := m.Tokenize(text, llama.TokenizeOptions{AddSpecial: true})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int32, len(toks))
-	for i, t := range toks {
-		out[i] = int32(t)
-	}
-	return out, nil
-}
-
 // startScheduler runs a scheduler over eng until the returned stop.
 func startScheduler(ctx context.Context, eng scheduler.Engine, cfg scheduler.Config) (*scheduler.Scheduler, func(), error) {
 	sched, err := scheduler.New(eng, cfg)
@@ -119,7 +107,7 @@ func runChoices(ctx context.Context, w io.Writer, c *llama.Context, o choicesOpt
 	for r := range o.rounds {
 		for k := range 2 {
 			mode := (r + k) % 2
-			prompt, err := tokensOf(c.Model(), benchText(uint64(2*r+mode+1), o.promptTokens))
+			prompt, err := engine.Tokenizer{Model: c.Model()}.Tokenize(benchText(uint64(2*r+mode+1), o.promptTokens), true, false)
 			if err != nil {
 				return err
 			}
@@ -183,7 +171,7 @@ func runEmbed(ctx context.Context, w io.Writer, gen *llama.Context, o embedOptio
 	defer stop()
 	inputs := make([][]int32, o.inputs)
 	for i := range inputs {
-		if inputs[i], err = tokensOf(m, benchText(uint64(i+1), o.tokens)); err != nil {
+		if inputs[i], err = (engine.Tokenizer{Model: m}).Tokenize(benchText(uint64(i+1), o.tokens), true, false); err != nil {
 			return err
 		}
 	}

@@ -30,13 +30,9 @@ func (r replayTarget) CountTokens(_ context.Context, _, text string) (int, error
 }
 
 func (r replayTarget) Stream(ctx context.Context, req loadgen.Request, onText func(string) error) (loadgen.Result, error) {
-	toks, err := r.model.Tokenize(req.Prompt, llama.TokenizeOptions{AddSpecial: true})
+	prompt, err := engine.Tokenizer{Model: r.model}.Tokenize(req.Prompt, true, false)
 	if err != nil {
 		return loadgen.Result{}, err
-	}
-	prompt := make([]int32, len(toks))
-	for i, t := range toks {
-		prompt[i] = int32(t)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a stream left early frees its slot

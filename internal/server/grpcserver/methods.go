@@ -2,7 +2,6 @@ package grpcserver
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
@@ -42,7 +41,7 @@ func traceMetadata(ctx context.Context) context.Context {
 		return ctx
 	}
 	tps, tss := md.Get(w3c.HeaderTraceparent), md.Get(w3c.HeaderTracestate)
-	if len(tps) <= 1 && len(tss) <= 1 && (len(tss) == 0 || !strings.Contains(tss[0], ",")) {
+	if !w3c.NeedsRewrite(tps, tss) {
 		return ctx
 	}
 	md = md.Copy()

@@ -342,7 +342,7 @@ func tenantFromHeader(next http.Handler) http.Handler {
 func traceHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tps, tss := r.Header.Values(w3c.HeaderTraceparent), r.Header.Values(w3c.HeaderTracestate)
-		if len(tps) > 1 || len(tss) > 1 || (len(tss) == 1 && strings.Contains(tss[0], ",")) {
+		if w3c.NeedsRewrite(tps, tss) {
 			r = r.Clone(r.Context())
 			r.Header.Del(w3c.HeaderTraceparent)
 			r.Header.Del(w3c.HeaderTracestate)

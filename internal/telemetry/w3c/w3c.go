@@ -36,3 +36,10 @@ func Headers(traceparents, tracestates []string) (traceparent, tracestate string
 	}
 	return traceparents[0], strings.Join(members, ","), true
 }
+
+// NeedsRewrite reports whether Headers would change what the propagator
+// reads: more than one value of either header, or a tracestate list
+// (whose members may need trimming or dropping).
+func NeedsRewrite(traceparents, tracestates []string) bool {
+	return len(traceparents) > 1 || len(tracestates) > 1 || (len(tracestates) == 1 && strings.Contains(tracestates[0], ","))
+}
