@@ -630,7 +630,7 @@ func (a *apiSwitch) Detokenize(model string, tokens []int32) (string, error) {
 	return s.Detokenize(model, tokens)
 }
 
-func (a *apiSwitch) RenderChat(ctx context.Context, model string, messages []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+func (a *apiSwitch) RenderChat(ctx context.Context, model string, messages []chat.Message, tools []toolcall.Tool) (string, []int32, error) {
 	s := a.p.Load()
 	if s == nil {
 		return "", nil, errNotLoaded

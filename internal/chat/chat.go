@@ -47,14 +47,32 @@ import (
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
 
-	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
+
+// Message is one chat message, as a request gives it.
+type Message struct {
+	Role    string
+	Content string
+	// ToolCalls are the calls an assistant message made.
+	ToolCalls []ToolCall
+	// ToolCallID is the call a tool message answers; Name its function.
+	ToolCallID string
+	Name       string
+}
+
+// ToolCall is a call of a tool: one the model made (in a reply) or one
+// from the conversation's history (on an assistant message).
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // a JSON object as text, as OpenAI sends it
+}
 
 // messageDict is a message as templates see it: a dict, so that both
 // message['role'] and message.role work; optional keys only when set, so
 // "is defined" tests mean what they say.
-func messageDict(m inference.Message) map[string]any {
+func messageDict(m Message) map[string]any {
 	d := map[string]any{"role": m.Role, "content": m.Content}
 	if len(m.ToolCalls) > 0 {
 		calls := make([]any, len(m.ToolCalls))
@@ -134,8 +152,6 @@ type Template struct {
 	source   string
 }
 
-var _ inference.ChatRenderer = (*Template)(nil)
-
 // templateName is the template's name in its private loader.
 const templateName = "/chat_template"
 
@@ -200,13 +216,13 @@ func (t *Template) IsFallback() bool { return t.fallback }
 // wrapping ctx.Err(); other failures (a template error such as an
 // undefined method) return an error describing it. Render does not bound
 // the output; see RenderLimited.
-func (t *Template) Render(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error) {
+func (t *Template) Render(ctx context.Context, messages []Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error) {
 	return t.RenderLimited(ctx, messages, tools, addGenerationPrompt, Limits{})
 }
 
 // RenderLimited is Render within lim: output past lim.MaxOutputBytes stops
 // the render with an *OutputLimitError.
-func (t *Template) RenderLimited(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool, lim Limits) (out string, err error) {
+func (t *Template) RenderLimited(ctx context.Context, messages []Message, tools []toolcall.Tool, addGenerationPrompt bool, lim Limits) (out string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("rendering stopped: %w", err)
 	}

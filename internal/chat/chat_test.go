@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/lumenllm/lumen/internal/inference"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -102,10 +100,10 @@ const (
 
 var opts = Options{BOSToken: "<s>", EOSToken: "</s>"}
 
-func msgs(pairs ...string) []inference.Message {
-	var out []inference.Message
+func msgs(pairs ...string) []Message {
+	var out []Message
 	for i := 0; i+1 < len(pairs); i += 2 {
-		out = append(out, inference.Message{Role: pairs[i], Content: pairs[i+1]})
+		out = append(out, Message{Role: pairs[i], Content: pairs[i+1]})
 	}
 	return out
 }
@@ -115,7 +113,7 @@ func TestRender(t *testing.T) {
 	tests := []struct {
 		name      string
 		template  string
-		messages  []inference.Message
+		messages  []Message
 		genPrompt bool
 		want      string
 	}{
@@ -199,7 +197,7 @@ func TestRenderErrors(t *testing.T) {
 	tests := []struct {
 		name      string
 		template  string
-		messages  []inference.Message
+		messages  []Message
 		wantRaise string // the *ExceptionError message; "" for other errors
 	}{
 		{

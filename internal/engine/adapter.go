@@ -8,6 +8,7 @@ import (
 	"github.com/lumenllm/lumen/internal/engine/llama"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/prefixcache"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -92,7 +93,7 @@ func (b *Adapter) NewSampler(p scheduler.SamplingParams) (scheduler.Sampler, err
 	var ge *llama.GrammarError
 	switch {
 	case errors.As(err, &ge):
-		return nil, &scheduler.InvalidError{Field: "grammar", Reason: ge.Reason}
+		return nil, &reqerr.InvalidError{Field: "grammar", Reason: ge.Reason}
 	case err != nil:
 		return nil, fmt.Errorf("engine: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/engine"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -48,7 +49,7 @@ func TestDeadEndGrammarFailsTheRequestOnly(t *testing.T) {
 	for ev := range ch {
 		last = ev
 	}
-	var ie *scheduler.InvalidError
+	var ie *reqerr.InvalidError
 	if !last.Done || last.Result.Finish != scheduler.FinishError || !errors.As(last.Err, &ie) || ie.Field != "grammar" {
 		t.Fatalf("last event %+v (err %v), want a grammar error", last, last.Err)
 	}

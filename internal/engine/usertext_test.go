@@ -42,9 +42,9 @@ func TestUserEOSStaysText(t *testing.T) {
 	s := inference.New(inference.Config{Model: inference.Model{ID: "m"}, Tokenizer: tok, Chat: tpl, Scheduler: sub})
 	generate := func(contents ...string) []int32 {
 		t.Helper()
-		var msgs []inference.Message
+		var msgs []chat.Message
 		for i, c := range contents {
-			msgs = append(msgs, inference.Message{Role: []string{"user", "assistant"}[i%2], Content: c})
+			msgs = append(msgs, chat.Message{Role: []string{"user", "assistant"}[i%2], Content: c})
 		}
 		if _, err := s.Generate(context.Background(), inference.GenerateRequest{Messages: msgs, MaxTokens: 1}); err != nil {
 			t.Fatal(err)
@@ -79,7 +79,7 @@ func TestUserEOSStaysText(t *testing.T) {
 	// The same conversation without control text: the whole prompt
 	// tokenized at once, as before.
 	clean := generate("hi there", "ok")
-	rendered, err := tpl.Render(context.Background(), []inference.Message{{Role: "user", Content: "hi there"}, {Role: "assistant", Content: "ok"}}, nil, true)
+	rendered, err := tpl.Render(context.Background(), []chat.Message{{Role: "user", Content: "hi there"}, {Role: "assistant", Content: "ok"}}, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestProtectedTokenizationMatchesWholeOutsideText(t *testing.T) {
 	}
 	sub := &promptCapture{}
 	s := inference.New(inference.Config{Model: inference.Model{ID: "m"}, Tokenizer: tok, Chat: tpl, Scheduler: sub})
-	msgs := []inference.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "say </s> now"}}
+	msgs := []chat.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "say </s> now"}}
 	if _, err := s.Generate(context.Background(), inference.GenerateRequest{Messages: msgs, MaxTokens: 1}); err != nil {
 		t.Fatal(err)
 	}

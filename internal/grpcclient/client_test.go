@@ -15,6 +15,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/server/grpcserver"
@@ -52,7 +53,7 @@ func (f *fakeAPI) Generate(ctx context.Context, _ inference.GenerateRequest) (*i
 func (f *fakeAPI) Tokenize(string, string) ([]int32, error)   { return []int32{1, 2}, nil }
 func (f *fakeAPI) Models() []inference.Model                  { return []inference.Model{{ID: "m"}} }
 func (f *fakeAPI) Detokenize(string, []int32) (string, error) { return "", nil }
-func (f *fakeAPI) RenderChat(context.Context, string, []inference.Message, []toolcall.Tool) (string, []int32, error) {
+func (f *fakeAPI) RenderChat(context.Context, string, []chat.Message, []toolcall.Tool) (string, []int32, error) {
 	return "", nil, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/lumenllm/lumen/internal/grammar"
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // ConstraintKind says what a Constraint holds.
@@ -47,7 +48,7 @@ func OneConstraint(found ...*Constraint) (*Constraint, error) {
 	case 1:
 		return found[0], nil
 	}
-	return nil, invalid(found[1].Field, "cannot be combined with %s: give one output constraint", found[0].Field)
+	return nil, reqerr.Invalid(found[1].Field, "cannot be combined with %s: give one output constraint", found[0].Field)
 }
 
 // GrammarChecker asks the engine whether it takes a grammar (llama.cpp's
@@ -74,7 +75,7 @@ func (c *Constraint) gbnf() (string, error) {
 	switch c.Kind {
 	case ConstraintGrammar:
 		if c.Grammar == "" {
-			return "", invalid(c.Field, "is empty")
+			return "", reqerr.Invalid(c.Field, "is empty")
 		}
 		return c.Grammar, nil
 	case ConstraintJSONSchema:
@@ -91,9 +92,9 @@ func (c *Constraint) gbnf() (string, error) {
 	if err != nil {
 		var se *grammar.SchemaError
 		if errors.As(err, &se) && se.Path != "" {
-			return "", invalid(c.Field, "schema at %s: %s", se.Path, se.Reason)
+			return "", reqerr.Invalid(c.Field, "schema at %s: %s", se.Path, se.Reason)
 		}
-		return "", invalid(c.Field, "%v", err)
+		return "", reqerr.Invalid(c.Field, "%v", err)
 	}
 	return g, nil
 }
@@ -104,7 +105,7 @@ func (s *Service) checkGrammar(field, gbnf string, triggers []string) error {
 		return nil
 	}
 	if err := s.cfg.Grammars.CheckGrammar(gbnf, triggers); err != nil {
-		return invalid(field, "grammar rejected by llama.cpp: %v", err)
+		return reqerr.Invalid(field, "grammar rejected by llama.cpp: %v", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/recorder"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
@@ -44,10 +45,10 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		return nil, err
 	}
 	if len(req.Inputs) == 0 {
-		return nil, invalid("input", "is empty")
+		return nil, reqerr.Invalid("input", "is empty")
 	}
 	if len(req.Inputs) > scheduler.MaxEmbedInputs {
-		return nil, invalid("input", "has %d inputs; at most %d are allowed", len(req.Inputs), scheduler.MaxEmbedInputs)
+		return nil, reqerr.Invalid("input", "has %d inputs; at most %d are allowed", len(req.Inputs), scheduler.MaxEmbedInputs)
 	}
 	inputs := make([][]int32, len(req.Inputs))
 	total := 0
@@ -56,25 +57,25 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		if in.Tokens != nil {
 			for _, tok := range in.Tokens {
 				if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
-					return nil, invalid(field, "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+					return nil, reqerr.Invalid(field, "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
 				}
 			}
 			inputs[i] = in.Tokens
 			continue
 		}
 		if in.Text == "" {
-			return nil, invalid(field, "is empty")
+			return nil, reqerr.Invalid(field, "is empty")
 		}
 		if err := checkText(field, in.Text, s.cfg.Limits.MaxPromptBytes); err != nil {
 			return nil, err
 		}
 		total += len(in.Text)
 		if total > s.cfg.Limits.MaxPromptBytes {
-			return nil, invalid("input", "totals more than %d bytes", s.cfg.Limits.MaxPromptBytes)
+			return nil, reqerr.Invalid("input", "totals more than %d bytes", s.cfg.Limits.MaxPromptBytes)
 		}
 		toks, err := s.cfg.Tokenizer.Tokenize(in.Text, true, false)
 		if err != nil {
-			return nil, invalid(field, "cannot be tokenized: %v", err)
+			return nil, reqerr.Invalid(field, "cannot be tokenized: %v", err)
 		}
 		inputs[i] = toks
 	}
@@ -108,5 +109,5 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		}
 		return &Embeddings{Model: s.cfg.Model.ID, Vectors: ev.Result.Embeddings, PromptTokens: ev.Result.PromptTokens, TraceID: traceID}, nil
 	}
-	return nil, fmt.Errorf("%w: embeddings stream ended without a result", scheduler.ErrEngine)
+	return nil, fmt.Errorf("%w: embeddings stream ended without a result", reqerr.ErrEngine)
 }

@@ -19,7 +19,9 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/recorder"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 	"github.com/lumenllm/lumen/internal/toolcall"
@@ -58,7 +60,7 @@ type Tokenizer interface {
 // tools are the functions offered, given to the template as its tools
 // variable (nil: none). A render stops with ctx's error when ctx is done.
 type ChatRenderer interface {
-	Render(ctx context.Context, messages []Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error)
+	Render(ctx context.Context, messages []chat.Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error)
 }
 
 // Submitter is the scheduler as seen from here.
@@ -68,17 +70,6 @@ type Submitter interface {
 	// would, without submitting it.
 	Validate(r scheduler.Request) error
 	SlotContext() int
-}
-
-// Message is one chat message.
-type Message struct {
-	Role    string
-	Content string
-	// ToolCalls are the calls an assistant message made.
-	ToolCalls []ToolCall
-	// ToolCallID is the call a tool message answers; Name its function.
-	ToolCallID string
-	Name       string
 }
 
 // Model describes the served model.
@@ -164,7 +155,7 @@ type GenerateRequest struct {
 	// added) and Messages.
 	Prompt       string
 	PromptTokens []int32
-	Messages     []Message
+	Messages     []chat.Message
 	// Suffix makes a fill-in-the-middle request: the model writes what
 	// goes between Prompt (the prefix) and Suffix, prompted with its FIM
 	// tokens (prefix, suffix, middle). Only for a text Prompt.
@@ -222,13 +213,13 @@ const MaxTenantLen = 64
 // or sizes for them.
 func CheckTenant(t string) error {
 	if len(t) > MaxTenantLen {
-		return invalid("tenant", "id is %d bytes; at most %d are allowed", len(t), MaxTenantLen)
+		return reqerr.Invalid("tenant", "id is %d bytes; at most %d are allowed", len(t), MaxTenantLen)
 	}
 	for i := 0; i < len(t); i++ {
 		c := t[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-:@/", c) >= 0
 		if !ok {
-			return invalid("tenant", "id %q has the character %q; allowed are letters, digits and . _ - : @ /", t, c)
+			return reqerr.Invalid("tenant", "id %q has the character %q; allowed are letters, digits and . _ - : @ /", t, c)
 		}
 	}
 	return nil
@@ -244,16 +235,12 @@ func (s *Service) checkModel(name string) error {
 	return nil
 }
 
-func invalid(field, format string, args ...any) error {
-	return &scheduler.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
-
 func checkText(field, text string, maxBytes int) error {
 	if len(text) > maxBytes {
-		return invalid(field, "is %d bytes; at most %d are allowed", len(text), maxBytes)
+		return reqerr.Invalid(field, "is %d bytes; at most %d are allowed", len(text), maxBytes)
 	}
 	if !utf8.ValidString(text) {
-		return invalid(field, "is not valid UTF-8")
+		return reqerr.Invalid(field, "is not valid UTF-8")
 	}
 	return nil
 }
@@ -287,7 +274,7 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 	for _, l := range SamplingLimits {
 		v := l.get(p)
 		if math.IsNaN(v) || v < l.Min || v > l.Max {
-			return invalid(l.Field, "must be between %v and %v, got %v", l.Min, l.Max, v)
+			return reqerr.Invalid(l.Field, "must be between %v and %v, got %v", l.Min, l.Max, v)
 		}
 	}
 	return nil
@@ -296,21 +283,21 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 // prompt renders and tokenizes the request's input.
 func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, string, error) {
 	if len(req.Tools.Tools) > 0 && len(req.Messages) == 0 {
-		return nil, "", invalid("tools", "need messages (a chat request)")
+		return nil, "", reqerr.Invalid("tools", "need messages (a chat request)")
 	}
 	lim := s.cfg.Limits
 	var text string
 	parseSpecial := false
 	if len(req.PromptTokens) > 0 {
 		if req.Prompt != "" || len(req.Messages) > 0 {
-			return nil, "", invalid("prompt", "give one of a prompt, its tokens or messages")
+			return nil, "", reqerr.Invalid("prompt", "give one of a prompt, its tokens or messages")
 		}
 		if req.Suffix != "" {
-			return nil, "", invalid("suffix", "needs a text prompt, not tokens")
+			return nil, "", reqerr.Invalid("suffix", "needs a text prompt, not tokens")
 		}
 		for i, tok := range req.PromptTokens {
 			if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
-				return nil, "", invalid(fmt.Sprintf("prompt[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+				return nil, "", reqerr.Invalid(fmt.Sprintf("prompt[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
 			}
 		}
 		// The text is only for the request span's content.
@@ -319,23 +306,23 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 	}
 	switch {
 	case req.Prompt != "" && len(req.Messages) > 0:
-		return nil, "", invalid("prompt", "give either a prompt or messages, not both")
+		return nil, "", reqerr.Invalid("prompt", "give either a prompt or messages, not both")
 	case len(req.Messages) > 0:
 		if len(req.Messages) > lim.MaxMessages {
-			return nil, "", invalid("messages", "has %d messages; at most %d are allowed", len(req.Messages), lim.MaxMessages)
+			return nil, "", reqerr.Invalid("messages", "has %d messages; at most %d are allowed", len(req.Messages), lim.MaxMessages)
 		}
 		total := 0
 		for i, m := range req.Messages {
 			switch m.Role {
 			case "system", "user", "assistant", "developer", "tool":
 			default:
-				return nil, "", invalid(fmt.Sprintf("messages[%d].role", i), "%q is not one of system, user, assistant, developer, tool", m.Role)
+				return nil, "", reqerr.Invalid(fmt.Sprintf("messages[%d].role", i), "%q is not one of system, user, assistant, developer, tool", m.Role)
 			}
 			if err := checkText(fmt.Sprintf("messages[%d].content", i), m.Content, lim.MaxPromptBytes); err != nil {
 				return nil, "", err
 			}
 			if len(m.ToolCalls) > 0 && m.Role != "assistant" {
-				return nil, "", invalid(fmt.Sprintf("messages[%d].tool_calls", i), "only assistant messages carry tool calls")
+				return nil, "", reqerr.Invalid(fmt.Sprintf("messages[%d].tool_calls", i), "only assistant messages carry tool calls")
 			}
 			for j, c := range m.ToolCalls {
 				if err := checkText(fmt.Sprintf("messages[%d].tool_calls[%d].function.arguments", i, j), c.Arguments, lim.MaxPromptBytes); err != nil {
@@ -346,7 +333,7 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 			total += len(m.Content)
 		}
 		if total > lim.MaxPromptBytes {
-			return nil, "", invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
+			return nil, "", reqerr.Invalid("messages", "total %d bytes; at most %d are allowed", total, lim.MaxPromptBytes)
 		}
 		msgs, tools := req.Messages, req.Tools.Tools
 		if len(tools) > 0 && !s.cfg.ToolFormat.RendersTools {
@@ -373,11 +360,11 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		}
 		text = req.Prompt
 	default:
-		return nil, "", invalid("prompt", "is empty")
+		return nil, "", reqerr.Invalid("prompt", "is empty")
 	}
 	toks, err := s.cfg.Tokenizer.Tokenize(text, true, parseSpecial)
 	if err != nil {
-		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+		return nil, "", reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 	}
 	if parseSpecial {
 		toks = dedupBOS(toks)
@@ -390,11 +377,11 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 // [BOS] <fim_prefix> prefix <fim_suffix> suffix <fim_middle>.
 func (s *Service) fimPrompt(req GenerateRequest) ([]int32, string, error) {
 	if len(req.Messages) > 0 || len(req.PromptTokens) > 0 {
-		return nil, "", invalid("suffix", "needs a text prompt")
+		return nil, "", reqerr.Invalid("suffix", "needs a text prompt")
 	}
 	pre, suf, mid, ok := s.cfg.Tokenizer.FIM()
 	if !ok {
-		return nil, "", invalid("suffix", "this model has no fill-in-the-middle tokens (FIM prefix, suffix and middle)")
+		return nil, "", reqerr.Invalid("suffix", "this model has no fill-in-the-middle tokens (FIM prefix, suffix and middle)")
 	}
 	for field, text := range map[string]string{"prompt": req.Prompt, "suffix": req.Suffix} {
 		if err := checkText(field, text, s.cfg.Limits.MaxPromptBytes); err != nil {
@@ -402,19 +389,19 @@ func (s *Service) fimPrompt(req GenerateRequest) ([]int32, string, error) {
 		}
 	}
 	if len(req.Prompt)+len(req.Suffix) > s.cfg.Limits.MaxPromptBytes {
-		return nil, "", invalid("suffix", "prompt and suffix total more than %d bytes", s.cfg.Limits.MaxPromptBytes)
+		return nil, "", reqerr.Invalid("suffix", "prompt and suffix total more than %d bytes", s.cfg.Limits.MaxPromptBytes)
 	}
 	bos, err := s.cfg.Tokenizer.Tokenize("", true, false) // BOS where the model wants one
 	if err != nil {
-		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+		return nil, "", reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 	}
 	prefix, err := s.cfg.Tokenizer.Tokenize(req.Prompt, false, false)
 	if err != nil {
-		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+		return nil, "", reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 	}
 	suffix, err := s.cfg.Tokenizer.Tokenize(req.Suffix, false, false)
 	if err != nil {
-		return nil, "", invalid("suffix", "cannot be tokenized: %v", err)
+		return nil, "", reqerr.Invalid("suffix", "cannot be tokenized: %v", err)
 	}
 	toks := append(append(append(append(append(bos, pre), prefix...), suf), suffix...), mid)
 	return toks, req.Prompt + req.Suffix, nil
@@ -429,7 +416,7 @@ func renderError(ctx context.Context, err error) error {
 	case errors.Is(err, ErrRenderFailed):
 		return fmt.Errorf("%w: %w", ErrRenderFailed, err)
 	}
-	return invalid("messages", "chat template: %v", err)
+	return reqerr.Invalid("messages", "chat template: %v", err)
 }
 
 // dedupBOS keeps one BOS where there are two: most chat templates print
@@ -441,9 +428,9 @@ func dedupBOS(toks []int32) []int32 {
 	return toks
 }
 
-// Generate validates req and submits it. Errors are *scheduler.InvalidError
-// (bad input), ErrUnknownModel, scheduler.ErrQueueFull or
-// scheduler.ErrDraining.
+// Generate validates req and submits it. Errors are *reqerr.InvalidError
+// (bad input), ErrUnknownModel, reqerr.ErrQueueFull or
+// reqerr.ErrDraining.
 func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, error) {
 	if err := s.checkModel(req.Model); err != nil {
 		return nil, err
@@ -460,7 +447,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		}
 	}
 	if req.TopLogprobs > 0 && !req.Logprobs && !req.PromptLogprobs {
-		return nil, invalid("top_logprobs", "needs logprobs")
+		return nil, reqerr.Invalid("top_logprobs", "needs logprobs")
 	}
 	if err := validateTools(req.Tools); err != nil {
 		return nil, err
@@ -470,7 +457,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	}
 	useTools := req.Tools.uses()
 	if useTools && req.Constraint != nil {
-		return nil, invalid(req.Constraint.Field, "cannot be combined with tools unless tool_choice is \"none\"")
+		return nil, reqerr.Invalid(req.Constraint.Field, "cannot be combined with tools unless tool_choice is \"none\"")
 	}
 	if req.Constraint != nil {
 		g, err := req.Constraint.gbnf()
@@ -486,7 +473,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 	if useTools {
 		c, err := format.Constraint(req.Tools.Tools, req.Tools.Choice, req.Tools.Parallel)
 		if err != nil {
-			return nil, invalid("tools", "%v", err)
+			return nil, reqerr.Invalid("tools", "%v", err)
 		}
 		if c.Grammar != "" {
 			if err := s.checkGrammar("tools", c.Grammar, c.Triggers); err != nil {
@@ -582,7 +569,7 @@ func LogitBias(raw map[int32]float64) (map[int32]float32, error) {
 	out := make(map[int32]float32, len(raw))
 	for tok, b := range raw {
 		if !(b >= -100 && b <= 100) {
-			return nil, invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
+			return nil, reqerr.Invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
 		}
 		out[tok] = float32(b)
 		if b == -100 {
@@ -597,10 +584,10 @@ func LogitBias(raw map[int32]float64) (map[int32]float32, error) {
 func (s *Service) checkBias(bias map[int32]float32) error {
 	for tok, b := range bias {
 		if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
-			return invalid("logit_bias", "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+			return reqerr.Invalid("logit_bias", "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
 		}
 		if !(b >= -100 && b <= 100) && !math.IsInf(float64(b), -1) {
-			return invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
+			return reqerr.Invalid("logit_bias", "bias %v for token %d is outside [-100, 100]", b, tok)
 		}
 	}
 	return nil
@@ -626,16 +613,16 @@ func (s *Service) Detokenize(model string, tokens []int32) (string, error) {
 		return "", err
 	}
 	if len(tokens) > MaxDetokenize {
-		return "", invalid("tokens", "has %d tokens; at most %d are allowed", len(tokens), MaxDetokenize)
+		return "", reqerr.Invalid("tokens", "has %d tokens; at most %d are allowed", len(tokens), MaxDetokenize)
 	}
 	for i, tok := range tokens {
 		if tok < 0 || (s.cfg.VocabSize > 0 && int(tok) >= s.cfg.VocabSize) {
-			return "", invalid(fmt.Sprintf("tokens[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
+			return "", reqerr.Invalid(fmt.Sprintf("tokens[%d]", i), "token %d is not in the vocabulary (0-%d)", tok, s.cfg.VocabSize-1)
 		}
 	}
 	text, err := s.cfg.Tokenizer.Detokenize(tokens)
 	if err != nil {
-		return "", invalid("tokens", "cannot be detokenized: %v", err)
+		return "", reqerr.Invalid("tokens", "cannot be detokenized: %v", err)
 	}
 	return text, nil
 }
@@ -643,12 +630,12 @@ func (s *Service) Detokenize(model string, tokens []int32) (string, error) {
 // RenderChat renders messages (with tools offered, when given) through
 // the model's chat template, as a chat request's prompt, and returns the
 // prompt's text and tokens: what Generate would feed the model.
-func (s *Service) RenderChat(ctx context.Context, model string, messages []Message, tools []toolcall.Tool) (string, []int32, error) {
+func (s *Service) RenderChat(ctx context.Context, model string, messages []chat.Message, tools []toolcall.Tool) (string, []int32, error) {
 	if err := s.checkModel(model); err != nil {
 		return "", nil, err
 	}
 	if len(messages) == 0 {
-		return "", nil, invalid("messages", "is required and must not be empty")
+		return "", nil, reqerr.Invalid("messages", "is required and must not be empty")
 	}
 	t := Tools{Tools: tools, Choice: toolcall.Choice{Mode: toolcall.Auto}, Parallel: true}
 	if err := validateTools(t); err != nil {
@@ -680,7 +667,7 @@ type API interface {
 	Generate(ctx context.Context, req GenerateRequest) (*Stream, error)
 	Tokenize(model, text string) ([]int32, error)
 	Detokenize(model string, tokens []int32) (string, error)
-	RenderChat(ctx context.Context, model string, messages []Message, tools []toolcall.Tool) (string, []int32, error)
+	RenderChat(ctx context.Context, model string, messages []chat.Message, tools []toolcall.Tool) (string, []int32, error)
 	Embed(ctx context.Context, req EmbedRequest) (*Embeddings, error)
 	Models() []Model
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
@@ -50,7 +52,7 @@ func (byteTokenizer) Detokenize(tokens []int32) (string, error) {
 
 type bosTemplate struct{}
 
-func (bosTemplate) Render(_ context.Context, msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {
+func (bosTemplate) Render(_ context.Context, msgs []chat.Message, _ []toolcall.Tool, _ bool) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("<s>")
 	for _, m := range msgs {
@@ -82,11 +84,11 @@ func TestGenerateValidation(t *testing.T) {
 		field string
 	}{
 		{"empty", GenerateRequest{}, "prompt"},
-		{"both prompt and messages", GenerateRequest{Prompt: "a", Messages: []Message{{Role: "user", Content: "b"}}}, "prompt"},
+		{"both prompt and messages", GenerateRequest{Prompt: "a", Messages: []chat.Message{{Role: "user", Content: "b"}}}, "prompt"},
 		{"invalid UTF-8", GenerateRequest{Prompt: "a\xffb"}, "prompt"},
 		{"prompt too large", GenerateRequest{Prompt: strings.Repeat("a", 65)}, "prompt"},
-		{"bad role", GenerateRequest{Messages: []Message{{Role: "robot", Content: "x"}}}, "messages[0].role"},
-		{"too many messages", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}, {Role: "user", Content: "c"}}}, "messages"},
+		{"bad role", GenerateRequest{Messages: []chat.Message{{Role: "robot", Content: "x"}}}, "messages[0].role"},
+		{"too many messages", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}, {Role: "user", Content: "c"}}}, "messages"},
 		{"temperature", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{Temperature: 3}}, "temperature"},
 		{"top_p", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopP: 1.5}}, "top_p"},
 		{"top_k", GenerateRequest{Prompt: "a", Sampling: scheduler.SamplingParams{TopK: -1}}, "top_k"},
@@ -96,7 +98,7 @@ func TestGenerateValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := newService(&captureSubmitter{}).Generate(context.Background(), tt.req)
-			var ie *scheduler.InvalidError
+			var ie *reqerr.InvalidError
 			if !errors.As(err, &ie) || ie.Field != tt.field {
 				t.Errorf("err = %v, want invalid %s", err, tt.field)
 			}
@@ -110,7 +112,7 @@ func TestGenerateValidation(t *testing.T) {
 func TestGenerateBuildsRequest(t *testing.T) {
 	sub := &captureSubmitter{}
 	s := newService(sub)
-	st, err := s.Generate(context.Background(), GenerateRequest{Messages: []Message{{Role: "user", Content: "hi"}}, MaxTokens: 5})
+	st, err := s.Generate(context.Background(), GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "hi"}}, MaxTokens: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +182,7 @@ func TestSamplingLimitsCoverEveryField(t *testing.T) {
 			if l.Field == "top_k" && (math.IsNaN(bad) || math.IsInf(bad, 0)) {
 				continue // an int is neither NaN nor infinite
 			}
-			var ie *scheduler.InvalidError
+			var ie *reqerr.InvalidError
 			if err := ValidateSampling(p); !errors.As(err, &ie) || ie.Field != l.Field {
 				t.Errorf("%s = %v: %v, want invalid %s", l.Field, bad, err, l.Field)
 			}
@@ -231,3 +233,6 @@ func set(t *testing.T, l NumericLimit, v float64) scheduler.SamplingParams {
 	}
 	return p
 }
+
+// The chat package's renderer is what serve gives the service.
+var _ ChatRenderer = (*chat.Template)(nil)

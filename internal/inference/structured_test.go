@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
@@ -25,11 +27,11 @@ func (r *refuseGrammar) CheckGrammar(gbnf string, _ []string) error {
 
 // recordingTemplate keeps what it was asked to render.
 type recordingTemplate struct {
-	msgs  []Message
+	msgs  []chat.Message
 	tools []toolcall.Tool
 }
 
-func (r *recordingTemplate) Render(ctx context.Context, msgs []Message, tools []toolcall.Tool, _ bool) (string, error) {
+func (r *recordingTemplate) Render(ctx context.Context, msgs []chat.Message, tools []toolcall.Tool, _ bool) (string, error) {
 	r.msgs, r.tools = msgs, tools
 	return bosTemplate{}.Render(ctx, msgs, tools, true)
 }
@@ -79,22 +81,22 @@ func TestConstraintErrorsNameTheField(t *testing.T) {
 		{"empty grammar", "guided_grammar", "empty", GenerateRequest{Prompt: "p", Constraint: &Constraint{Kind: ConstraintGrammar, Field: "guided_grammar"}}},
 		{"bad schema", "response_format.json_schema.schema", "", GenerateRequest{Prompt: "p", Constraint: &Constraint{Kind: ConstraintJSONSchema, Field: "response_format.json_schema.schema", Schema: json.RawMessage(`{"$ref":"#/nowhere"}`)}}},
 		{"bad regex", "guided_regex", "", GenerateRequest{Prompt: "p", Constraint: &Constraint{Kind: ConstraintRegex, Field: "guided_regex", Regex: "(a"}}},
-		{"constraint with tools", "json_schema", "tools", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather}}, Constraint: &Constraint{Kind: ConstraintJSONSchema, Field: "json_schema", Schema: json.RawMessage(`{}`)}}},
+		{"constraint with tools", "json_schema", "tools", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather}}, Constraint: &Constraint{Kind: ConstraintJSONSchema, Field: "json_schema", Schema: json.RawMessage(`{}`)}}},
 		{"tools without messages", "tools", "", GenerateRequest{Prompt: "p", Tools: Tools{Tools: []toolcall.Tool{weather}}}},
-		{"bad tool name", "tools[0].function.name", "", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{{Name: "a b"}}}}},
-		{"duplicate tool", "tools[1].function.name", "twice", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather, weather}}}},
-		{"parameters not an object", "tools[0].function.parameters", "", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{{Name: "f", Parameters: json.RawMessage(`[1]`)}}}}},
-		{"named tool not offered", "tool_choice", "not among", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather}, Choice: toolcall.Choice{Mode: toolcall.Named, Name: "g"}}}},
-		{"required without tools", "tool_choice", "", GenerateRequest{Messages: []Message{{Role: "user", Content: "a"}}, Tools: Tools{Choice: toolcall.Choice{Mode: toolcall.Required}}}},
+		{"bad tool name", "tools[0].function.name", "", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{{Name: "a b"}}}}},
+		{"duplicate tool", "tools[1].function.name", "twice", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather, weather}}}},
+		{"parameters not an object", "tools[0].function.parameters", "", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{{Name: "f", Parameters: json.RawMessage(`[1]`)}}}}},
+		{"named tool not offered", "tool_choice", "not among", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Tools: []toolcall.Tool{weather}, Choice: toolcall.Choice{Mode: toolcall.Named, Name: "g"}}}},
+		{"required without tools", "tool_choice", "", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a"}}, Tools: Tools{Choice: toolcall.Choice{Mode: toolcall.Required}}}},
 		{"bias outside vocabulary", "logit_bias", "vocabulary", GenerateRequest{Prompt: "p", Sampling: scheduler.SamplingParams{LogitBias: map[int32]float32{300: 1}}}},
 		{"bias too large", "logit_bias", "outside", GenerateRequest{Prompt: "p", Sampling: scheduler.SamplingParams{LogitBias: map[int32]float32{3: 500}}}},
-		{"tool call on a user message", "messages[0].tool_calls", "", GenerateRequest{Messages: []Message{{Role: "user", Content: "a", ToolCalls: []ToolCall{{Name: "f"}}}}}},
+		{"tool call on a user message", "messages[0].tool_calls", "", GenerateRequest{Messages: []chat.Message{{Role: "user", Content: "a", ToolCalls: []chat.ToolCall{{Name: "f"}}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := structuredService(&captureSubmitter{}, &recordingTemplate{}, &refuseGrammar{}, ToolFormat{Format: toolcall.Hermes, RendersTools: true})
 			_, err := s.Generate(context.Background(), tt.req)
-			var ie *scheduler.InvalidError
+			var ie *reqerr.InvalidError
 			if !errors.As(err, &ie) || ie.Field != tt.field || !strings.Contains(ie.Reason, tt.reason) {
 				t.Errorf("err = %v, want invalid %s mentioning %q", err, tt.field, tt.reason)
 			}
@@ -103,7 +105,7 @@ func TestConstraintErrorsNameTheField(t *testing.T) {
 }
 
 func TestToolRequests(t *testing.T) {
-	msgs := []Message{{Role: "user", Content: "weather?"}}
+	msgs := []chat.Message{{Role: "user", Content: "weather?"}}
 	t.Run("template renders tools", func(t *testing.T) {
 		sub, tmpl := &captureSubmitter{}, &recordingTemplate{}
 		s := structuredService(sub, tmpl, &refuseGrammar{}, ToolFormat{Format: toolcall.Hermes, RendersTools: true})
@@ -146,7 +148,7 @@ func TestToolRequests(t *testing.T) {
 		}
 	})
 	t.Run("system message gets the instructions appended", func(t *testing.T) {
-		got := withInstructions([]Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "x"}}, "TOOLS")
+		got := withInstructions([]chat.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "x"}}, "TOOLS")
 		if len(got) != 2 || got[0].Content != "Be brief.\n\nTOOLS" {
 			t.Errorf("withInstructions = %+v", got)
 		}

@@ -8,16 +8,10 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
-
-// ToolCall is a call of a tool: one the model made (in a reply) or one
-// from the conversation's history (on an assistant message).
-type ToolCall struct {
-	ID        string
-	Name      string
-	Arguments string // a JSON object as text, as OpenAI sends it
-}
 
 // Tools is a request's tool offer.
 type Tools struct {
@@ -45,27 +39,27 @@ func validateTools(t Tools) error {
 	seen := map[string]bool{}
 	for i, tool := range t.Tools {
 		if !toolName.MatchString(tool.Name) {
-			return invalid(fmt.Sprintf("tools[%d].function.name", i), "%q must be 1-64 of a-z, A-Z, 0-9, _ and -", tool.Name)
+			return reqerr.Invalid(fmt.Sprintf("tools[%d].function.name", i), "%q must be 1-64 of a-z, A-Z, 0-9, _ and -", tool.Name)
 		}
 		if seen[tool.Name] {
-			return invalid(fmt.Sprintf("tools[%d].function.name", i), "%q is offered twice", tool.Name)
+			return reqerr.Invalid(fmt.Sprintf("tools[%d].function.name", i), "%q is offered twice", tool.Name)
 		}
 		seen[tool.Name] = true
 		if len(tool.Parameters) > 0 {
 			var obj map[string]any
 			if json.Unmarshal(tool.Parameters, &obj) != nil {
-				return invalid(fmt.Sprintf("tools[%d].function.parameters", i), "must be a JSON Schema object")
+				return reqerr.Invalid(fmt.Sprintf("tools[%d].function.parameters", i), "must be a JSON Schema object")
 			}
 		}
 	}
 	switch t.Choice.Mode {
 	case toolcall.Required, toolcall.Named:
 		if len(t.Tools) == 0 {
-			return invalid("tool_choice", "asks for a tool call but no tools are given")
+			return reqerr.Invalid("tool_choice", "asks for a tool call but no tools are given")
 		}
 	}
 	if t.Choice.Mode == toolcall.Named && !seen[t.Choice.Name] {
-		return invalid("tool_choice", "names %q, which is not among the tools", t.Choice.Name)
+		return reqerr.Invalid("tool_choice", "names %q, which is not among the tools", t.Choice.Name)
 	}
 	return nil
 }
@@ -76,20 +70,20 @@ func (t Tools) uses() bool { return len(t.Tools) > 0 && t.Choice.Mode != toolcal
 // withInstructions adds a system message describing the tools, for a
 // template that does not render them: to the first system message, or as
 // a new first message.
-func withInstructions(msgs []Message, text string) []Message {
-	out := make([]Message, 0, len(msgs)+1)
+func withInstructions(msgs []chat.Message, text string) []chat.Message {
+	out := make([]chat.Message, 0, len(msgs)+1)
 	if len(msgs) > 0 && (msgs[0].Role == "system" || msgs[0].Role == "developer") {
 		first := msgs[0]
 		first.Content = strings.TrimSpace(first.Content + "\n\n" + text)
 		return append(append(out, first), msgs[1:]...)
 	}
-	return append(append(out, Message{Role: "system", Content: text}), msgs...)
+	return append(append(out, chat.Message{Role: "system", Content: text}), msgs...)
 }
 
 // Reply is a tool request's output split into content and calls.
 type Reply struct {
 	Content   string
-	ToolCalls []ToolCall
+	ToolCalls []chat.ToolCall
 }
 
 // ParseReply splits a whole output. Calls get fresh ids.
@@ -125,13 +119,13 @@ func (r *ReplyStream) Finish() Reply {
 	return Reply{Content: content, ToolCalls: withIDs(calls)}
 }
 
-func withIDs(calls []toolcall.Call) []ToolCall {
+func withIDs(calls []toolcall.Call) []chat.ToolCall {
 	if len(calls) == 0 {
 		return nil
 	}
-	out := make([]ToolCall, len(calls))
+	out := make([]chat.ToolCall, len(calls))
 	for i, c := range calls {
-		out[i] = ToolCall{ID: NewCallID(), Name: c.Name, Arguments: c.Arguments}
+		out[i] = chat.ToolCall{ID: NewCallID(), Name: c.Name, Arguments: c.Arguments}
 	}
 	return out
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -52,7 +54,7 @@ func newControlSet(tokens []ControlToken) controlSet {
 
 // mentionedIn reports whether any message text contains a control
 // token's text.
-func (cs controlSet) mentionedIn(msgs []Message) bool {
+func (cs controlSet) mentionedIn(msgs []chat.Message) bool {
 	for _, m := range msgs {
 		if !strings.ContainsAny(m.Content, cs.starts) {
 			continue
@@ -78,13 +80,13 @@ type fragment struct {
 // protectedTokens tokenizes the chat prompt rendered (from msgs and tools)
 // with the message texts as plain text. It returns the tokens and the
 // prompt they stand for.
-func (s *Service) protectedTokens(ctx context.Context, msgs []Message, tools []toolcall.Tool, rendered string, control []ControlToken) ([]int32, string, error) {
+func (s *Service) protectedTokens(ctx context.Context, msgs []chat.Message, tools []toolcall.Tool, rendered string, control []ControlToken) ([]int32, string, error) {
 	var nonce [6]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, "", fmt.Errorf("sentinel: %w", err)
 	}
 	tag := "\ue000" + hex.EncodeToString(nonce[:]) + ":"
-	marked := make([]Message, len(msgs))
+	marked := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
 		m.Content = tag + strconv.Itoa(i) + "\ue001"
 		marked[i] = m
@@ -104,7 +106,7 @@ func (s *Service) protectedTokens(ctx context.Context, msgs []Message, tools []t
 	}
 	toks, err := s.cfg.Tokenizer.Tokenize("", true, false)
 	if err != nil {
-		return nil, "", invalid("prompt", "cannot be tokenized: %v", err)
+		return nil, "", reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 	}
 	if len(toks) > 1 {
 		toks = toks[:1] // BOS only; an end-of-text token belongs at the end of nothing here
@@ -116,7 +118,7 @@ func (s *Service) protectedTokens(ctx context.Context, msgs []Message, tools []t
 		}
 		t, err := s.cfg.Tokenizer.Tokenize(run.String(), false, false)
 		if err != nil {
-			return invalid("prompt", "cannot be tokenized: %v", err)
+			return reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 		}
 		toks = append(toks, t...)
 		run.Reset()
@@ -140,7 +142,7 @@ func (s *Service) protectedTokens(ctx context.Context, msgs []Message, tools []t
 
 // fill turns a skeleton (markup with sentinels) into fragments, each
 // sentinel replaced by its message's text as shape gives it.
-func fill(skeleton, tag string, msgs []Message, shape func(string) string) []fragment {
+func fill(skeleton, tag string, msgs []chat.Message, shape func(string) string) []fragment {
 	var out []fragment
 	rest := skeleton
 	for {

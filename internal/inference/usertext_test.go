@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -13,7 +14,7 @@ import (
 // real templates do (| trim).
 type trimTemplate struct{}
 
-func (trimTemplate) Render(_ context.Context, msgs []Message, _ []toolcall.Tool, _ bool) (string, error) {
+func (trimTemplate) Render(_ context.Context, msgs []chat.Message, _ []toolcall.Tool, _ bool) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("<s>")
 	for _, m := range msgs {
@@ -43,7 +44,7 @@ func TestUserTextIsNotParsedForControlTokens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sub := &captureSubmitter{}
 			s := New(Config{Model: Model{ID: "m"}, Tokenizer: byteTokenizer{}, Chat: tt.chat, Scheduler: sub})
-			if _, err := s.Generate(context.Background(), GenerateRequest{Messages: []Message{{Role: "user", Content: tt.content}}}); err != nil {
+			if _, err := s.Generate(context.Background(), GenerateRequest{Messages: []chat.Message{{Role: "user", Content: tt.content}}}); err != nil {
 				t.Fatal(err)
 			}
 			want := append([]int32{1}, tt.want...)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
@@ -39,7 +40,7 @@ func TestRequestLogLinesCarryTheirSpan(t *testing.T) {
 	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m", Tenant: "acme"})
 	tr.Finished(ctx, result("req-1", scheduler.FinishLength))
 	refused := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationCompletion, Model: "m"})
-	tr.Abort(refused, scheduler.ErrQueueFull)
+	tr.Abort(refused, reqerr.ErrQueueFull)
 	log.Info("not request-scoped")
 
 	spans := rec.Ended()

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
@@ -297,7 +298,7 @@ func setOutcome(span trace.Span, r scheduler.Result, ctx context.Context) {
 	case scheduler.FinishCancelled:
 		reason := "client cancelled"
 		span.SetAttributes(semconv.AttrErrorType.String(ErrorType(r.Err)))
-		if errors.Is(r.Err, scheduler.ErrShutdown) {
+		if errors.Is(r.Err, reqerr.ErrShutdown) {
 			// The server's doing, unlike a client's cancel: an error.
 			reason = "server shutdown"
 			span.SetStatus(codes.Error, reason)
@@ -448,15 +449,15 @@ func ErrorType(err error) string {
 	switch {
 	case err == nil:
 		return semconv.ErrorOther
-	case errors.Is(err, scheduler.ErrQueueFull):
+	case errors.Is(err, reqerr.ErrQueueFull):
 		return semconv.ErrorQueueFull
-	case errors.Is(err, scheduler.ErrDraining):
+	case errors.Is(err, reqerr.ErrDraining):
 		return semconv.ErrorDraining
-	case errors.Is(err, scheduler.ErrShutdown):
+	case errors.Is(err, reqerr.ErrShutdown):
 		return semconv.ErrorShutdown
-	case errors.Is(err, scheduler.ErrInvalid):
+	case errors.Is(err, reqerr.ErrInvalid):
 		return semconv.ErrorInvalid
-	case errors.Is(err, scheduler.ErrEngine):
+	case errors.Is(err, reqerr.ErrEngine):
 		return semconv.ErrorEngine
 	case errors.Is(err, context.Canceled):
 		return semconv.ErrorCancelled

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
@@ -176,7 +177,7 @@ func TestCancelledRequestSpansEndWithReason(t *testing.T) {
 	for _, tt := range []struct {
 		err  error
 		want string
-	}{{context.Canceled, "client cancelled"}, {scheduler.ErrShutdown, "server shutdown"}} {
+	}{{context.Canceled, "client cancelled"}, {reqerr.ErrShutdown, "server shutdown"}} {
 		rec.Reset()
 		ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 		r := result("c", scheduler.FinishCancelled)
@@ -327,14 +328,14 @@ func TestErrorType(t *testing.T) {
 	start := func() context.Context {
 		return tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
 	}
-	tr.Abort(start(), fmt.Errorf("3 waiting: %w", scheduler.ErrQueueFull))
+	tr.Abort(start(), fmt.Errorf("3 waiting: %w", reqerr.ErrQueueFull))
 	for _, tt := range []struct {
 		finish scheduler.FinishReason
 		err    error
 	}{
 		{scheduler.FinishCancelled, context.Canceled},
-		{scheduler.FinishCancelled, fmt.Errorf("drain: %w", scheduler.ErrShutdown)},
-		{scheduler.FinishError, fmt.Errorf("%w: decode", scheduler.ErrEngine)},
+		{scheduler.FinishCancelled, fmt.Errorf("drain: %w", reqerr.ErrShutdown)},
+		{scheduler.FinishError, fmt.Errorf("%w: decode", reqerr.ErrEngine)},
 	} {
 		res := result("r", tt.finish)
 		res.Err = tt.err

@@ -1,6 +1,10 @@
 package scheduler
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/lumenllm/lumen/internal/reqerr"
+)
 
 // Embedder computes embeddings; it is called on the scheduler's goroutine
 // only, so it may use the engine's model and its own context freely.
@@ -18,15 +22,15 @@ func (s *Scheduler) validateEmbed(r Request) error {
 	e := s.cfg.Embedder
 	switch {
 	case e == nil:
-		return invalid("input", "embeddings are not served here (lumen serve --embeddings turns them on)")
+		return reqerr.Invalid("input", "embeddings are not served here (lumen serve --embeddings turns them on)")
 	case len(r.Embed) == 0:
-		return invalid("input", "is empty")
+		return reqerr.Invalid("input", "is empty")
 	case len(r.Embed) > MaxEmbedInputs:
-		return invalid("input", "has %d inputs; at most %d are allowed", len(r.Embed), MaxEmbedInputs)
+		return reqerr.Invalid("input", "has %d inputs; at most %d are allowed", len(r.Embed), MaxEmbedInputs)
 	}
 	for i, in := range r.Embed {
 		if len(in) == 0 || len(in) > e.MaxInputTokens() {
-			return invalid(fmt.Sprintf("input[%d]", i), "has %d tokens; 1 to %d are allowed", len(in), e.MaxInputTokens())
+			return reqerr.Invalid(fmt.Sprintf("input[%d]", i), "has %d tokens; 1 to %d are allowed", len(in), e.MaxInputTokens())
 		}
 	}
 	return nil
@@ -44,7 +48,7 @@ func (l *loop) embed(req *request) {
 	res := Result{Finish: FinishStop, PromptTokens: tokens, Slot: -1}
 	vecs, err := l.s.cfg.Embedder.Embed(req.r.Embed)
 	if err != nil {
-		res.Finish, err = FinishError, fmt.Errorf("%w: embed: %w", ErrEngine, err)
+		res.Finish, err = FinishError, fmt.Errorf("%w: embed: %w", reqerr.ErrEngine, err)
 	} else {
 		res.Embeddings = vecs
 	}

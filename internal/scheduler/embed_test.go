@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // fakeEmbedder's vector of an input is {len, first token}.
@@ -61,14 +63,14 @@ func TestEmbedRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []Request{{Embed: [][]int32{}}, {Embed: [][]int32{{}}}, {Embed: [][]int32{make([]int32, 9)}}} {
-		var ie *InvalidError
+		var ie *reqerr.InvalidError
 		if _, err := s.Submit(context.Background(), r); !errors.As(err, &ie) {
-			t.Errorf("Submit(%v) = %v, want an InvalidError", r.Embed, err)
+			t.Errorf("Submit(%v) = %v, want an reqerr.InvalidError", r.Embed, err)
 		}
 	}
 	plain := start(t, newFakeEngine(1, 256, 64), Config{})
-	var ie *InvalidError
+	var ie *reqerr.InvalidError
 	if _, err := plain.Submit(context.Background(), Request{Embed: [][]int32{{1}}}); !errors.As(err, &ie) {
-		t.Errorf("embeddings without an Embedder: %v, want an InvalidError", err)
+		t.Errorf("embeddings without an Embedder: %v, want an reqerr.InvalidError", err)
 	}
 }

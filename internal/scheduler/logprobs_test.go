@@ -8,6 +8,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // drainLogprobs reads a stream to its end, keeping its token infos.
@@ -114,9 +116,9 @@ func TestLogprobLimits(t *testing.T) {
 		{Prompt: tokens("x"), MaxTokens: 2, TopLogprobs: -1},
 		{Prompt: tokens("x"), MaxTokens: 2, Sampling: SamplingParams{MinTokens: 3}},
 	} {
-		var ie *InvalidError
+		var ie *reqerr.InvalidError
 		if _, err := s.Submit(context.Background(), r); !errors.As(err, &ie) {
-			t.Errorf("Submit(%+v) = %v, want an InvalidError", r, err)
+			t.Errorf("Submit(%+v) = %v, want an reqerr.InvalidError", r, err)
 		}
 	}
 }

@@ -13,13 +13,14 @@ import (
 
 	"github.com/lumenllm/lumen/internal/detok"
 	"github.com/lumenllm/lumen/internal/prefixcache"
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // Config tunes a Scheduler. Zero fields take the defaults noted.
 type Config struct {
 	// MaxQueue bounds the requests waiting for a slot (default 64):
 	// requests that will take a free slot at the next step do not count. A
-	// Submit beyond it fails at once with ErrQueueFull.
+	// Submit beyond it fails at once with reqerr.ErrQueueFull.
 	MaxQueue int
 	// PrefillChunk caps the prompt tokens one sequence adds to a step
 	// (default 256), so a long prompt never stalls running sequences.
@@ -185,30 +186,30 @@ func (s *Scheduler) Validate(r Request) error {
 	}
 	switch {
 	case len(r.Prompt) == 0:
-		return invalid("prompt", "is empty")
+		return reqerr.Invalid("prompt", "is empty")
 	case len(r.Prompt) >= s.slotCtx:
-		return invalid("prompt", "has %d tokens; the context holds %d per request", len(r.Prompt), s.slotCtx)
+		return reqerr.Invalid("prompt", "has %d tokens; the context holds %d per request", len(r.Prompt), s.slotCtx)
 	case r.MaxTokens <= 0:
-		return invalid("max_tokens", "must be at least 1, got %d", r.MaxTokens)
+		return reqerr.Invalid("max_tokens", "must be at least 1, got %d", r.MaxTokens)
 	case r.MaxTokens > s.slotCtx:
-		return invalid("max_tokens", "%d exceeds the context of %d tokens per request", r.MaxTokens, s.slotCtx)
+		return reqerr.Invalid("max_tokens", "%d exceeds the context of %d tokens per request", r.MaxTokens, s.slotCtx)
 	case r.TopLogprobs < 0 || r.TopLogprobs > MaxTopLogprobs:
-		return invalid("top_logprobs", "must be between 0 and %d, got %d", MaxTopLogprobs, r.TopLogprobs)
+		return reqerr.Invalid("top_logprobs", "must be between 0 and %d, got %d", MaxTopLogprobs, r.TopLogprobs)
 	case r.Sampling.MinTokens < 0 || r.Sampling.MinTokens > r.MaxTokens:
-		return invalid("min_tokens", "must be between 0 and max_tokens (%d), got %d", r.MaxTokens, r.Sampling.MinTokens)
+		return reqerr.Invalid("min_tokens", "must be between 0 and max_tokens (%d), got %d", r.MaxTokens, r.Sampling.MinTokens)
 	case len(r.Stop) > s.cfg.MaxStops:
-		return invalid("stop", "has %d strings; at most %d are allowed", len(r.Stop), s.cfg.MaxStops)
+		return reqerr.Invalid("stop", "has %d strings; at most %d are allowed", len(r.Stop), s.cfg.MaxStops)
 	}
 	for _, st := range r.Stop {
 		if st == "" {
-			return invalid("stop", "strings must not be empty")
+			return reqerr.Invalid("stop", "strings must not be empty")
 		}
 	}
 	return nil
 }
 
-// Submit queues r. It fails at once with ErrQueueFull when the queue is
-// full, ErrDraining during shutdown, or an *InvalidError. Otherwise the
+// Submit queues r. It fails at once with reqerr.ErrQueueFull when the queue is
+// full, reqerr.ErrDraining during shutdown, or an *reqerr.InvalidError. Otherwise the
 // returned channel delivers text events and, last, a Done event; it is
 // closed after that. Cancelling ctx abandons the request: it leaves the
 // batch at the next step (or before its next prefill chunk) and its cells
@@ -228,13 +229,13 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (<-chan Event, error)
 	s.submitMu.Lock()
 	defer s.submitMu.Unlock()
 	if s.closed {
-		return nil, ErrDraining
+		return nil, reqerr.ErrDraining
 	}
 	// Of the submitted requests not yet admitted, those beyond the free
 	// slots wait; only they count against MaxQueue.
 	free := int64(s.slots) - s.active.Load()
 	if n := s.queued.Load(); n-free >= int64(s.cfg.MaxQueue) {
-		return nil, fmt.Errorf("%d requests waiting: %w", n-free, ErrQueueFull)
+		return nil, fmt.Errorf("%d requests waiting: %w", n-free, reqerr.ErrQueueFull)
 	}
 	s.queued.Add(1)
 	req.timings.Enqueued = s.cfg.Now()
@@ -253,7 +254,7 @@ func promptEvents(r Request, chunk int) int {
 
 // Drain stops accepting requests and waits for in-flight ones to finish.
 // When ctx ends first, the remaining requests are cancelled with
-// ErrShutdown. Drain returns after Run has stopped.
+// reqerr.ErrShutdown. Drain returns after Run has stopped.
 func (s *Scheduler) Drain(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		s.submitMu.Lock()
@@ -320,7 +321,7 @@ func (k *keptText) add(text string, limit int) {
 func (q *seq) prefilling() bool { return q.prefilled < len(q.req.r.Prompt) }
 
 // Run is the batch loop; it owns the engine until it returns. It returns
-// when ctx is done (cancelling every request with ErrShutdown) or when a
+// when ctx is done (cancelling every request with reqerr.ErrShutdown) or when a
 // Drain has emptied the scheduler.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer close(s.done)
@@ -341,10 +342,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case req := <-s.submit:
 				l.waiting = append(l.waiting, req)
 			case <-ctx.Done():
-				l.abortAll(ErrShutdown)
+				l.abortAll(reqerr.ErrShutdown)
 				return ctx.Err()
 			case <-s.abort:
-				l.abortAll(ErrShutdown)
+				l.abortAll(reqerr.ErrShutdown)
 				return nil
 			case <-s.drainReq:
 				// Submit sends nothing after the drain began, so what
@@ -356,10 +357,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			l.abortAll(ErrShutdown)
+			l.abortAll(reqerr.ErrShutdown)
 			return ctx.Err()
 		case <-s.abort:
-			l.abortAll(ErrShutdown)
+			l.abortAll(reqerr.ErrShutdown)
 			return nil
 		default:
 		}
@@ -459,7 +460,7 @@ func (l *loop) admit() {
 		if err != nil {
 			l.cache[free] = nil
 			l.s.queued.Add(-1)
-			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: free slot %d: %w", ErrEngine, free, err))
+			l.finishRequest(req, Result{Finish: FinishError, PromptTokens: len(req.r.Prompt), Slot: free}, fmt.Errorf("%w: free slot %d: %w", reqerr.ErrEngine, free, err))
 			continue
 		}
 		req.timings.CacheRestored = l.s.cfg.Now()
@@ -467,9 +468,9 @@ func (l *loop) admit() {
 		if err != nil {
 			// Transports validate grammars before submitting; one that
 			// still fails here is the request's fault, not the engine's.
-			var ie *InvalidError
+			var ie *reqerr.InvalidError
 			if !errors.As(err, &ie) {
-				err = fmt.Errorf("%w: sampler: %w", ErrEngine, err)
+				err = fmt.Errorf("%w: sampler: %w", reqerr.ErrEngine, err)
 			}
 			l.cache[free] = req.r.Prompt[:reuse]
 			l.s.queued.Add(-1)
@@ -698,7 +699,7 @@ func (l *loop) step() {
 		info.Err = err
 		for _, st := range info.Seqs {
 			if q := l.slots[st.Slot]; q != nil {
-				l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+				l.release(q, FinishError, fmt.Errorf("%w: %w", reqerr.ErrEngine, err))
 			}
 		}
 		info.KVUsed = l.updateKV()
@@ -709,7 +710,7 @@ func (l *loop) step() {
 		q.req.timings.PrefillChunks = append(q.req.timings.PrefillChunks, Chunk{Start: info.Start, End: info.End, Tokens: n})
 		if q.req.r.PromptLogprobs {
 			if err := l.promptLogprobs(q, n); err != nil {
-				l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+				l.release(q, FinishError, fmt.Errorf("%w: %w", reqerr.ErrEngine, err))
 			}
 		}
 	}
@@ -728,7 +729,7 @@ func (l *loop) step() {
 		info.Sample += t1.Sub(t0)
 		if err != nil {
 			// A grammar that allows no token is the request's doing.
-			l.release(q, FinishError, invalid("grammar", "%v", err))
+			l.release(q, FinishError, reqerr.Invalid("grammar", "%v", err))
 			continue
 		}
 		l.accept(q, tok, info.End)
@@ -753,14 +754,14 @@ func (l *loop) accept(q *seq, tok int32, now time.Time) {
 	q.generated++
 	piece, err := l.s.eng.Piece(tok, q.req.r.Special)
 	if err != nil {
-		l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+		l.release(q, FinishError, fmt.Errorf("%w: %w", reqerr.ErrEngine, err))
 		return
 	}
 	var info []TokenInfo
 	if q.req.r.Logprobs {
 		ti, err := l.tokenInfo(q.logitsIdx, tok, q.req.r.Special, q.req.r.TopLogprobs)
 		if err != nil {
-			l.release(q, FinishError, fmt.Errorf("%w: %w", ErrEngine, err))
+			l.release(q, FinishError, fmt.Errorf("%w: %w", reqerr.ErrEngine, err))
 			return
 		}
 		info = []TokenInfo{ti}
@@ -854,7 +855,7 @@ func (l *loop) release(q *seq, finish FinishReason, err error) {
 	} else {
 		l.cache[q.slot] = nil
 		if rmErr := l.s.eng.RemoveSeq(q.slot, 0, -1); rmErr != nil && err == nil {
-			err = fmt.Errorf("%w: free slot %d: %w", ErrEngine, q.slot, rmErr)
+			err = fmt.Errorf("%w: free slot %d: %w", reqerr.ErrEngine, q.slot, rmErr)
 		}
 	}
 	rejected := q.sampler.Rejected()

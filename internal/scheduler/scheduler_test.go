@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // start runs a scheduler over eng until the test ends.
@@ -241,15 +243,15 @@ func TestValidate(t *testing.T) {
 			r := ok
 			tt.edit(&r)
 			_, err := s.Submit(context.Background(), r)
-			var ie *InvalidError
-			if !errors.As(err, &ie) || !errors.Is(err, ErrInvalid) || ie.Field != tt.field {
-				t.Errorf("err = %v, want InvalidError on %s", err, tt.field)
+			var ie *reqerr.InvalidError
+			if !errors.As(err, &ie) || !errors.Is(err, reqerr.ErrInvalid) || ie.Field != tt.field {
+				t.Errorf("err = %v, want reqerr.InvalidError on %s", err, tt.field)
 			}
 		})
 	}
 }
 
-// A full queue answers at once with ErrQueueFull.
+// A full queue answers at once with reqerr.ErrQueueFull.
 func TestQueueFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		eng := newFakeEngine(1, 256, 64)
@@ -268,8 +270,8 @@ func TestQueueFull(t *testing.T) {
 			}
 			queued = append(queued, ch)
 		}
-		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("c"), MaxTokens: 1}); !errors.Is(err, ErrQueueFull) {
-			t.Fatalf("third waiting submit: err = %v, want ErrQueueFull", err)
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("c"), MaxTokens: 1}); !errors.Is(err, reqerr.ErrQueueFull) {
+			t.Fatalf("third waiting submit: err = %v, want reqerr.ErrQueueFull", err)
 		}
 		if st := s.Stats(); st.Queued != 2 || st.Active != 1 {
 			t.Errorf("stats = %+v, want 2 queued, 1 active", st)
@@ -300,15 +302,15 @@ func TestBurstWithinCapacity(t *testing.T) {
 			}
 			accepted = append(accepted, ch)
 		}
-		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("x"), MaxTokens: 2}); !errors.Is(err, ErrQueueFull) {
-			t.Fatalf("sixth request: err = %v, want ErrQueueFull", err)
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("x"), MaxTokens: 2}); !errors.Is(err, reqerr.ErrQueueFull) {
+			t.Fatalf("sixth request: err = %v, want reqerr.ErrQueueFull", err)
 		}
 		synctest.Wait() // four admitted, decoding behind the gate; one waits
 		if st := s.Stats(); st.Active != 4 || st.Queued != 1 {
 			t.Errorf("stats %+v, want 4 active and 1 queued", st)
 		}
-		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("y"), MaxTokens: 2}); !errors.Is(err, ErrQueueFull) {
-			t.Errorf("with the slots busy and the queue full: err = %v, want ErrQueueFull", err)
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("y"), MaxTokens: 2}); !errors.Is(err, reqerr.ErrQueueFull) {
+			t.Errorf("with the slots busy and the queue full: err = %v, want reqerr.ErrQueueFull", err)
 		}
 		close(eng.gate)
 		for _, ch := range accepted {
@@ -500,8 +502,8 @@ func TestEngineFailureFailsBatch(t *testing.T) {
 	eng.failDecode = true
 	s := start(t, eng, Config{})
 	_, res, err := generate(t, s, context.Background(), Request{Prompt: tokens("x"), MaxTokens: 3})
-	if !errors.Is(err, ErrEngine) || res.Finish != FinishError {
-		t.Errorf("finish %s err %v, want error/ErrEngine", res.Finish, err)
+	if !errors.Is(err, reqerr.ErrEngine) || res.Finish != FinishError {
+		t.Errorf("finish %s err %v, want error/reqerr.ErrEngine", res.Finish, err)
 	}
 	if text, _, err := generate(t, s, context.Background(), Request{Prompt: tokens("x"), MaxTokens: 3}); err != nil || text != expectText(tokens("x"), 3) {
 		t.Errorf("after a failed step: %q %v", text, err)
@@ -509,7 +511,7 @@ func TestEngineFailureFailsBatch(t *testing.T) {
 }
 
 // Drain lets in-flight requests finish and refuses new ones; when its
-// deadline passes, what remains is cancelled with ErrShutdown.
+// deadline passes, what remains is cancelled with reqerr.ErrShutdown.
 func TestDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		eng := newFakeEngine(1, 256, 64)
@@ -523,8 +525,8 @@ func TestDrain(t *testing.T) {
 		drainDone := make(chan error, 1)
 		go func() { drainDone <- s.Drain(context.Background()) }()
 		synctest.Wait()
-		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("c"), MaxTokens: 1}); !errors.Is(err, ErrDraining) {
-			t.Errorf("submit while draining: %v, want ErrDraining", err)
+		if _, err := s.Submit(context.Background(), Request{Prompt: tokens("c"), MaxTokens: 1}); !errors.Is(err, reqerr.ErrDraining) {
+			t.Errorf("submit while draining: %v, want reqerr.ErrDraining", err)
 		}
 		close(eng.gate)
 		for _, ch := range []<-chan Event{inflight, queued} {
@@ -568,7 +570,7 @@ func TestDrainTimeoutCancels(t *testing.T) {
 			t.Errorf("Drain = %v, want DeadlineExceeded", err)
 		}
 		text, res, err := collect(t, ch)
-		if !errors.Is(err, ErrShutdown) || res.Finish != FinishCancelled || text == "" {
+		if !errors.Is(err, reqerr.ErrShutdown) || res.Finish != FinishCancelled || text == "" {
 			t.Errorf("after drain timeout: text %q finish %s err %v", text, res.Finish, err)
 		}
 		<-pacer

@@ -41,7 +41,7 @@ func packages(t *testing.T) map[string]pkg {
 }
 
 // TestBoundaries: cgo only in the engine's llama package; transports
-// reach no engine package; the scheduler imports no engine; the offline
+// reach no engine package and import no scheduler; the scheduler imports no engine; the offline
 // analyzer and the name vocabulary reach no scheduler and no exporter.
 func TestBoundaries(t *testing.T) {
 	pkgs := packages(t)
@@ -72,6 +72,9 @@ func TestBoundaries(t *testing.T) {
 	for path := range pkgs {
 		if rest, ok := strings.CutPrefix(path, mod+"internal/server/"); ok {
 			forbid("internal/server/"+rest, true, engines...)
+			// One door: transports reach the scheduler only through
+			// inference, so they import it not at all.
+			forbid("internal/server/"+rest, false, mod+"internal/scheduler")
 		}
 	}
 	forbid("internal/scheduler", true, engines...)
@@ -80,9 +83,11 @@ func TestBoundaries(t *testing.T) {
 	offline := []string{mod + "internal/scheduler", mod + "internal/engine", "go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/otel/sdk", "google.golang.org/grpc"}
 	forbid("internal/traceanalyze", true, offline...)
 	forbid("internal/telemetry/semconv", true, append(offline, mod+"internal/telemetry")...)
-	for _, d := range pkgs[mod+"internal/telemetry/semconv"].Deps {
-		if strings.HasPrefix(d, mod) {
-			t.Errorf("internal/telemetry/semconv imports %s: it must import nothing of Lumen's", d)
+	for _, leaf := range []string{"internal/reqerr", "internal/telemetry/semconv"} {
+		for _, d := range pkgs[mod+leaf].Deps {
+			if strings.HasPrefix(d, mod) {
+				t.Errorf("%s imports %s: it must import nothing of Lumen's", leaf, d)
+			}
 		}
 	}
 }

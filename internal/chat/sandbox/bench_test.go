@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/lumenllm/lumen/internal/chat"
-	"github.com/lumenllm/lumen/internal/inference"
 )
 
 // benchTemplate is a template of the usual shape and size (Qwen 2.5's
@@ -23,8 +22,8 @@ const benchTemplate = "{%- if messages[0]['role'] == 'system' %}\n" +
 	"    {{- '<|im_start|>assistant\\n' }}\n" +
 	"{%- endif %}\n"
 
-func benchConversation() []inference.Message {
-	return []inference.Message{
+func benchConversation() []chat.Message {
+	return []chat.Message{
 		{Role: "system", Content: "You are a helpful assistant who answers briefly."},
 		{Role: "user", Content: "What is the capital of France?"},
 		{Role: "assistant", Content: "Paris."},

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"github.com/lumenllm/lumen/internal/chat"
-	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -33,7 +32,7 @@ type request struct {
 	// keeps parsed templates by source and options.
 	Source              string
 	Options             chat.Options
-	Messages            []inference.Message
+	Messages            []chat.Message
 	Tools               []toolcall.Tool
 	AddGenerationPrompt bool
 	MaxOutputBytes      int

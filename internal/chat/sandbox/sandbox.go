@@ -159,7 +159,7 @@ func (r *Renderer) IsFallback() bool { return r.source == "" }
 // killed its worker; an error wrapping ctx.Err() when ctx ended first;
 // ErrClosed after Close; otherwise the render's own error (a template
 // that does not parse, an undefined filter).
-func (r *Renderer) Render(ctx context.Context, messages []inference.Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error) {
+func (r *Renderer) Render(ctx context.Context, messages []chat.Message, tools []toolcall.Tool, addGenerationPrompt bool) (string, error) {
 	return r.render(ctx, &request{
 		Source:              r.source,
 		Options:             r.opts,
@@ -171,8 +171,8 @@ func (r *Renderer) Render(ctx context.Context, messages []inference.Message, too
 }
 
 // checkConversation is what Check renders: the commonest request shape.
-func checkConversation() []inference.Message {
-	return []inference.Message{
+func checkConversation() []chat.Message {
+	return []chat.Message{
 		{Role: "system", Content: "You are a helpful assistant."},
 		{Role: "user", Content: "Hello!"},
 	}

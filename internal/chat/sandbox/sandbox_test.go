@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lumenllm/lumen/internal/chat"
-	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -81,8 +80,8 @@ func newRenderer(t testing.TB, source string, cfg Config) (*Renderer, *reapLog) 
 
 var opts = chat.Options{BOSToken: "<s>", EOSToken: "</s>"}
 
-func user(content string) []inference.Message {
-	return []inference.Message{{Role: "user", Content: content}}
+func user(content string) []chat.Message {
+	return []chat.Message{{Role: "user", Content: content}}
 }
 
 // gone reports whether pid has exited and been reaped (a zombie still
@@ -366,10 +365,10 @@ func TestMatchesInProcess(t *testing.T) {
 	const src = "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% if m.tool_calls %}" +
 		"{{ m.tool_calls | tojson }}{% endif %}{% endfor %}{% if tools %}{{ tools | tojson }}{% endif %}" +
 		"{% if add_generation_prompt %}[assistant]{% endif %}{{ eos_token }}"
-	msgs := []inference.Message{
+	msgs := []chat.Message{
 		{Role: "system", Content: "S \xff\xfe"},
 		{Role: "user", Content: "héllo {{ not a template }}"},
-		{Role: "assistant", ToolCalls: []inference.ToolCall{{ID: "c1", Name: "f", Arguments: `{"x":1}`}}},
+		{Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "c1", Name: "f", Arguments: `{"x":1}`}}},
 		{Role: "tool", Content: "42", ToolCallID: "c1", Name: "f"},
 	}
 	tools := toolsFixture()
@@ -409,7 +408,7 @@ func TestRenderConcurrent(t *testing.T) {
 				if bad {
 					role = "tool"
 				}
-				got, err := r.Render(t.Context(), []inference.Message{{Role: role, Content: content}}, nil, true)
+				got, err := r.Render(t.Context(), []chat.Message{{Role: role, Content: content}}, nil, true)
 				var ex *chat.ExceptionError
 				switch {
 				case bad && (!errors.As(err, &ex) || ex.Message != "no tools: "+content):

@@ -10,7 +10,7 @@ import (
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 // toStatus is the one place that turns an error into the status a client
@@ -23,7 +23,7 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	var invalid *scheduler.InvalidError
+	var invalid *reqerr.InvalidError
 	switch {
 	case errors.As(err, &invalid):
 		st := status.New(codes.InvalidArgument, invalid.Error())
@@ -33,15 +33,15 @@ func toStatus(err error) error {
 			st = detailed
 		}
 		return st.Err()
-	case errors.Is(err, scheduler.ErrInvalid):
+	case errors.Is(err, reqerr.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, inference.ErrUnknownModel):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, scheduler.ErrQueueFull):
+	case errors.Is(err, reqerr.ErrQueueFull):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown), errors.Is(err, inference.ErrLoading):
+	case errors.Is(err, reqerr.ErrDraining), errors.Is(err, reqerr.ErrShutdown), errors.Is(err, inference.ErrLoading):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, inference.ErrRenderFailed):
 		return status.Error(codes.Internal, err.Error())
@@ -49,7 +49,7 @@ func toStatus(err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
-	default: // scheduler.ErrEngine and anything unforeseen
+	default: // reqerr.ErrEngine and anything unforeseen
 		return status.Error(codes.Internal, err.Error())
 	}
 }

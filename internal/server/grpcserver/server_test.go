@@ -31,8 +31,9 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -41,11 +42,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeAPI is an inference.API with canned answers.
 type fakeAPI struct {
 	// events is the stream Generate returns; it is closed after them.
-	events []scheduler.Event
+	events []inference.Event
 	// live, when set, makes the stream instead, on its own goroutine with
 	// the request's context; it must close events and never block on a
 	// full channel (it has room for 16 events).
-	live func(ctx context.Context, events chan<- scheduler.Event)
+	live func(ctx context.Context, events chan<- inference.Event)
 	// err is returned by Generate and Tokenize.
 	err    error
 	tokens []int32
@@ -63,7 +64,7 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 	if f.err != nil {
 		return nil, f.err
 	}
-	ch := make(chan scheduler.Event, max(len(f.events), 16))
+	ch := make(chan inference.Event, max(len(f.events), 16))
 	if f.live != nil {
 		go f.live(ctx, ch)
 	} else {
@@ -83,7 +84,7 @@ func (f *fakeAPI) Detokenize(_ string, tokens []int32) (string, error) {
 	return fmt.Sprint(tokens), f.err
 }
 
-func (f *fakeAPI) RenderChat(_ context.Context, _ string, msgs []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+func (f *fakeAPI) RenderChat(_ context.Context, _ string, msgs []chat.Message, tools []toolcall.Tool) (string, []int32, error) {
 	var b strings.Builder
 	for _, m := range msgs {
 		fmt.Fprintf(&b, "%s:%s;", m.Role, m.Content)
@@ -203,8 +204,8 @@ var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-func done(finish scheduler.FinishReason, prompt, completion, cached int, tm scheduler.Timings) scheduler.Event {
-	return scheduler.Event{Done: true, Result: &scheduler.Result{
+func done(finish inference.FinishReason, prompt, completion, cached int, tm inference.Timings) inference.Event {
+	return inference.Event{Done: true, Result: &inference.Result{
 		ID: "req-1", Finish: finish, PromptTokens: prompt, CompletionTokens: completion, CachedTokens: cached, Timings: tm,
 	}}
 }
@@ -212,7 +213,7 @@ func done(finish scheduler.FinishReason, prompt, completion, cached int, tm sche
 func TestGenerateReplies(t *testing.T) {
 	tests := []struct {
 		name        string
-		events      []scheduler.Event
+		events      []inference.Event
 		wantText    string
 		wantDeltas  []string
 		wantFinish  lumenv1.FinishReason
@@ -221,9 +222,9 @@ func TestGenerateReplies(t *testing.T) {
 	}{
 		{
 			name: "text then stop",
-			events: []scheduler.Event{
+			events: []inference.Event{
 				{Text: "Hel"}, {Text: "lo, "}, {Text: "world"},
-				done(scheduler.FinishStop, 5, 3, 2, scheduler.Timings{Enqueued: at(0), Admitted: at(2), FirstToken: at(10), Finished: at(50)}),
+				done(inference.FinishStop, 5, 3, 2, inference.Timings{Enqueued: at(0), Admitted: at(2), FirstToken: at(10), Finished: at(50)}),
 			},
 			wantText: "Hello, world", wantDeltas: []string{"Hel", "lo, ", "world"},
 			wantFinish:  lumenv1.FinishReason_FINISH_REASON_STOP,
@@ -232,10 +233,10 @@ func TestGenerateReplies(t *testing.T) {
 		},
 		{
 			name: "max tokens reached, final event carries text",
-			events: []scheduler.Event{
+			events: []inference.Event{
 				{Text: "a"},
-				func() scheduler.Event {
-					ev := done(scheduler.FinishLength, 7, 2, 0, scheduler.Timings{Enqueued: at(0), Admitted: at(0), FirstToken: at(1), Finished: at(3)})
+				func() inference.Event {
+					ev := done(inference.FinishLength, 7, 2, 0, inference.Timings{Enqueued: at(0), Admitted: at(0), FirstToken: at(1), Finished: at(3)})
 					ev.Text = "b"
 					return ev
 				}(),
@@ -247,8 +248,8 @@ func TestGenerateReplies(t *testing.T) {
 		},
 		{
 			name: "no text generated",
-			events: []scheduler.Event{
-				done(scheduler.FinishStop, 4, 0, 0, scheduler.Timings{Enqueued: at(0), Admitted: at(1), Finished: at(5)}),
+			events: []inference.Event{
+				done(inference.FinishStop, 4, 0, 0, inference.Timings{Enqueued: at(0), Admitted: at(1), Finished: at(5)}),
 			},
 			wantFinish:  lumenv1.FinishReason_FINISH_REASON_STOP,
 			wantUsage:   &lumenv1.Usage{PromptTokens: 4, TotalTokens: 4},
@@ -287,7 +288,7 @@ func TestGenerateReplies(t *testing.T) {
 }
 
 func TestGenerateDecodesRequest(t *testing.T) {
-	defaults := scheduler.SamplingParams{Temperature: 1, TopP: 1, RepeatPenalty: 1}
+	defaults := inference.SamplingParams{Temperature: 1, TopP: 1, RepeatPenalty: 1}
 	tests := []struct {
 		name string
 		give *lumenv1.GenerateRequest
@@ -316,9 +317,9 @@ func TestGenerateDecodesRequest(t *testing.T) {
 				Seed: proto.Uint32(42), Stop: []string{"\n", "END"},
 			},
 			want: inference.GenerateRequest{
-				Model: "m", Messages: []inference.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}},
+				Model: "m", Messages: []chat.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi"}},
 				MaxTokens: 12,
-				Sampling: scheduler.SamplingParams{
+				Sampling: inference.SamplingParams{
 					Temperature: 0.5, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1.1, FrequencyPenalty: -0.5, PresencePenalty: 0.25, Seed: 42,
 				},
 				Stop:  []string{"\n", "END"},
@@ -339,12 +340,12 @@ func TestGenerateDecodesRequest(t *testing.T) {
 				LogitBias: map[int32]float32{7: 2, 9: -100}, IgnoreEos: true,
 			},
 			want: inference.GenerateRequest{
-				Messages: []inference.Message{
+				Messages: []chat.Message{
 					{Role: "user", Content: "hi"},
-					{Role: "assistant", ToolCalls: []inference.ToolCall{{ID: "call_1", Name: "f", Arguments: `{"a":1}`}}},
+					{Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "call_1", Name: "f", Arguments: `{"a":1}`}}},
 					{Role: "tool", ToolCallID: "call_1", Name: "f", Content: "42"},
 				},
-				Sampling:   scheduler.SamplingParams{Seed: 1, TopP: 1, RepeatPenalty: 1, LogitBias: map[int32]float32{7: 2, 9: float32(math.Inf(-1))}, IgnoreEOS: true},
+				Sampling:   inference.SamplingParams{Seed: 1, TopP: 1, RepeatPenalty: 1, LogitBias: map[int32]float32{7: 2, 9: float32(math.Inf(-1))}, IgnoreEOS: true},
 				Constraint: &inference.Constraint{Kind: inference.ConstraintJSONSchema, Field: "json_schema", Schema: json.RawMessage(`{"type":"object"}`)},
 				Tools: inference.Tools{
 					Tools:  []toolcall.Tool{{Name: "f", Description: "d", Parameters: json.RawMessage(`{"type":"object"}`)}, {Name: "g"}},
@@ -356,7 +357,7 @@ func TestGenerateDecodesRequest(t *testing.T) {
 	for _, tt := range tests {
 		for _, how := range []rpc{unary, streamed} {
 			t.Run(tt.name+"/"+string(how), func(t *testing.T) {
-				api := &fakeAPI{got: make(chan inference.GenerateRequest, 1), events: []scheduler.Event{done(scheduler.FinishStop, 1, 0, 0, scheduler.Timings{})}}
+				api := &fakeAPI{got: make(chan inference.GenerateRequest, 1), events: []inference.Event{done(inference.FinishStop, 1, 0, 0, inference.Timings{})}}
 				h := start(t, Config{API: api})
 				if _, err := generate(t.Context(), t, h.client, how, tt.give); err != nil {
 					t.Fatal(err)
@@ -375,8 +376,8 @@ func TestGenerateDecodesRequest(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	cancelled := func(err error) []scheduler.Event {
-		return []scheduler.Event{{Text: "partial"}, {Done: true, Err: err, Result: &scheduler.Result{Finish: scheduler.FinishCancelled}}}
+	cancelled := func(err error) []inference.Event {
+		return []inference.Event{{Text: "partial"}, {Done: true, Err: err, Result: &inference.Result{Finish: inference.FinishCancelled}}}
 	}
 	tests := []struct {
 		name      string
@@ -387,12 +388,12 @@ func TestErrors(t *testing.T) {
 	}{
 		{
 			name:     "invalid field",
-			api:      &fakeAPI{err: &scheduler.InvalidError{Field: "temperature", Reason: "must be between 0 and 2, got 3"}},
+			api:      &fakeAPI{err: &reqerr.InvalidError{Field: "temperature", Reason: "must be between 0 and 2, got 3"}},
 			wantCode: codes.InvalidArgument, wantField: "temperature",
 		},
 		{
 			name:     "invalid without a field",
-			api:      &fakeAPI{err: fmt.Errorf("%w: bad", scheduler.ErrInvalid)},
+			api:      &fakeAPI{err: fmt.Errorf("%w: bad", reqerr.ErrInvalid)},
 			wantCode: codes.InvalidArgument,
 		},
 		{
@@ -402,22 +403,22 @@ func TestErrors(t *testing.T) {
 			wantCode: codes.InvalidArgument, wantField: "max_tokens",
 		},
 		{"unknown model", &fakeAPI{err: fmt.Errorf("model %q: %w", "x", inference.ErrUnknownModel)}, nil, codes.NotFound, ""},
-		{"queue full", &fakeAPI{err: scheduler.ErrQueueFull}, nil, codes.ResourceExhausted, ""},
-		{"draining", &fakeAPI{err: scheduler.ErrDraining}, nil, codes.Unavailable, ""},
+		{"queue full", &fakeAPI{err: reqerr.ErrQueueFull}, nil, codes.ResourceExhausted, ""},
+		{"draining", &fakeAPI{err: reqerr.ErrDraining}, nil, codes.Unavailable, ""},
 		{"loading", &fakeAPI{err: inference.ErrLoading}, nil, codes.Unavailable, ""},
-		{"shut down while running", &fakeAPI{events: cancelled(scheduler.ErrShutdown)}, nil, codes.Unavailable, ""},
+		{"shut down while running", &fakeAPI{events: cancelled(reqerr.ErrShutdown)}, nil, codes.Unavailable, ""},
 		{"cancelled", &fakeAPI{err: context.Canceled}, nil, codes.Canceled, ""},
 		{"cancelled while running", &fakeAPI{events: cancelled(context.Canceled)}, nil, codes.Canceled, ""},
 		{"deadline", &fakeAPI{err: fmt.Errorf("wait: %w", context.DeadlineExceeded)}, nil, codes.DeadlineExceeded, ""},
 		{
 			name: "engine failure",
-			api: &fakeAPI{events: []scheduler.Event{{Done: true, Err: fmt.Errorf("%w: decode: -1", scheduler.ErrEngine),
-				Result: &scheduler.Result{Finish: scheduler.FinishError}}}},
+			api: &fakeAPI{events: []inference.Event{{Done: true, Err: fmt.Errorf("%w: decode: -1", reqerr.ErrEngine),
+				Result: &inference.Result{Finish: inference.FinishError}}}},
 			wantCode: codes.Internal,
 		},
 		{"unforeseen error", &fakeAPI{err: errors.New("boom")}, nil, codes.Internal, ""},
-		{"stream closed without a final event", &fakeAPI{events: []scheduler.Event{{Text: "a"}}}, nil, codes.Internal, ""},
-		{"final event without a result", &fakeAPI{events: []scheduler.Event{{Done: true}}}, nil, codes.Internal, ""},
+		{"stream closed without a final event", &fakeAPI{events: []inference.Event{{Text: "a"}}}, nil, codes.Internal, ""},
+		{"final event without a result", &fakeAPI{events: []inference.Event{{Done: true}}}, nil, codes.Internal, ""},
 	}
 	for _, tt := range tests {
 		for _, how := range []rpc{unary, streamed} {
@@ -458,7 +459,7 @@ func TestTokenize(t *testing.T) {
 	}{
 		{"tokens", &fakeAPI{tokens: []int32{1, 15043, 29991}}, []int32{1, 15043, 29991}, codes.OK},
 		{"unknown model", &fakeAPI{err: fmt.Errorf("%w", inference.ErrUnknownModel)}, nil, codes.NotFound},
-		{"invalid text", &fakeAPI{err: &scheduler.InvalidError{Field: "text", Reason: "is not valid UTF-8"}}, nil, codes.InvalidArgument},
+		{"invalid text", &fakeAPI{err: &reqerr.InvalidError{Field: "text", Reason: "is not valid UTF-8"}}, nil, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -493,7 +494,7 @@ func TestListModels(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	api := &fakeAPI{events: []scheduler.Event{done(scheduler.FinishStop, 1, 0, 0, scheduler.Timings{})}, tokens: []int32{1}}
+	api := &fakeAPI{events: []inference.Event{done(inference.FinishStop, 1, 0, 0, inference.Timings{})}, tokens: []int32{1}}
 	calls := map[string]func(context.Context, lumenv1.LumenServiceClient) error{
 		"Generate": func(ctx context.Context, c lumenv1.LumenServiceClient) error {
 			_, err := c.Generate(ctx, &lumenv1.GenerateRequest{Prompt: "hi"})
@@ -654,13 +655,13 @@ func TestReflectionListsServices(t *testing.T) {
 // waitForCancel is a live stream: it sends one text event, reports that it
 // started, and when its request's ctx ends reports the ctx error and
 // finishes as the scheduler does.
-func waitForCancel(started chan<- struct{}, cancelled chan<- error) func(context.Context, chan<- scheduler.Event) {
-	return func(ctx context.Context, events chan<- scheduler.Event) {
-		events <- scheduler.Event{Text: "a"}
+func waitForCancel(started chan<- struct{}, cancelled chan<- error) func(context.Context, chan<- inference.Event) {
+	return func(ctx context.Context, events chan<- inference.Event) {
+		events <- inference.Event{Text: "a"}
 		close(started)
 		<-ctx.Done()
 		cancelled <- ctx.Err()
-		events <- scheduler.Event{Done: true, Err: ctx.Err(), Result: &scheduler.Result{Finish: scheduler.FinishCancelled}}
+		events <- inference.Event{Done: true, Err: ctx.Err(), Result: &inference.Result{Finish: inference.FinishCancelled}}
 		close(events)
 	}
 }
@@ -785,9 +786,9 @@ func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
 func TestGenerateToolCalls(t *testing.T) {
 	for _, how := range []rpc{unary, streamed} {
 		t.Run(string(how), func(t *testing.T) {
-			api := &fakeAPI{toolFormat: toolcall.Hermes, events: []scheduler.Event{
+			api := &fakeAPI{toolFormat: toolcall.Hermes, events: []inference.Event{
 				{Text: "Let me check. <tool"}, {Text: "_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"UTC\"}}\n</tool_call>"},
-				done(scheduler.FinishStop, 5, 9, 0, scheduler.Timings{}),
+				done(inference.FinishStop, 5, 9, 0, inference.Timings{}),
 			}}
 			h := start(t, Config{API: api})
 			req := &lumenv1.GenerateRequest{Messages: []*lumenv1.ChatMessage{{Role: "user", Content: "time?"}}}
@@ -840,18 +841,18 @@ func unaryToStream(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
 // tokens' logprobs come back in order — all on the unary reply, each on
 // the stream message of the event that carried it.
 func TestLogprobs(t *testing.T) {
-	tok := func(id int32, text string, lp float32) scheduler.TokenInfo {
-		return scheduler.TokenInfo{
-			TokenLogprob: scheduler.TokenLogprob{ID: id, Bytes: []byte(text), Logprob: lp},
-			Top:          []scheduler.TokenLogprob{{ID: id, Bytes: []byte(text), Logprob: lp}, {ID: 9, Bytes: []byte("</s>"), Logprob: -3}},
+	tok := func(id int32, text string, lp float32) inference.TokenInfo {
+		return inference.TokenInfo{
+			TokenLogprob: inference.TokenLogprob{ID: id, Bytes: []byte(text), Logprob: lp},
+			Top:          []inference.TokenLogprob{{ID: id, Bytes: []byte(text), Logprob: lp}, {ID: 9, Bytes: []byte("</s>"), Logprob: -3}},
 		}
 	}
-	res := &scheduler.Result{Finish: scheduler.FinishStop, PromptTokens: 5, CompletionTokens: 3}
+	res := &inference.Result{Finish: inference.FinishStop, PromptTokens: 5, CompletionTokens: 3}
 	got := make(chan inference.GenerateRequest, 2)
-	h := start(t, Config{API: &fakeAPI{got: got, events: []scheduler.Event{
-		{Text: "He", Tokens: []scheduler.TokenInfo{tok(1, "He", -0.5)}},
-		{Tokens: []scheduler.TokenInfo{tok(2, "\xe2\x82", -1)}}, // half a character: no text yet
-		{Text: "\u20acs", Tokens: []scheduler.TokenInfo{tok(3, "\xacs", -2)}},
+	h := start(t, Config{API: &fakeAPI{got: got, events: []inference.Event{
+		{Text: "He", Tokens: []inference.TokenInfo{tok(1, "He", -0.5)}},
+		{Tokens: []inference.TokenInfo{tok(2, "\xe2\x82", -1)}}, // half a character: no text yet
+		{Text: "\u20acs", Tokens: []inference.TokenInfo{tok(3, "\xacs", -2)}},
 		{Done: true, Result: res},
 	}}})
 	want := []int32{1, 2, 3}
@@ -945,7 +946,7 @@ func TestEmbed(t *testing.T) {
 	if len(r.GetEmbeddings()) != 2 || fmt.Sprint(r.GetEmbeddings()[1].GetValues()) != "[1 3]" || r.GetUsage().GetPromptTokens() != 4 || r.GetTraceId() != "t" {
 		t.Errorf("Embed = %v", r)
 	}
-	bad := start(t, Config{API: &fakeAPI{err: &scheduler.InvalidError{Field: "input", Reason: "not served"}}})
+	bad := start(t, Config{API: &fakeAPI{err: &reqerr.InvalidError{Field: "input", Reason: "not served"}}})
 	if _, err := bad.client.Embed(t.Context(), &lumenv1.EmbedRequest{Input: []string{"a"}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Embed on a server without embeddings: %v, want INVALID_ARGUMENT", err)
 	}

@@ -11,8 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -69,7 +70,7 @@ func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*
 // tokenLogprobs shapes scheduler token infos for the API. A token may be
 // part of a UTF-8 character, which a proto string cannot hold: token then
 // has U+FFFD for the partial bytes, and bytes the exact ones.
-func tokenLogprobs(tokens []scheduler.TokenInfo) []*lumenv1.TokenLogprob {
+func tokenLogprobs(tokens []inference.TokenInfo) []*lumenv1.TokenLogprob {
 	var out []*lumenv1.TokenLogprob
 	text := func(b []byte) string { return strings.ToValidUTF8(string(b), "\uFFFD") }
 	for _, t := range tokens {
@@ -131,7 +132,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 func (s *service) Tokenize(ctx context.Context, req *lumenv1.TokenizeRequest) (*lumenv1.TokenizeResponse, error) {
 	if len(req.GetMessages()) > 0 {
 		if req.GetText() != "" {
-			return nil, toStatus(&scheduler.InvalidError{Field: "text", Reason: "give either text or messages, not both"})
+			return nil, toStatus(&reqerr.InvalidError{Field: "text", Reason: "give either text or messages, not both"})
 		}
 		prompt, toks, err := s.api.RenderChat(ctx, req.GetModel(), messages(req.GetMessages()), toolList(req.GetTools()))
 		if err != nil {
@@ -140,7 +141,7 @@ func (s *service) Tokenize(ctx context.Context, req *lumenv1.TokenizeRequest) (*
 		return &lumenv1.TokenizeResponse{Tokens: toks, Prompt: prompt}, nil
 	}
 	if len(req.GetTools()) > 0 {
-		return nil, toStatus(&scheduler.InvalidError{Field: "tools", Reason: "need messages"})
+		return nil, toStatus(&reqerr.InvalidError{Field: "tools", Reason: "need messages"})
 	}
 	toks, err := s.api.Tokenize(req.GetModel(), req.GetText())
 	if err != nil {
@@ -204,8 +205,8 @@ type end struct {
 	traceID string // empty when the request is not traced
 }
 
-func endOf(r *scheduler.Result, traceID string) end {
-	ms := scheduler.Millis
+func endOf(r *inference.Result, traceID string) end {
+	ms := inference.Millis
 	return end{
 		traceID: traceID,
 		finish:  finishReason(r.Finish),
@@ -224,15 +225,15 @@ func endOf(r *scheduler.Result, traceID string) end {
 	}
 }
 
-func finishReason(f scheduler.FinishReason) lumenv1.FinishReason {
+func finishReason(f inference.FinishReason) lumenv1.FinishReason {
 	switch f {
-	case scheduler.FinishStop:
+	case inference.FinishStop:
 		return lumenv1.FinishReason_FINISH_REASON_STOP
-	case scheduler.FinishLength:
+	case inference.FinishLength:
 		return lumenv1.FinishReason_FINISH_REASON_LENGTH
-	case scheduler.FinishCancelled:
+	case inference.FinishCancelled:
 		return lumenv1.FinishReason_FINISH_REASON_CANCELLED
-	case scheduler.FinishError:
+	case inference.FinishError:
 		return lumenv1.FinishReason_FINISH_REASON_ERROR
 	}
 	return lumenv1.FinishReason_FINISH_REASON_UNSPECIFIED
@@ -244,7 +245,7 @@ func finishReason(f scheduler.FinishReason) lumenv1.FinishReason {
 // the rest.
 func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, error) {
 	if r.GetMaxTokens() < 0 {
-		return inference.GenerateRequest{}, &scheduler.InvalidError{
+		return inference.GenerateRequest{}, &reqerr.InvalidError{
 			Field: "max_tokens", Reason: fmt.Sprintf("must not be negative, got %d", r.GetMaxTokens()),
 		}
 	}
@@ -276,7 +277,7 @@ func generateRequest(r *lumenv1.GenerateRequest) (inference.GenerateRequest, err
 		Prompt:    r.GetPrompt(),
 		Messages:  msgs,
 		MaxTokens: int(r.GetMaxTokens()),
-		Sampling: scheduler.SamplingParams{
+		Sampling: inference.SamplingParams{
 			Temperature:      valueOr(r.Temperature, defaultTemperature),
 			TopK:             int(valueOr(r.TopK, 0)),
 			TopP:             valueOr(r.TopP, defaultTopP),
@@ -306,7 +307,7 @@ func replyFinish(f lumenv1.FinishReason, reply inference.Reply) lumenv1.FinishRe
 	return f
 }
 
-func toolCalls(calls []inference.ToolCall) []*lumenv1.ToolCall {
+func toolCalls(calls []chat.ToolCall) []*lumenv1.ToolCall {
 	var out []*lumenv1.ToolCall
 	for _, c := range calls {
 		out = append(out, &lumenv1.ToolCall{Id: c.ID, Name: c.Name, Arguments: c.Arguments})
@@ -342,11 +343,11 @@ func tools(r *lumenv1.GenerateRequest) (inference.Tools, error) {
 		t.Choice = toolcall.Choice{Mode: toolcall.Required}
 	case lumenv1.ToolChoice_MODE_FUNCTION:
 		if c.GetFunction() == "" {
-			return t, &scheduler.InvalidError{Field: "tool_choice.function", Reason: "is required with MODE_FUNCTION"}
+			return t, &reqerr.InvalidError{Field: "tool_choice.function", Reason: "is required with MODE_FUNCTION"}
 		}
 		t.Choice = toolcall.Choice{Mode: toolcall.Named, Name: c.GetFunction()}
 	default:
-		return t, &scheduler.InvalidError{Field: "tool_choice.mode", Reason: fmt.Sprintf("unknown mode %d", c.GetMode())}
+		return t, &reqerr.InvalidError{Field: "tool_choice.mode", Reason: fmt.Sprintf("unknown mode %d", c.GetMode())}
 	}
 	return t, nil
 }
@@ -390,12 +391,12 @@ func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
 }
 
 // messages converts chat messages.
-func messages(in []*lumenv1.ChatMessage) []inference.Message {
-	var msgs []inference.Message
+func messages(in []*lumenv1.ChatMessage) []chat.Message {
+	var msgs []chat.Message
 	for _, m := range in {
-		msg := inference.Message{Role: m.GetRole(), Content: m.GetContent(), ToolCallID: m.GetToolCallId(), Name: m.GetName()}
+		msg := chat.Message{Role: m.GetRole(), Content: m.GetContent(), ToolCallID: m.GetToolCallId(), Name: m.GetName()}
 		for _, c := range m.GetToolCalls() {
-			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: c.GetId(), Name: c.GetName(), Arguments: c.GetArguments()})
+			msg.ToolCalls = append(msg.ToolCalls, chat.ToolCall{ID: c.GetId(), Name: c.GetName(), Arguments: c.GetArguments()})
 		}
 		msgs = append(msgs, msg)
 	}

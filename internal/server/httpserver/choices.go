@@ -10,7 +10,6 @@ import (
 	"sort"
 
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // A request with n > 1, or a completions request with several prompts,
@@ -122,8 +121,8 @@ func (s *Server) startAll(ctx context.Context, w http.ResponseWriter, r *http.Re
 // its stream's index — Done events too, after which that stream is over —
 // and returns every stream's result. It stops at the first error: a
 // stream's own (Done.Err), onEvent's, or the client going away.
-func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int, ev scheduler.Event) error) ([]*scheduler.Result, error) {
-	results := make([]*scheduler.Result, len(streams))
+func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int, ev inference.Event) error) ([]*inference.Result, error) {
+	results := make([]*inference.Result, len(streams))
 	cases := make([]reflect.SelectCase, len(streams)+1)
 	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
 	for i, st := range streams {
@@ -135,9 +134,9 @@ func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int,
 			return nil, fmt.Errorf("client went away: %w", context.Cause(ctx))
 		}
 		i := k - 1
-		var ev scheduler.Event
+		var ev inference.Event
 		if v.IsValid() {
-			ev, _ = v.Interface().(scheduler.Event)
+			ev, _ = v.Interface().(inference.Event)
 		}
 		ev, err := inference.Settle(ev, ok)
 		if err != nil {
@@ -157,7 +156,7 @@ func fanIn(ctx context.Context, streams []*inference.Stream, onEvent func(i int,
 
 // usageOfAll sums the choices' usage; the choices of one prompt (n of
 // them, consecutive) count its tokens once.
-func usageOfAll(results []*scheduler.Result, n int) *usage {
+func usageOfAll(results []*inference.Result, n int) *usage {
 	u := &usage{}
 	for i, res := range results {
 		if i%n == 0 {
@@ -172,7 +171,7 @@ func usageOfAll(results []*scheduler.Result, n int) *usage {
 
 // meanLogprob is a candidate's mean token logprob (its rank for best_of;
 // -Inf when it has no tokens, so an empty reply ranks last).
-func meanLogprob(tokens []scheduler.TokenInfo) float64 {
+func meanLogprob(tokens []inference.TokenInfo) float64 {
 	if len(tokens) == 0 {
 		return math.Inf(-1)
 	}

@@ -16,8 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
@@ -160,7 +161,7 @@ type detokenizeRequest struct {
 }
 
 func invalidField(field, format string, args ...any) error {
-	return &scheduler.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return &reqerr.InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 // decodeBody reads r's body (at most limit bytes) into each of dsts,
@@ -589,17 +590,17 @@ func (c *chatRequest) generateRequest(o *options) (inference.GenerateRequest, er
 }
 
 // messages decodes messages, which must not be empty.
-func (c *chatRequest) messages() ([]inference.Message, error) {
+func (c *chatRequest) messages() ([]chat.Message, error) {
 	if len(c.Messages) == 0 {
 		return nil, invalidField("messages", "is required and must not be empty")
 	}
-	out := make([]inference.Message, len(c.Messages))
+	out := make([]chat.Message, len(c.Messages))
 	for i, m := range c.Messages {
 		content, err := messageContent(m.Content, fmt.Sprintf("messages[%d].content", i))
 		if err != nil {
 			return nil, err
 		}
-		msg := inference.Message{Role: m.Role, Content: content, Name: m.Name, ToolCallID: m.ToolCallID}
+		msg := chat.Message{Role: m.Role, Content: content, Name: m.Name, ToolCallID: m.ToolCallID}
 		for j, tc := range m.ToolCalls {
 			if tc.Type != "" && tc.Type != "function" {
 				return nil, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].type", i, j), "%q is not \"function\"", tc.Type)
@@ -607,7 +608,7 @@ func (c *chatRequest) messages() ([]inference.Message, error) {
 			if tc.Function.Name == "" {
 				return nil, invalidField(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), "is required")
 			}
-			msg.ToolCalls = append(msg.ToolCalls, inference.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+			msg.ToolCalls = append(msg.ToolCalls, chat.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
 		if m.Role == "tool" && m.ToolCallID == "" {
 			return nil, invalidField(fmt.Sprintf("messages[%d].tool_call_id", i), "is required on tool messages")

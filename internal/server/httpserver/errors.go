@@ -8,12 +8,12 @@ import (
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 	"go.opentelemetry.io/otel/propagation"
 )
 
 // Failures this package detects itself; classify gives each its status.
-// Field-level problems use *scheduler.InvalidError, the vocabulary the
+// Field-level problems use *reqerr.InvalidError, the vocabulary the
 // inference layer already speaks, so one rule covers both.
 var (
 	errMalformed = errors.New("malformed request body")
@@ -76,7 +76,7 @@ func classify(err error) apiError {
 		}
 		return a
 	}
-	var invalid *scheduler.InvalidError
+	var invalid *reqerr.InvalidError
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &invalid):
@@ -87,7 +87,7 @@ func classify(err error) apiError {
 		return a
 	case errors.Is(err, errBodyTimeout):
 		return e(http.StatusRequestTimeout, typeInvalidRequest, "request_timeout", err.Error())
-	case errors.Is(err, errMalformed), errors.Is(err, scheduler.ErrInvalid):
+	case errors.Is(err, errMalformed), errors.Is(err, reqerr.ErrInvalid):
 		return e(http.StatusBadRequest, typeInvalidRequest, "", err.Error())
 	case errors.As(err, &tooLarge):
 		msg := "request body is too large"
@@ -114,13 +114,13 @@ func classify(err error) apiError {
 		return e(http.StatusForbidden, typeInvalidRequest, "origin_not_allowed", err.Error())
 	case errors.Is(err, errMethod):
 		return e(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", err.Error())
-	case errors.Is(err, scheduler.ErrQueueFull):
+	case errors.Is(err, reqerr.ErrQueueFull):
 		// The queue drains at decode speed; a second is a fair first
 		// back-off for clients that honour it.
 		a := e(http.StatusTooManyRequests, typeRateLimit, "queue_full", "the server has too many requests waiting; retry later")
 		a.retryAfter = 1
 		return a
-	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrShutdown):
+	case errors.Is(err, reqerr.ErrDraining), errors.Is(err, reqerr.ErrShutdown):
 		return e(http.StatusServiceUnavailable, typeServer, "unavailable", err.Error())
 	case errors.Is(err, inference.ErrLoading):
 		a := e(http.StatusServiceUnavailable, typeServer, "model_loading", err.Error())
@@ -132,7 +132,7 @@ func classify(err error) apiError {
 		return e(http.StatusInternalServerError, typeServer, "chat_template_failed", err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return e(statusClientClosedRequest, typeInvalidRequest, "cancelled", "request cancelled")
-	default: // scheduler.ErrEngine, inference.ErrNoResult, anything unforeseen
+	default: // reqerr.ErrEngine, inference.ErrNoResult, anything unforeseen
 		a := e(http.StatusInternalServerError, typeServer, "internal_error", "internal server error")
 		a.internal = true
 		return a

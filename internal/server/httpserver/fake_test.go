@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/toolcall"
 )
 
 // fakeAPI is an inference.API with canned streams.
 type fakeAPI struct {
 	texts   []string         // text events of every stream
-	result  scheduler.Result // the Done event's result
+	result  inference.Result // the Done event's result
 	doneErr error            // the Done event's error
 	genErr  error            // Generate's error
 	// hold: after the texts, the stream waits for the request's ctx to
@@ -52,11 +52,11 @@ const (
 
 // testResult is a finished request: 7 prompt tokens (2 cached), 3
 // generated; queue 2ms, prefill 3ms, decode 10ms.
-func testResult() scheduler.Result {
+func testResult() inference.Result {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	return scheduler.Result{
-		ID: fakeID, Finish: scheduler.FinishStop, PromptTokens: 7, CompletionTokens: 3, CachedTokens: 2,
-		Timings: scheduler.Timings{
+	return inference.Result{
+		ID: fakeID, Finish: inference.FinishStop, PromptTokens: 7, CompletionTokens: 3, CachedTokens: 2,
+		Timings: inference.Timings{
 			Enqueued:   t0,
 			Admitted:   t0.Add(2 * time.Millisecond),
 			FirstToken: t0.Add(5 * time.Millisecond),
@@ -83,13 +83,13 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 		return nil, f.genErr
 	}
 	// Room for every event, as the scheduler's channel has.
-	events := make(chan scheduler.Event, len(f.texts)+1)
+	events := make(chan inference.Event, len(f.texts)+1)
 	for _, t := range f.texts {
-		ev := scheduler.Event{Text: t}
+		ev := inference.Event{Text: t}
 		if req.Logprobs {
 			// One token per event, its logprob set by the seed, so that
 			// best_of has something to rank.
-			ev.Tokens = []scheduler.TokenInfo{{TokenLogprob: scheduler.TokenLogprob{ID: 1, Bytes: []byte(t), Logprob: -float32(req.Sampling.Seed % 7)}}}
+			ev.Tokens = []inference.TokenInfo{{TokenLogprob: inference.TokenLogprob{ID: 1, Bytes: []byte(t), Logprob: -float32(req.Sampling.Seed % 7)}}}
 		}
 		events <- ev
 	}
@@ -103,14 +103,14 @@ func (f *fakeAPI) Generate(ctx context.Context, req inference.GenerateRequest) (
 			<-ctx.Done()
 			close(f.cancelled)
 			res := f.result
-			res.Finish = scheduler.FinishCancelled
-			events <- scheduler.Event{Done: true, Result: &res, Err: ctx.Err()}
+			res.Finish = inference.FinishCancelled
+			events <- inference.Event{Done: true, Result: &res, Err: ctx.Err()}
 			close(events)
 		})
 		return st, nil
 	}
 	res := f.result
-	events <- scheduler.Event{Done: true, Result: &res, Err: f.doneErr}
+	events <- inference.Event{Done: true, Result: &res, Err: f.doneErr}
 	close(events)
 	return st, nil
 }
@@ -137,7 +137,7 @@ func (f *fakeAPI) Detokenize(model string, tokens []int32) (string, error) {
 }
 
 // RenderChat renders each message as role:content; and records them.
-func (f *fakeAPI) RenderChat(_ context.Context, model string, msgs []inference.Message, tools []toolcall.Tool) (string, []int32, error) {
+func (f *fakeAPI) RenderChat(_ context.Context, model string, msgs []chat.Message, tools []toolcall.Tool) (string, []int32, error) {
 	if model != "" && model != fakeModel {
 		return "", nil, inference.ErrUnknownModel
 	}

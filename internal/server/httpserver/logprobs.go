@@ -4,7 +4,7 @@ import (
 	"math"
 	"unicode/utf8"
 
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/inference"
 )
 
 // Log-probabilities in OpenAI's two shapes. Every value is under the
@@ -14,7 +14,7 @@ import (
 
 // Limits of the APIs: chat top_logprobs 0–20, completions logprobs 0–5.
 const (
-	maxChatTopLogprobs       = scheduler.MaxTopLogprobs
+	maxChatTopLogprobs       = inference.MaxTopLogprobs
 	maxCompletionTopLogprobs = 5
 )
 
@@ -59,7 +59,7 @@ func byteList(b []byte) []int {
 }
 
 // chatLogprobsOf shapes tokens for a chat choice (nil: none asked).
-func chatLogprobsOf(tokens []scheduler.TokenInfo) *chatLogprobs {
+func chatLogprobsOf(tokens []inference.TokenInfo) *chatLogprobs {
 	out := &chatLogprobs{Content: make([]chatTokenLogprob, 0, len(tokens))}
 	for _, t := range tokens {
 		e := chatTokenLogprob{Token: string(t.Bytes), Logprob: logprobValue(t.Logprob), Bytes: byteList(t.Bytes),
@@ -84,7 +84,7 @@ type completionLogprobs struct {
 // the text offset of the first (bytes of text before it). A token with no
 // logprob (the first of an echoed prompt) has null for both. Two
 // alternatives with the same text keep the likelier.
-func completionLogprobsOf(tokens []scheduler.TokenInfo, offset int) *completionLogprobs {
+func completionLogprobsOf(tokens []inference.TokenInfo, offset int) *completionLogprobs {
 	out := &completionLogprobs{
 		Tokens: []string{}, TokenLogprobs: []*float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{},
 	}

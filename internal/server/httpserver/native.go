@@ -3,7 +3,7 @@ package httpserver
 import (
 	"net/http"
 
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/inference"
 )
 
 // Native responses: plain shapes for curl and scripts.
@@ -78,7 +78,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client is gone
 	}
-	res, err := pump(r.Context(), st, func(ev scheduler.Event) error {
+	res, err := pump(r.Context(), st, func(ev inference.Event) error {
 		if ev.Text == "" {
 			return nil
 		}

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // OpenAI response objects, shaped as in the OpenAI API reference.
@@ -71,7 +71,7 @@ type assistantMessage struct {
 // completion's: text_offset counts from the start of the prompt's tokens,
 // and the completion's from the end of the echoed prompt text (the
 // prompt's tokens may spell it with an extra leading space).
-func echoLogprobs(prompt, completion []scheduler.TokenInfo, echoed int) *completionLogprobs {
+func echoLogprobs(prompt, completion []inference.TokenInfo, echoed int) *completionLogprobs {
 	lp := completionLogprobsOf(prompt, 0)
 	rest := completionLogprobsOf(completion, echoed)
 	lp.Tokens = append(lp.Tokens, rest.Tokens...)
@@ -93,7 +93,7 @@ func lastOffset(lp *completionLogprobs, offset int) int {
 const finishToolCalls = "tool_calls"
 
 // toolCallsJSON shapes a reply's calls; index is set for stream deltas.
-func toolCallsJSON(calls []inference.ToolCall, withIndex bool) []chatToolCall {
+func toolCallsJSON(calls []chat.ToolCall, withIndex bool) []chatToolCall {
 	out := make([]chatToolCall, len(calls))
 	for i, c := range calls {
 		out[i] = chatToolCall{ID: c.ID, Type: "function", Function: functionCall{Name: c.Name, Arguments: c.Arguments}}
@@ -106,8 +106,8 @@ func toolCallsJSON(calls []inference.ToolCall, withIndex bool) []chatToolCall {
 
 // replyFinish is the finish_reason of a chat reply: tool_calls when it
 // made calls and stopped by itself.
-func replyFinish(res *scheduler.Result, reply inference.Reply) string {
-	if len(reply.ToolCalls) > 0 && res.Finish == scheduler.FinishStop {
+func replyFinish(res *inference.Result, reply inference.Reply) string {
+	if len(reply.ToolCalls) > 0 && res.Finish == inference.FinishStop {
 		return finishToolCalls
 	}
 	return string(res.Finish)
@@ -163,7 +163,7 @@ func withPrefix(prefix, id string) string {
 // clientID is a new request id as an OpenAI route shows it.
 func clientID(prefix string) string { return prefix + inference.NewID() }
 
-func finishOf(res *scheduler.Result) *string {
+func finishOf(res *inference.Result) *string {
 	f := string(res.Finish)
 	return &f
 }
@@ -202,7 +202,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	if !opts.Stream {
 		resp := completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model}
-		var results []*scheduler.Result
+		var results []*inference.Result
 		var scores []float64
 		for i, st := range streams {
 			out, res, err := collect(ctx, st)
@@ -240,9 +240,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	for i := range streams {
 		offset[i] = len(echo(i))
 	}
-	var results []*scheduler.Result
+	var results []*inference.Result
 	if err == nil {
-		results, err = fanIn(ctx, streams, func(i int, ev scheduler.Event) error {
+		results, err = fanIn(ctx, streams, func(i int, ev inference.Event) error {
 			if ev.Done {
 				last := chunk(i, "", finishOf(ev.Result))
 				last.Timings = timingsOf(ev.Result)
@@ -304,7 +304,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	m := newMeta("chatcmpl-", streams[0])
 	if !opts.Stream {
 		resp := chatCompletion{ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model}
-		var results []*scheduler.Result
+		var results []*inference.Result
 		for i, st := range streams {
 			out, res, err := collect(ctx, st)
 			if err != nil {
@@ -351,7 +351,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	for i, st := range streams {
 		splits[i] = st.ReplyStream()
 	}
-	sendText := func(i int, text string, tokens []scheduler.TokenInfo) error {
+	sendText := func(i int, text string, tokens []inference.TokenInfo) error {
 		var c chatChunk
 		switch {
 		case text != "":
@@ -366,7 +366,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		return sw.send(c)
 	}
-	results, err := fanIn(ctx, streams, func(i int, ev scheduler.Event) error {
+	results, err := fanIn(ctx, streams, func(i int, ev inference.Event) error {
 		split := splits[i]
 		if !ev.Done {
 			text := ev.Text

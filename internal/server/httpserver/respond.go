@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // marshal encodes v without HTML escaping: generated text is full of '<'
@@ -47,7 +46,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 // request id, and from a finished request's result (nil while streaming,
 // whose headers leave before there is one) its Server-Timing. It is the
 // one place for such headers; tracing adds traceparent here.
-func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Result) {
+func setResponseHeaders(h http.Header, st *inference.Stream, res *inference.Result) {
 	h.Set("X-Request-Id", st.ID)
 	// traceparent tells the caller which trace holds this request (the
 	// request span, so its id can be looked up in Jaeger directly).
@@ -60,9 +59,9 @@ func setResponseHeaders(h http.Header, st *inference.Stream, res *scheduler.Resu
 	}
 }
 
-func serverTiming(res *scheduler.Result) string {
+func serverTiming(res *inference.Result) string {
 	t := res.Timings
-	return fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f", scheduler.Millis(t.Queue()), scheduler.Millis(t.Prefill()), scheduler.Millis(t.Decode()))
+	return fmt.Sprintf("queue;dur=%.3f, prefill;dur=%.3f, decode;dur=%.3f", inference.Millis(t.Queue()), inference.Millis(t.Prefill()), inference.Millis(t.Decode()))
 }
 
 // acceptsTrailers reports whether the client said it reads trailers
@@ -90,7 +89,7 @@ type promptDetails struct {
 	CachedTokens int `json:"cached_tokens"`
 }
 
-func usageOf(res *scheduler.Result) *usage {
+func usageOf(res *inference.Result) *usage {
 	return &usage{
 		PromptTokens:        res.PromptTokens,
 		CompletionTokens:    res.CompletionTokens,
@@ -108,9 +107,9 @@ type timings struct {
 	DecodeMS  float64 `json:"decode_ms"`
 }
 
-func timingsOf(res *scheduler.Result) *timings {
+func timingsOf(res *inference.Result) *timings {
 	t := res.Timings
-	return &timings{QueueMS: scheduler.Millis(t.Queue()), PrefillMS: scheduler.Millis(t.Prefill()), TTFTMS: scheduler.Millis(t.TTFT()), DecodeMS: scheduler.Millis(t.Decode())}
+	return &timings{QueueMS: inference.Millis(t.Queue()), PrefillMS: inference.Millis(t.Prefill()), TTFTMS: inference.Millis(t.TTFT()), DecodeMS: inference.Millis(t.Decode())}
 }
 
 // pump hands each event of a stream before the last (text, token
@@ -121,7 +120,7 @@ func timingsOf(res *scheduler.Result) *timings {
 // Returning early without draining events is safe: the scheduler's
 // channel has room for every event, and the same ctx cancellation tells
 // the scheduler to drop the request.
-func pump(ctx context.Context, st *inference.Stream, onEvent func(scheduler.Event) error) (*scheduler.Result, error) {
+func pump(ctx context.Context, st *inference.Stream, onEvent func(inference.Event) error) (*inference.Result, error) {
 	for {
 		ev, err := st.Recv(ctx)
 		if err != nil {
@@ -139,15 +138,15 @@ func pump(ctx context.Context, st *inference.Stream, onEvent func(scheduler.Even
 // collected is a whole stream, for non-streaming responses.
 type collected struct {
 	text         string
-	tokens       []scheduler.TokenInfo
-	promptTokens []scheduler.TokenInfo
+	tokens       []inference.TokenInfo
+	promptTokens []inference.TokenInfo
 }
 
 // collect reads a whole stream.
-func collect(ctx context.Context, st *inference.Stream) (collected, *scheduler.Result, error) {
+func collect(ctx context.Context, st *inference.Stream) (collected, *inference.Result, error) {
 	var sb strings.Builder
 	var c collected
-	res, err := pump(ctx, st, func(ev scheduler.Event) error {
+	res, err := pump(ctx, st, func(ev inference.Event) error {
 		sb.WriteString(ev.Text)
 		c.tokens = append(c.tokens, ev.Tokens...)
 		c.promptTokens = append(c.promptTokens, ev.PromptTokens...)
@@ -172,7 +171,7 @@ type streamWriter struct {
 // finish records a finished stream's timings in its Server-Timing
 // trailer, when the client takes trailers (net/http sends it after the
 // body).
-func (sw *streamWriter) finish(res *scheduler.Result) {
+func (sw *streamWriter) finish(res *inference.Result) {
 	if sw.trailers && res != nil {
 		sw.w.Header().Set("Server-Timing", serverTiming(res))
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // POST /v1/responses, OpenAI's Responses API, stateless: nothing is
@@ -95,7 +95,7 @@ func (b *responsesRequest) generateRequest() (inference.GenerateRequest, error) 
 		req.User = *b.User
 	}
 	if b.Instructions != nil && *b.Instructions != "" {
-		req.Messages = append(req.Messages, inference.Message{Role: "system", Content: *b.Instructions})
+		req.Messages = append(req.Messages, chat.Message{Role: "system", Content: *b.Instructions})
 	}
 	msgs, err := responsesInput(b.Input)
 	if err != nil {
@@ -143,13 +143,13 @@ func responsesNamedChoice(raw json.RawMessage) string {
 }
 
 // responsesInput decodes input: a string (one user message) or items.
-func responsesInput(raw json.RawMessage) ([]inference.Message, error) {
+func responsesInput(raw json.RawMessage) ([]chat.Message, error) {
 	if isNull(raw) {
 		return nil, invalidField("input", "is required")
 	}
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
-		return []inference.Message{{Role: "user", Content: text}}, nil
+		return []chat.Message{{Role: "user", Content: text}}, nil
 	}
 	var items []responsesItem
 	if json.Unmarshal(raw, &items) != nil {
@@ -158,7 +158,7 @@ func responsesInput(raw json.RawMessage) ([]inference.Message, error) {
 	if len(items) == 0 {
 		return nil, invalidField("input", "must not be empty")
 	}
-	var out []inference.Message
+	var out []chat.Message
 	for i, it := range items {
 		field := fmt.Sprintf("input[%d]", i)
 		switch it.Type {
@@ -167,17 +167,17 @@ func responsesInput(raw json.RawMessage) ([]inference.Message, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, inference.Message{Role: it.Role, Content: content})
+			out = append(out, chat.Message{Role: it.Role, Content: content})
 		case "function_call":
 			if it.Name == "" || it.CallID == "" {
 				return nil, invalidField(field, "a function_call needs name and call_id")
 			}
-			call := inference.ToolCall{ID: it.CallID, Name: it.Name, Arguments: it.Arguments}
+			call := chat.ToolCall{ID: it.CallID, Name: it.Name, Arguments: it.Arguments}
 			// Consecutive calls are one assistant turn, as in chat.
 			if n := len(out); n > 0 && out[n-1].Role == "assistant" && len(out[n-1].ToolCalls) > 0 {
 				out[n-1].ToolCalls = append(out[n-1].ToolCalls, call)
 			} else {
-				out = append(out, inference.Message{Role: "assistant", ToolCalls: []inference.ToolCall{call}})
+				out = append(out, chat.Message{Role: "assistant", ToolCalls: []chat.ToolCall{call}})
 			}
 		case "function_call_output":
 			if it.CallID == "" {
@@ -187,7 +187,7 @@ func responsesInput(raw json.RawMessage) ([]inference.Message, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, inference.Message{Role: "tool", ToolCallID: it.CallID, Content: output})
+			out = append(out, chat.Message{Role: "tool", ToolCallID: it.CallID, Content: output})
 		default:
 			return nil, invalidField(field+".type", "%q items are not supported; only message, function_call and function_call_output", it.Type)
 		}
@@ -380,9 +380,9 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		return ev.send("response.output_text.delta", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0, "delta": d, "logprobs": []struct{}{}})
 	}
 	split := st.ReplyStream()
-	var res *scheduler.Result
+	var res *inference.Result
 	if err == nil {
-		res, err = pump(r.Context(), st, func(e scheduler.Event) error {
+		res, err = pump(r.Context(), st, func(e inference.Event) error {
 			d := e.Text
 			if split != nil {
 				d = split.Push(d)
@@ -442,10 +442,10 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 }
 
 // finishResponse fills base from a finished reply.
-func finishResponse(base responseObject, msgID string, reply inference.Reply, res *scheduler.Result) responseObject {
+func finishResponse(base responseObject, msgID string, reply inference.Reply, res *inference.Result) responseObject {
 	out := base
 	out.Status = "completed"
-	if res.Finish == scheduler.FinishLength {
+	if res.Finish == inference.FinishLength {
 		out.Status, out.IncompleteDetails = "incomplete", &incompleteDetails{Reason: "max_output_tokens"}
 	}
 	out.Output = nil

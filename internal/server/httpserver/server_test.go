@@ -15,8 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
-	"github.com/lumenllm/lumen/internal/scheduler"
+	"github.com/lumenllm/lumen/internal/reqerr"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -187,7 +188,7 @@ func TestRequestDecoding(t *testing.T) {
 	}{
 		{
 			name: "completion defaults", path: "/v1/completions", body: `{"prompt":"p"}`,
-			want: inference.GenerateRequest{Prompt: "p", Sampling: scheduler.SamplingParams{Temperature: 1}},
+			want: inference.GenerateRequest{Prompt: "p", Sampling: inference.SamplingParams{Temperature: 1}},
 		},
 		{
 			name: "completion all options", path: "/v1/completions",
@@ -195,26 +196,26 @@ func TestRequestDecoding(t *testing.T) {
 				"repetition_penalty":1.1,"frequency_penalty":0.2,"presence_penalty":-0.3,"seed":42,"stop":"\n","n":1,
 				"user":"u1","logit_bias":{}}`,
 			want: inference.GenerateRequest{Model: "m", Prompt: "p", MaxTokens: 9, Stop: []string{"\n"}, User: "u1",
-				Sampling: scheduler.SamplingParams{Temperature: 0.5, TopP: 0.9, TopK: 40, MinP: 0.05,
+				Sampling: inference.SamplingParams{Temperature: 0.5, TopP: 0.9, TopK: 40, MinP: 0.05,
 					RepeatPenalty: 1.1, FrequencyPenalty: 0.2, PresencePenalty: -0.3, Seed: 42}},
 		},
 		{
 			name: "completion nulls", path: "/v1/completions",
 			body: `{"prompt":"p","max_tokens":null,"temperature":null,"stop":null,"seed":null,"stream_options":null}`,
-			want: inference.GenerateRequest{Prompt: "p", Sampling: scheduler.SamplingParams{Temperature: 1}},
+			want: inference.GenerateRequest{Prompt: "p", Sampling: inference.SamplingParams{Temperature: 1}},
 		},
 		{
 			name: "chat", path: "/v1/chat/completions",
 			body: `{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
 				{"role":"assistant","content":null}],"max_completion_tokens":4,"stop":["x","y"],"temperature":0}`,
 			want: inference.GenerateRequest{
-				Messages:  []inference.Message{{Role: "system", Content: "s"}, {Role: "user", Content: "a\nb"}, {Role: "assistant"}},
+				Messages:  []chat.Message{{Role: "system", Content: "s"}, {Role: "user", Content: "a\nb"}, {Role: "assistant"}},
 				MaxTokens: 4, Stop: []string{"x", "y"}, Tools: inference.Tools{Parallel: true},
 			},
 		},
 		{
 			name: "native keeps greedy default", path: "/generate", body: `{"prompt":"p","max_tokens":3,"top_k":5,"stop":["."]}`,
-			want: inference.GenerateRequest{Prompt: "p", MaxTokens: 3, Stop: []string{"."}, Sampling: scheduler.SamplingParams{TopK: 5}},
+			want: inference.GenerateRequest{Prompt: "p", MaxTokens: 3, Stop: []string{"."}, Sampling: inference.SamplingParams{TopK: 5}},
 		},
 	}
 	for _, tt := range tests {
@@ -378,8 +379,8 @@ func TestCompletionStream(t *testing.T) {
 // event (then [DONE]), without internal detail.
 func TestStreamFailsMidway(t *testing.T) {
 	fake := newFake()
-	fake.doneErr = fmt.Errorf("%w: decode: secret detail", scheduler.ErrEngine)
-	fake.result.Finish = scheduler.FinishError
+	fake.doneErr = fmt.Errorf("%w: decode: secret detail", reqerr.ErrEngine)
+	fake.result.Finish = inference.FinishError
 	ts, _ := serve(t, Config{API: fake})
 	resp := do(t, ts, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"stream":true}`)
 	events := sseEvents(t, resp)
@@ -631,18 +632,18 @@ func TestBadRequests(t *testing.T) {
 		},
 		{
 			name: "invalid from API", path: chat, body: `{"messages":[{"role":"user","content":"a"}],"temperature":7}`,
-			genErr: &scheduler.InvalidError{Field: "temperature", Reason: "must be between 0 and 2"}, wantStatus: 400, wantParam: "temperature",
+			genErr: &reqerr.InvalidError{Field: "temperature", Reason: "must be between 0 and 2"}, wantStatus: 400, wantParam: "temperature",
 		},
 		{
-			name: "queue full", path: "/v1/completions", body: `{"prompt":"p"}`, genErr: fmt.Errorf("9 waiting: %w", scheduler.ErrQueueFull),
+			name: "queue full", path: "/v1/completions", body: `{"prompt":"p"}`, genErr: fmt.Errorf("9 waiting: %w", reqerr.ErrQueueFull),
 			wantStatus: 429, wantType: "rate_limit_error", wantHeader: map[string]string{"Retry-After": "1"},
 		},
-		{name: "draining", path: "/generate", body: `{"prompt":"p"}`, genErr: scheduler.ErrDraining, wantStatus: 503},
+		{name: "draining", path: "/generate", body: `{"prompt":"p"}`, genErr: reqerr.ErrDraining, wantStatus: 503},
 		{
 			name: "loading", path: "/v1/chat/completions", body: `{"messages":[{"role":"user","content":"a"}]}`, genErr: inference.ErrLoading,
 			wantStatus: 503, wantCode: "model_loading", wantHeader: map[string]string{"Retry-After": "1"},
 		},
-		{name: "shutdown", path: "/generate", body: `{"prompt":"p"}`, genErr: scheduler.ErrShutdown, wantStatus: 503},
+		{name: "shutdown", path: "/generate", body: `{"prompt":"p"}`, genErr: reqerr.ErrShutdown, wantStatus: 503},
 		{name: "unexpected error", path: "/generate", body: `{"prompt":"p"}`, genErr: errors.New("secret detail"), wantStatus: 500, wantCode: "internal_error"},
 		{name: "GET on a POST route", method: "GET", path: chat, wantStatus: 405, wantHeader: map[string]string{"Allow": "POST"}},
 		{name: "POST on a GET route", path: "/v1/models", body: `{}`, wantStatus: 405, wantHeader: map[string]string{"Allow": "GET, HEAD"}},
@@ -798,9 +799,9 @@ func TestClassify(t *testing.T) {
 		have error
 		want int
 	}{
-		{&scheduler.InvalidError{Field: "x", Reason: "y"}, 400},
-		{fmt.Errorf("wrapped: %w", &scheduler.InvalidError{Field: "x"}), 400},
-		{scheduler.ErrInvalid, 400},
+		{&reqerr.InvalidError{Field: "x", Reason: "y"}, 400},
+		{fmt.Errorf("wrapped: %w", &reqerr.InvalidError{Field: "x"}), 400},
+		{reqerr.ErrInvalid, 400},
 		{fmt.Errorf("%w: x", errMalformed), 400},
 		{&http.MaxBytesError{Limit: 10}, 413},
 		{auth.ErrUnauthenticated, 401},
@@ -810,12 +811,12 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: no Content-Type", errMediaType), 415},
 		{fmt.Errorf("%w: %q", errHostNotAllowed, "evil.example"), 403},
 		{fmt.Errorf("%w: %q", errOriginNotAllowed, "https://evil.example"), 403},
-		{fmt.Errorf("3: %w", scheduler.ErrQueueFull), 429},
-		{scheduler.ErrDraining, 503},
+		{fmt.Errorf("3: %w", reqerr.ErrQueueFull), 429},
+		{reqerr.ErrDraining, 503},
 		{inference.ErrLoading, 503},
-		{scheduler.ErrShutdown, 503},
+		{reqerr.ErrShutdown, 503},
 		{context.Canceled, statusClientClosedRequest},
-		{fmt.Errorf("%w: boom", scheduler.ErrEngine), 500},
+		{fmt.Errorf("%w: boom", reqerr.ErrEngine), 500},
 		{inference.ErrNoResult, 500},
 		{errors.New("anything"), 500},
 	}
