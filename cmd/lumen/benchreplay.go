@@ -112,7 +112,7 @@ func runReplay(ctx context.Context, w io.Writer, c *llama.Context, o replayOptio
 		if rep.Errors > 0 {
 			return fmt.Errorf("bench engine --replay: concurrency %d: %d requests failed", conc, rep.Errors)
 		}
-		fmt.Fprintf(tw, "\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\n", conc, rep.OK, rep.PromptTokens, rep.OutputTokensPerS, rep.TTFTMS.P50, rep.TPOTMS.P50)
+		fmt.Fprintf(tw, "\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\n", conc, rep.OK, rep.PromptTokens, rep.OutputTokensPerS, rep.TTFTMS.P50, rep.TPOTMS.P50)
 	}
 	return tw.Flush()
 }
