@@ -137,7 +137,7 @@ test-docker-cuda:
 test-stack: build
 	cd docker/stacktest && LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -count=1 -timeout 10m ./...
 
-test: build tools backend-cpu test-go test-docker-cuda test-stack soak fuzz bench-smoke
+test: build tools backend-cpu test-go test-docker-cuda test-stack test-k8s scale-test soak fuzz bench-smoke
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
