@@ -8,7 +8,8 @@ import (
 
 // CriticalPath is the chain of spans that determines when a trace ends.
 //
-// Algorithm (the one Jaeger's UI uses, with clipping): start at the root
+// Algorithm (Jaeger UI's last-finishing-child walk, but with clipping):
+// start at the root
 // span, with a cursor at its end. Repeatedly take, among the span's
 // children not yet taken that start before the cursor, the one that ends
 // last (its end clipped to the cursor); the time between that child's
@@ -21,6 +22,15 @@ import (
 // is a list of segments that tile the root's interval exactly: each
 // instant of the trace is attributed to the one span that was holding
 // up the end at that instant.
+//
+// Where it differs from Jaeger's UI: Jaeger takes only a child that ends
+// strictly before the cursor, so a child that ends exactly when its next
+// sibling starts (a request's queue span, which ends the instant prefill
+// begins) or that overlaps it is skipped and its time charged to the
+// parent; here such a child is taken, its end clipped to the cursor, and
+// the queue time is the queue span's. The two paths therefore agree on
+// traces of disjoint children with gaps between them and differ on
+// Lumen's own, where phases touch.
 //
 // The root is the span whose parent is not in the trace (a continued
 // trace's remote parent is never exported here); with several such spans,

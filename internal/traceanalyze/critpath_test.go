@@ -21,6 +21,8 @@ func TestCriticalPath(t *testing.T) {
 		wantChain []string
 	}{
 		{
+			// Touching siblings, as queue and prefill are: each is on the
+			// path (Jaeger's UI would charge A and B to the root).
 			name: "sequential children",
 			spans: []Span{
 				span("t", "r", "", "root", 0, 100),
