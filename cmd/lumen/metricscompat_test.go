@@ -10,6 +10,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/lumenllm/lumen/internal/loadgen"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -47,7 +48,7 @@ func TestModelServerMetrics(t *testing.T) {
 	url := "http://" + httpAddr + "/metrics"
 	scrape := func() map[string]*dto.MetricFamily {
 		t.Helper()
-		fams, err := scrapeFamilies(context.Background(), http.DefaultClient, url)
+		fams, err := loadgen.ScrapeMetrics(context.Background(), http.DefaultClient, url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"text/tabwriter"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/lumenllm/lumen/internal/loadgen"
 )
 
 // stepPhaseMetric is the server's per-phase step time counter.
@@ -18,31 +16,9 @@ const stepPhaseMetric = "lumen_step_phase_seconds_total"
 // stepPhaseOrder is the order phases are printed in.
 var stepPhaseOrder = []string{"decode", "build", "sample", "emit", "gap"}
 
-// scrapeFamilies reads a server's /metrics with Prometheus's own parser.
-func scrapeFamilies(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return families, nil
-}
-
 // scrapePhases reads the step phase counters from a server's /metrics.
 func scrapePhases(client *http.Client, url string) (map[string]float64, error) {
-	families, err := scrapeFamilies(context.Background(), client, url)
+	families, err := loadgen.ScrapeMetrics(context.Background(), client, url)
 	if err != nil {
 		return nil, fmt.Errorf("step phases: %w", err)
 	}

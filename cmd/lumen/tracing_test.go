@@ -18,7 +18,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
+	"github.com/lumenllm/lumen/internal/benchtracing"
 	"github.com/lumenllm/lumen/internal/grpcclient"
+	"github.com/lumenllm/lumen/internal/loadgen"
 )
 
 // closedPort returns a loopback address nothing listens on.
@@ -47,7 +49,7 @@ var traceIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // every span that could not be delivered is counted in
 // lumen_spans_dropped_total.
 func TestTracingCollectorDown(t *testing.T) {
-	ended := &spanCount{}
+	ended := &benchtracing.SpanCounter{}
 	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{ended}},
 		map[string]string{
 			"OTEL_BSP_SCHEDULE_DELAY": "50",  // ms: export soon after spans end
@@ -121,11 +123,11 @@ func TestTracingCollectorDown(t *testing.T) {
 	// spans of each request: transport, request, queue, prefill, decode).
 	// Scraping /metrics makes no spans.
 	pollUntil(t, 30*time.Second, func(ctx context.Context) error {
-		dropped, err := scrapeMetric(ctx, httpAddr, "lumen_spans_dropped_total")
+		dropped, err := loadgen.ScrapeSample(ctx, httpAddr, "lumen_spans_dropped_total")
 		if err != nil {
 			return err
 		}
-		n := ended.n.Load()
+		n := ended.Load()
 		if n < 5*perKind*int64(len(kinds)) {
 			t.Fatalf("only %d sampled spans ended for %d requests", n, perKind*len(kinds))
 		}
