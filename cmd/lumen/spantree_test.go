@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +105,7 @@ type wantTree struct {
 	tenant        string
 	finish        string // finish reason the reply gave
 	responseTrace string // trace id the reply named
+	server        string // host:port the request was sent to (server.address, server.port)
 }
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -238,6 +241,13 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	if w.tenant != "" {
 		wantAttrs[semconv.AttrTenant] = attribute.StringValue(w.tenant)
 	}
+	host, port, err := net.SplitHostPort(w.server)
+	if err != nil {
+		t.Fatalf("wantTree.server %q: %v", w.server, err)
+	}
+	portN, _ := strconv.Atoi(port)
+	wantAttrs[semconv.AttrServerAddress] = attribute.StringValue(host)
+	wantAttrs[semconv.AttrServerPort] = attribute.IntValue(portN)
 	for k, v := range wantAttrs {
 		if ra[k] != v {
 			t.Errorf("request span %s = %v, want %v", k, ra[k].String(), v.String())
@@ -361,7 +371,7 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 		}
 		w := wantTree{caller: c, transport: "lumen.v1.LumenService/Generate", operation: "text_completion tiny",
 			inputTokens: int(resp.GetUsage().GetPromptTokens()), outputTokens: int(resp.GetUsage().GetCompletionTokens()),
-			finish: finishName(resp.GetFinishReason()), responseTrace: resp.GetTraceId()}
+			finish: finishName(resp.GetFinishReason()), responseTrace: resp.GetTraceId(), server: grpcAddr}
 		checkTree(t, waitForTree(t, log, w), w)
 	})
 
@@ -385,7 +395,7 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 		}
 		w := wantTree{caller: c, transport: "lumen.v1.LumenService/GenerateStream", operation: "text_completion tiny",
 			inputTokens: int(last.GetUsage().GetPromptTokens()), outputTokens: int(last.GetUsage().GetCompletionTokens()),
-			tenant: "acme", finish: finishName(last.GetFinishReason()), responseTrace: last.GetTraceId()}
+			tenant: "acme", finish: finishName(last.GetFinishReason()), responseTrace: last.GetTraceId(), server: grpcAddr}
 		checkTree(t, waitForTree(t, log, w), w)
 	})
 
@@ -441,7 +451,7 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			respTrace = parts[1]
 		}
 		w := wantTree{caller: c, transport: "POST /v1/chat/completions", operation: "chat tiny",
-			inputTokens: usage.PromptTokens, outputTokens: usage.CompletionTokens, tenant: "globex", finish: finish, responseTrace: respTrace}
+			inputTokens: usage.PromptTokens, outputTokens: usage.CompletionTokens, tenant: "globex", finish: finish, responseTrace: respTrace, server: httpAddr}
 		checkTree(t, waitForTree(t, log, w), w)
 	})
 

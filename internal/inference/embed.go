@@ -85,8 +85,10 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		return nil, err
 	}
 	if s.cfg.Tracer != nil {
+		host, port := serverAddrOf(ctx)
 		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: semconv.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
+			ServerAddress: host, ServerPort: port,
 		})
 	}
 	events, err := s.cfg.Scheduler.Submit(ctx, sr)

@@ -533,10 +533,12 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		for _, t := range req.Tools.Tools {
 			toolNames = append(toolNames, t.Name)
 		}
+		host, port := serverAddrOf(ctx)
 		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
 			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
 			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
 			OutputType: req.Constraint.OutputType(), Tools: toolNames, SeedGiven: seedGiven,
+			ServerAddress: host, ServerPort: port,
 		})
 		sr.KeepText = s.cfg.Tracer.ContentLimit()
 	}

@@ -36,6 +36,10 @@ type RequestInfo struct {
 	// SeedGiven: the request chose Sampling.Seed (gen_ai.request.seed);
 	// otherwise the server did (lumen.sampling.seed only).
 	SeedGiven bool
+	// ServerAddress and ServerPort are the listener that received the
+	// request (server.address, server.port); "" and 0 when unknown.
+	ServerAddress string
+	ServerPort    int
 }
 
 // GrammarOverruleShare is the share of a request's tokens overruled by
@@ -130,6 +134,12 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 	}
 	if info.Tenant != "" {
 		attrs = append(attrs, semconv.AttrTenant.String(info.Tenant))
+	}
+	if info.ServerAddress != "" {
+		attrs = append(attrs, semconv.AttrServerAddress.String(info.ServerAddress))
+	}
+	if info.ServerPort > 0 {
+		attrs = append(attrs, semconv.AttrServerPort.Int(info.ServerPort))
 	}
 	if info.OutputType != "" {
 		attrs = append(attrs, semconv.AttrOutputType.String(info.OutputType))

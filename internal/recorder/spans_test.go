@@ -69,7 +69,7 @@ func TestRequestSpanTree(t *testing.T) {
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true,
 	})
 	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
-	ctx = tr.StartRequest(ctx, RequestInfo{Operation: semconv.OperationChat, Model: "m", MaxTokens: 5, Tenant: "acme", Prompt: "secret prompt"})
+	ctx = tr.StartRequest(ctx, RequestInfo{Operation: semconv.OperationChat, Model: "m", MaxTokens: 5, Tenant: "acme", Prompt: "secret prompt", ServerAddress: "10.0.0.7", ServerPort: 8080})
 	tr.Finished(ctx, result("r1", scheduler.FinishLength))
 
 	spans := rec.Ended()
@@ -103,7 +103,7 @@ func TestRequestSpanTree(t *testing.T) {
 	for key, want := range map[string]any{
 		"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": int64(12),
 		"gen_ai.usage.output_tokens": int64(5), "gen_ai.response.id": "r1", "tenant.id": "acme", "gpu.id": int64(1),
-		"lumen.prompt_tokens_cached": int64(4),
+		"lumen.prompt_tokens_cached": int64(4), "server.address": "10.0.0.7", "server.port": int64(8080),
 	} {
 		if got, ok := attr(req, key); !ok || got != want {
 			t.Errorf("request %s = %v, want %v", key, got, want)

@@ -7,10 +7,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/auth"
+	"github.com/lumenllm/lumen/internal/inference"
 )
 
 // authorize checks the "authorization: Bearer <key>" metadata of calls to
@@ -42,7 +44,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if decodeErr != nil {
 		return nil, decodeErr
 	}
-	resp, err := handler(ctx, req)
+	resp, err := handler(withLocalAddr(ctx), req)
 	s.logFailure(ctx, info.FullMethod, err)
 	return resp, err
 }
@@ -51,7 +53,16 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
 		return toStatus(err)
 	}
-	err := handler(srv, &decodeCheckedStream{ServerStream: ss, codec: s.codec})
+	err := handler(srv, &decodeCheckedStream{ServerStream: ss, codec: s.codec, ctx: withLocalAddr(ss.Context())})
 	s.logFailure(ss.Context(), info.FullMethod, err)
 	return err
+}
+
+// withLocalAddr records the listener's address of the call's connection
+// for the request span (server.address, server.port).
+func withLocalAddr(ctx context.Context) context.Context {
+	if p, ok := peer.FromContext(ctx); ok {
+		return inference.WithServerAddr(ctx, p.LocalAddr)
+	}
+	return ctx
 }

@@ -1,6 +1,7 @@
 package grpcserver
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -51,7 +52,10 @@ func (c *decodeCodec) take(v any) error {
 type decodeCheckedStream struct {
 	grpc.ServerStream
 	codec *decodeCodec
+	ctx   context.Context // the stream's, with what the interceptor added
 }
+
+func (s *decodeCheckedStream) Context() context.Context { return s.ctx }
 
 func (s *decodeCheckedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {

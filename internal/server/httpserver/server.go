@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -357,12 +358,16 @@ func traceHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// routed records the route template as http.route on the transport span:
-// otelhttp reads the pattern of the router outside this server's (which
-// matched "/"), never this mux's.
+// routed records the route template as http.route on the transport span
+// (otelhttp reads the pattern of the router outside this server's, which
+// matched "/", never this mux's) and the listener's address for the
+// request span.
 func routed(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("http.route", route))
+		if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			r = r.WithContext(inference.WithServerAddr(r.Context(), addr))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -80,8 +80,12 @@ const (
 	AttrCacheSource    = attribute.Key("lumen.prefix_cache.source")
 	AttrCacheRestoreMs = attribute.Key("lumen.prefix_cache.restore_ms")
 	AttrTenant         = attribute.Key("tenant.id")
-	AttrSlot           = attribute.Key("lumen.slot")
-	AttrChunks         = attribute.Key("lumen.prefill.chunks")
+	// AttrServerAddress and AttrServerPort are the local address and port
+	// of the listener that received the request.
+	AttrServerAddress = attribute.Key("server.address")
+	AttrServerPort    = attribute.Key("server.port")
+	AttrSlot          = attribute.Key("lumen.slot")
+	AttrChunks        = attribute.Key("lumen.prefill.chunks")
 	// Per-phase token counts, on the phase spans: gen_ai.usage.* stays on
 	// the request span only, so a backend summing it over a trace counts
 	// each token once.
