@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
@@ -45,6 +46,10 @@ type Report struct {
 	Tenants  []Usage `json:"tenants"`
 	// RequestList has one entry per request span, in start order.
 	RequestList []Request `json:"request_list"`
+	// Probes counts the traces left out of the critical paths and the
+	// bottlenecks because their root is a health check or gRPC
+	// reflection (lumen serve exports those only with --trace-probes).
+	Probes int `json:"probe_traces_left_out"`
 
 	traces   []*Trace
 	selected *Trace
@@ -184,6 +189,21 @@ func Analyze(spans []Span, opts Options) (*Report, error) {
 
 func isBatch(s *Span) bool { return s.Name == semconv.SpanBatch }
 
+// isProbe reports whether s is the server span of a health check or a
+// gRPC reflection call: traffic of the infrastructure, not of users.
+func isProbe(s *Span) bool {
+	switch s.Name {
+	case "GET /healthz", "GET /readyz":
+		return true
+	}
+	for _, prefix := range []string{"grpc.health.v1.Health/", "grpc.reflection.v1.ServerReflection/", "grpc.reflection.v1alpha.ServerReflection/"} {
+		if strings.HasPrefix(s.Name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *Report) criticalPaths(want string) {
 	var slowest *Trace
 	for _, t := range r.traces {
@@ -192,6 +212,10 @@ func (r *Report) criticalPaths(want string) {
 			r.selected, r.Selected = t, p
 		}
 		if p == nil || isBatch(root(t)) {
+			continue
+		}
+		if isProbe(root(t)) {
+			r.Probes++
 			continue
 		}
 		r.CriticalPaths = append(r.CriticalPaths, *p)

@@ -292,3 +292,46 @@ func TestWriteTextAndJSON(t *testing.T) {
 		t.Errorf("JSON: %+v", back)
 	}
 }
+
+// Health-check and reflection traces are infrastructure: they stay out of
+// the critical paths, the bottlenecks and the choice of the slowest
+// trace, and the report says how many were left out.
+func TestProbeTracesLeftOut(t *testing.T) {
+	spans := []Span{
+		span("req", "a", "", "POST /v1/completions", 0, 10),
+		span("req", "b", "a", "text_completion tiny", 1, 9),
+		span("hc", "h", "", "grpc.health.v1.Health/Check", 0, 50),
+		span("rf", "r", "", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", 0, 40),
+		span("rz", "z", "", "GET /readyz", 0, 30),
+	}
+	r, err := Analyze(spans, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Probes != 3 {
+		t.Errorf("Probes = %d, want 3", r.Probes)
+	}
+	if len(r.CriticalPaths) != 1 || r.CriticalPaths[0].TraceID != "req" {
+		t.Errorf("critical paths %+v, want only the request trace's", r.CriticalPaths)
+	}
+	if r.Selected == nil || r.Selected.TraceID != "req" {
+		t.Errorf("selected %+v, want the request trace, not the slower probes", r.Selected)
+	}
+	for _, b := range r.Bottlenecks {
+		if strings.HasPrefix(b.Name, "grpc.") || b.Name == "GET /readyz" {
+			t.Errorf("bottleneck %q is a probe", b.Name)
+		}
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "3 health-check and reflection traces left out") {
+		t.Errorf("text report does not say probes were left out:\n%s", out.String())
+	}
+	// A probe asked for by id is still shown.
+	r, err = Analyze(spans, Options{TraceID: "hc"})
+	if err != nil || r.Selected == nil || r.Selected.TraceID != "hc" {
+		t.Errorf("--trace-id of a probe: selected %+v, err %v", r.Selected, err)
+	}
+}

@@ -35,6 +35,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	ew.printf("%d spans in %d traces: %d requests, %d batch steps, from %s to %s (%s)\n",
 		r.Spans, r.Traces, r.Requests, r.Batches,
 		r.Start.Format(time.RFC3339Nano), r.End.Format(time.RFC3339Nano), r.End.Sub(r.Start).Round(time.Microsecond))
+	if r.Probes > 0 {
+		ew.printf("%d health-check and reflection traces left out of the critical paths and bottlenecks\n", r.Probes)
+	}
 
 	ew.printf("\nOperations (durations: p50/p99 by nearest rank)\n")
 	t := table{{"operation", "count", "mean", "p50", "p99", "max"}}
