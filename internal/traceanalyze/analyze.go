@@ -141,6 +141,11 @@ type Request struct {
 	Prefill      Dur       `json:"prefill_ms"`
 	Decode       Dur       `json:"decode_ms"`
 	Error        bool      `json:"error,omitempty"`
+	// ErrorType is error.type: set on failed, refused and cancelled
+	// requests (queue_full, draining, cancelled, ...).
+	ErrorType string `json:"error_type,omitempty"`
+	// CancelReason is lumen.cancel_reason of a cancelled request.
+	CancelReason string `json:"cancel_reason,omitempty"`
 	// From the decode span's attributes, when present.
 	MeanBatchAttr *float64 `json:"mean_batch_size_attr,omitempty"`
 	DecodeSteps   *int64   `json:"decode_steps,omitempty"`
@@ -266,6 +271,10 @@ func (r *Report) criticalPaths(want string) {
 	})
 }
 
+// Failed reports whether q did not end as asked: it failed, was refused
+// or was cancelled (error status or an error.type).
+func (q Request) Failed() bool { return q.Error || q.ErrorType != "" }
+
 // isRequest tells request spans by their gen_ai.operation.name.
 func isRequest(s *Span) bool { return s.Str(string(semconv.AttrOperation)) != "" }
 
@@ -307,6 +316,8 @@ func (r *Report) requests(prices *Prices) {
 			Tenant: cmp.Or(s.Str(string(semconv.AttrTenant)), NoTenant),
 			Start:  s.Start, Duration: Dur(s.Duration()), Error: s.Error,
 		}
+		q.ErrorType = s.Str(string(semconv.AttrErrorType))
+		q.CancelReason = s.Str(string(semconv.AttrCancelReason))
 		q.InputTokens, _ = s.Int(string(semconv.AttrInputTokens))
 		q.OutputTokens, _ = s.Int(string(semconv.AttrOutputTokens))
 		for _, c := range children[[2]string{s.TraceID, s.SpanID}] {

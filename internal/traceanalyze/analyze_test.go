@@ -335,3 +335,41 @@ func TestProbeTracesLeftOut(t *testing.T) {
 		t.Errorf("--trace-id of a probe: selected %+v, err %v", r.Selected, err)
 	}
 }
+
+// The text report lists the requests that failed, were refused or were
+// cancelled, with their error.type and cancel reason, counted by kind.
+func TestFailuresListed(t *testing.T) {
+	ok := span("t1", "a", "", "text_completion tiny", 0, 10, "gen_ai.operation.name", "text_completion")
+	full := span("t2", "b", "", "text_completion tiny", 1, 2, "gen_ai.operation.name", "text_completion", "error.type", "queue_full")
+	full.Error = true
+	cut := span("t3", "c", "", "chat tiny", 2, 8, "gen_ai.operation.name", "chat", "error.type", "cancelled", "lumen.cancel_reason", "client cancelled")
+	r, err := Analyze([]Span{ok, full, cut}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"Failed, refused or cancelled requests: 2 of 3 (cancelled 1, queue_full 1)",
+		"t2", "queue_full", "t3", "client cancelled",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+	if i := strings.Index(text, "Failed, refused"); i >= 0 && strings.Contains(text[i:], "t1 ") {
+		t.Errorf("the successful request is listed as failed:\n%s", text[i:])
+	}
+	var got []string
+	for _, q := range r.RequestList {
+		if q.Failed() {
+			got = append(got, q.ErrorType)
+		}
+	}
+	if !slices.Equal(got, []string{"queue_full", "cancelled"}) {
+		t.Errorf("failed requests' error types %q, want [queue_full cancelled]", got)
+	}
+}

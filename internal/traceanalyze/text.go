@@ -1,10 +1,13 @@
 package traceanalyze
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,10 +96,45 @@ func (r *Report) WriteText(w io.Writer) error {
 			ew.printf("  linked batch spans: none in the input (batch spans are separate traces; include them to see per-step sizes)\n")
 		}
 
+		r.writeFailures(ew)
 		r.writeUsage(ew, "model", r.Models)
 		r.writeUsage(ew, "tenant", r.Tenants)
 	}
 	return ew.err
+}
+
+// maxFailuresListed bounds the text report's list of failed requests
+// (--json has them all).
+const maxFailuresListed = 20
+
+// writeFailures lists the requests that failed, were refused or were
+// cancelled, first by kind, then each (the first maxFailuresListed).
+func (r *Report) writeFailures(w io.Writer) {
+	var failed []Request
+	kinds := map[string]int{}
+	for _, q := range r.RequestList {
+		if q.Failed() {
+			failed = append(failed, q)
+			kinds[cmp.Or(q.ErrorType, "error")]++
+		}
+	}
+	if len(failed) == 0 {
+		fmt.Fprintf(w, "\nFailed, refused or cancelled requests: none\n")
+		return
+	}
+	var byKind []string
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		byKind = append(byKind, fmt.Sprintf("%s %d", k, kinds[k]))
+	}
+	fmt.Fprintf(w, "\nFailed, refused or cancelled requests: %d of %d (%s)\n", len(failed), r.Requests, strings.Join(byKind, ", "))
+	t := table{{"trace", "request", "error.type", "cancel reason", "duration"}}
+	for _, q := range failed[:min(len(failed), maxFailuresListed)] {
+		t = append(t, []string{q.TraceID, q.Name, cmp.Or(q.ErrorType, "error"), cmp.Or(q.CancelReason, "-"), fmtMs(q.Duration)})
+	}
+	t.write(w)
+	if n := len(failed) - maxFailuresListed; n > 0 {
+		fmt.Fprintf(w, "(%d more; --json lists every request with its error_type)\n", n)
+	}
 }
 
 func (r *Report) writeUsage(w io.Writer, by string, rows []Usage) {
