@@ -34,6 +34,9 @@ type Report struct {
 	// Selected is the critical path of Options.TraceID or of the slowest
 	// request trace.
 	Selected *CriticalPath `json:"selected_critical_path,omitempty"`
+	// SelectedQueueing says, when the selected trace's request queued,
+	// which requests held the slots meanwhile.
+	SelectedQueueing *Queueing `json:"selected_queueing,omitempty"`
 	// CriticalPaths has one path per request trace (traces whose root is
 	// not a batch span), in trace start order.
 	CriticalPaths []CriticalPath `json:"critical_paths"`
@@ -189,6 +192,9 @@ func Analyze(spans []Span, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("trace %s: %w", opts.TraceID, ErrTraceNotInInput)
 	}
 	r.requests(opts.Prices)
+	if r.Selected != nil {
+		r.SelectedQueueing = r.queueing(r.Selected.TraceID)
+	}
 	return r, nil
 }
 

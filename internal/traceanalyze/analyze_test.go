@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // twoRequests is two Lumen-shaped request traces and four batch steps,
@@ -371,5 +372,46 @@ func TestFailuresListed(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"queue_full", "cancelled"}) {
 		t.Errorf("failed requests' error types %q, want [queue_full cancelled]", got)
+	}
+}
+
+// For the selected request that queued, the report names the requests
+// that held the slots during its wait and how much of the wait each spent
+// in prefill and in decode.
+func TestQueueingExplained(t *testing.T) {
+	req := func(trace string, start, queue, prefill, end float64) []Span {
+		return []Span{
+			span(trace, trace+"r", "", "text_completion tiny", start, end, "gen_ai.operation.name", "text_completion"),
+			span(trace, trace+"q", trace+"r", "queue", start, start+queue),
+			span(trace, trace+"p", trace+"r", "prefill", start+queue, start+queue+prefill),
+			span(trace, trace+"d", trace+"r", "decode", start+queue+prefill, end),
+		}
+	}
+	var spans []Span
+	spans = append(spans, req("A", 0, 10, 2, 30)...) // waits [0, 10]
+	spans = append(spans, req("B", 0, 0, 3, 8)...)   // prefill 3, decode 5 of it
+	spans = append(spans, req("C", 0, 0, 1, 20)...)  // prefill 1, decode 9 of it
+	spans = append(spans, req("D", 25, 0, 1, 28)...) // after it
+	r, err := Analyze(spans, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qe := r.SelectedQueueing
+	if qe == nil || qe.TraceID != "A" || qe.Wait.Std() != 10*time.Millisecond {
+		t.Fatalf("queueing %+v, want trace A waiting 10 ms", qe)
+	}
+	want := []Holder{
+		{TraceID: "C", Request: "text_completion tiny", Prefill: Dur(time.Millisecond), Decode: Dur(9 * time.Millisecond)},
+		{TraceID: "B", Request: "text_completion tiny", Prefill: Dur(3 * time.Millisecond), Decode: Dur(5 * time.Millisecond)},
+	}
+	if !slices.Equal(qe.Holders, want) {
+		t.Errorf("holders %+v, want %+v", qe.Holders, want)
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "It queued 10.000ms while 2 other requests held the slots") {
+		t.Errorf("text report does not explain the wait:\n%s", out.String())
 	}
 }

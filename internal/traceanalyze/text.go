@@ -56,6 +56,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			t = append(t, []string{s.Name, "+" + fmtMs(s.Offset), fmtMs(s.Duration)})
 		}
 		t.write(ew)
+		if qe := r.SelectedQueueing; qe != nil {
+			r.writeQueueing(ew, qe)
+		}
 		if n := len(r.CriticalPaths); n > 1 {
 			ew.printf("(%d request traces; --json lists every critical path, --trace-id picks one)\n", n)
 		}
@@ -101,6 +104,26 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.writeUsage(ew, "tenant", r.Tenants)
 	}
 	return ew.err
+}
+
+// maxHoldersListed bounds the holders the text report names.
+const maxHoldersListed = 10
+
+// writeQueueing says whom the selected request waited for.
+func (r *Report) writeQueueing(w io.Writer, qe *Queueing) {
+	if len(qe.Holders) == 0 {
+		fmt.Fprintf(w, "It queued %s while no other request in the input held a slot (are all of the traces of that time included?)\n", fmtMs(qe.Wait))
+		return
+	}
+	fmt.Fprintf(w, "It queued %s while %d other requests held the slots:\n", fmtMs(qe.Wait), len(qe.Holders))
+	t := table{{"trace", "request", "prefill during the wait", "decode during the wait"}}
+	for _, h := range qe.Holders[:min(len(qe.Holders), maxHoldersListed)] {
+		t = append(t, []string{h.TraceID, h.Request, fmtMs(h.Prefill), fmtMs(h.Decode)})
+	}
+	t.write(w)
+	if n := len(qe.Holders) - maxHoldersListed; n > 0 {
+		fmt.Fprintf(w, "(%d more; --json has them all under selected_queueing)\n", n)
+	}
 }
 
 // maxFailuresListed bounds the text report's list of failed requests
