@@ -1,4 +1,4 @@
-//go:build scale
+//go:build scale && scalebench
 
 package scale
 
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lumenllm/lumen/test/internal/bintest"
 )
 
 // The benchmark's client load, the same for every pool: a closed loop of
@@ -60,11 +61,10 @@ type benchRound struct {
 // TestScaleBench measures throughput and TTFT through HAProxy with one
 // replica and with three under the same load, rounds interleaved, and
 // scrapes each replica's queue depth during the load. It prints a
-// Markdown table (docs/benchmarks.md, "Replicas behind HAProxy").
+// Markdown table (docs/benchmarks.md, "Replicas behind HAProxy"). It is
+// built only with the scalebench tag (make scale-bench), so that make
+// scale-test does not compile a test it would not run.
 func TestScaleBench(t *testing.T) {
-	if os.Getenv("SCALE_BENCH") == "" {
-		t.Skip("the benchmark runs with SCALE_BENCH=1 (make scale-bench)")
-	}
 	d := readDeps(t)
 	small := replicaConfig{parallel: 4, threads: 1, drainTimeout: 5 * time.Second}
 	rs := startReplicas(t, d, small, "r1", "r2", "r3")
@@ -176,7 +176,7 @@ func runBenchRound(t *testing.T, d deps, lb *haproxy, p benchPool, seed int) ben
 		"--prompt-tokens", strconv.Itoa(benchPrompt), "--max-tokens", strconv.Itoa(benchMaxTokens),
 		"--max-tokens-spread", benchSpread, "--ignore-eos", "--temperature", "1",
 		"--seed", strconv.Itoa(seed), "--json")
-	cmd.Env = hermeticEnv(t.TempDir())
+	cmd.Env = bintest.HermeticEnv(t.TempDir())
 	out, err := cmd.Output()
 	close(stop)
 	wg.Wait()

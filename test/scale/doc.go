@@ -16,7 +16,7 @@
 // passes traceparent through untouched), and that before the SIGTERM the
 // load was split within ±20% of even.
 //
-// TestScaleBench (SCALE_BENCH=1, `make scale-bench`) measures throughput
+// TestScaleBench (build tag scalebench: `make scale-bench`) measures throughput
 // and time to first token through HAProxy with one replica and with
 // three, under the same client load, and each replica's queue depth
 // (docs/benchmarks.md, "Replicas behind HAProxy").

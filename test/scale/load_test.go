@@ -3,7 +3,6 @@
 package scale
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lumenllm/lumen/test/internal/bintest"
 )
 
 // requestDeadline bounds one request: a short completion takes tens of
@@ -134,26 +135,9 @@ func readReply(r io.Reader, maxTokens int) error {
 // choice, one finish reason, the usage event, then [DONE] and nothing
 // after. A stream cut midway fails here.
 func readStream(r io.Reader, maxTokens int, onEvent func()) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
 	var finish *string
 	tokens := -1
-	done := false
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			continue
-		}
-		data, ok := bytes.CutPrefix(line, []byte("data: "))
-		switch {
-		case done:
-			return fmt.Errorf("stream: %q after [DONE]", line)
-		case !ok:
-			return fmt.Errorf("stream: line %q is not a data field", line)
-		case string(data) == "[DONE]":
-			done = true
-			continue
-		}
+	err := bintest.ReadSSE(r, func(data []byte) error {
 		var ev struct {
 			Choices []choice `json:"choices"`
 			Usage   *usage   `json:"usage"`
@@ -163,23 +147,24 @@ func readStream(r io.Reader, maxTokens int, onEvent func()) error {
 		}
 		switch err := json.Unmarshal(data, &ev); {
 		case err != nil:
-			return fmt.Errorf("stream: malformed event %q: %w", data, err)
+			return fmt.Errorf("malformed event %q: %w", data, err)
 		case ev.Error != nil:
-			return fmt.Errorf("stream: error event: %s", ev.Error.Message)
+			return fmt.Errorf("error event: %s", ev.Error.Message)
 		case ev.Usage != nil:
 			tokens = ev.Usage.CompletionTokens
 		case len(ev.Choices) != 1 || finish != nil:
-			return fmt.Errorf("stream: event %q: want one choice, before the finish reason", data)
+			return fmt.Errorf("event %q: want one choice, before the finish reason", data)
 		default:
 			finish = ev.Choices[0].FinishReason
 		}
 		onEvent()
+		return nil
+	}, func() error { return nil })
+	if err != nil {
+		return fmt.Errorf("stream: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("stream cut: %w", err)
-	}
-	if !done || finish == nil || tokens < 0 {
-		return fmt.Errorf("stream ended early: [DONE] %v, finish reason %v, usage %v", done, finish != nil, tokens >= 0)
+	if finish == nil || tokens < 0 {
+		return fmt.Errorf("stream ended early: finish reason %v, usage %v", finish != nil, tokens >= 0)
 	}
 	return checkEnd(*finish, tokens, maxTokens)
 }

@@ -12,12 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lumenllm/lumen/test/internal/bintest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -68,7 +67,7 @@ func readDeps(t *testing.T) deps {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	logs   *tailBuffer
+	logs   *bintest.TailBuffer
 	exited chan struct{} // closed when the process has ended
 	err    error         // cmd.Wait's result, once exited is closed
 }
@@ -78,7 +77,7 @@ type proc struct {
 // the test ends, unless it has ended before.
 func startProc(t *testing.T, name string, cmd *exec.Cmd, onLine func([]byte)) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, logs: &tailBuffer{max: logTail}, exited: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, logs: &bintest.TailBuffer{Max: logTail}, exited: make(chan struct{})}
 	cmd.Stdout = p.logs
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -182,7 +181,7 @@ func startReplica(t *testing.T, d deps, cfg replicaConfig, name string, listenin
 		args = append(args, "--otlp-endpoint", cfg.otlpEndpoint) // loopback: plaintext
 	}
 	cmd := exec.Command(d.lumen, args...)
-	cmd.Env = hermeticEnv(t.TempDir())
+	cmd.Env = bintest.HermeticEnv(t.TempDir())
 	if cfg.otlpEndpoint != "" {
 		cmd.Env = append(cmd.Env,
 			"OTEL_SERVICE_NAME=lumen",
@@ -285,43 +284,4 @@ func stopAll(t *testing.T, rs []*replica) {
 			t.Errorf("%s after SIGTERM: %v, want exit status 0\n%s", r.name, err, r.logs)
 		}
 	}
-}
-
-// hermeticEnv is this process's environment without the variables that
-// would configure the server behind the test's back (LUMEN_*, OTEL_*).
-func hermeticEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LUMEN_") && !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home)
-}
-
-// tailBuffer keeps the last max bytes written to it (about), for
-// failure messages; it is safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 2*b.max {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.buf) > b.max {
-		return string(b.buf[len(b.buf)-b.max:])
-	}
-	return string(b.buf)
 }

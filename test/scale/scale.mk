@@ -7,14 +7,14 @@
 # SCALE_BENCH=1 also runs the 1-vs-3-replica benchmark (docs/benchmarks.md,
 # "Replicas behind HAProxy"); make scale-bench runs it alone.
 SCALE_TIMEOUT ?= 10m
-SCALE_GO_TEST = LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -tags scale -count=1 -v -timeout $(SCALE_TIMEOUT)
+SCALE_GO_TEST = LUMEN_BIN=$(abspath $(LUMEN)) $(GO) test -count=1 -v -timeout $(SCALE_TIMEOUT)
 
 .PHONY: scale-test scale-bench scale-haproxy
 scale-haproxy:
 	@command -v haproxy >/dev/null || (apt-get update && apt-get install -y --no-install-recommends haproxy)
 
 scale-test: build scale-haproxy
-	$(if $(SCALE_BENCH),SCALE_BENCH=$(SCALE_BENCH)) $(SCALE_GO_TEST) ./test/scale/
+	$(SCALE_GO_TEST) -tags '$(if $(SCALE_BENCH),scale scalebench,scale)' ./test/scale/
 
 scale-bench: build scale-haproxy
-	SCALE_BENCH=1 $(SCALE_GO_TEST) -run '^TestScaleBench$$' ./test/scale/
+	$(SCALE_GO_TEST) -tags 'scale scalebench' -run '^TestScaleBench$$' ./test/scale/

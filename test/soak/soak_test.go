@@ -30,6 +30,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/grpcclient"
+	"github.com/lumenllm/lumen/test/internal/bintest"
 )
 
 // The server's shape and the load on it: twice its capacity (slots plus
@@ -214,7 +215,7 @@ type server struct {
 	cmd        *exec.Cmd
 	httpAddr   string
 	grpcAddr   string
-	logs       *tailBuffer
+	logs       *bintest.TailBuffer
 	exited     chan error // cmd.Wait's result, once
 	stopped    bool
 	scrapeHTTP *http.Client // no keep-alive: leaves no connection behind
@@ -229,13 +230,13 @@ func startServer(t *testing.T, bin, modelPath string) *server {
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "json",
 		"--parallel", strconv.Itoa(parallel), "--max-queue", strconv.Itoa(maxQueue),
 		"--ctx-size", strconv.Itoa(ctxSize), "--threads", "1")
-	cmd.Env = hermeticEnv(t.TempDir())
+	cmd.Env = bintest.HermeticEnv(t.TempDir())
 	// Should the test process die without its cleanups (a -timeout
 	// panic, a killed go test), the server dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s := &server{
 		cmd:        cmd,
-		logs:       &tailBuffer{max: logTail},
+		logs:       &bintest.TailBuffer{Max: logTail},
 		exited:     make(chan error, 1),
 		scrapeHTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second},
 	}
@@ -296,18 +297,6 @@ func startServer(t *testing.T, bin, modelPath string) *server {
 		}
 	}
 	return s
-}
-
-// hermeticEnv is this process's environment without the variables that
-// would configure the server behind the test's back (LUMEN_*, OTEL_*).
-func hermeticEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LUMEN_") && !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home)
 }
 
 func (s *server) ready() bool {
@@ -641,7 +630,7 @@ func (c *loadClient) chatStream(ctx context.Context, cut context.CancelCauseFunc
 		return fmt.Errorf("stream Content-Type %q, want text/event-stream", ct)
 	}
 	events, finishes := 0, 0
-	return readSSE(resp.Body, func(data []byte) error {
+	return bintest.ReadSSE(resp.Body, func(data []byte) error {
 		var chunk struct {
 			Object  string `json:"object"`
 			Choices []struct {
@@ -678,44 +667,6 @@ func (c *loadClient) chatStream(ctx context.Context, cut context.CancelCauseFunc
 		}
 		return nil
 	})
-}
-
-// readSSE reads a stream of "data: " events ending with "data: [DONE]",
-// handing each JSON event to onEvent and calling atDone at [DONE]; any
-// other line, or an end without [DONE], is malformed.
-func readSSE(r io.Reader, onEvent func([]byte) error, atDone func() error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
-	done := false
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			continue
-		}
-		data, ok := bytes.CutPrefix(line, []byte("data: "))
-		switch {
-		case done:
-			return fmt.Errorf("malformed stream: %q after [DONE]", line)
-		case !ok:
-			return fmt.Errorf("malformed stream: line %q is not a data field", line)
-		case string(data) == "[DONE]":
-			done = true
-			if err := atDone(); err != nil {
-				return err
-			}
-		default:
-			if err := onEvent(data); err != nil {
-				return err
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	if !done {
-		return errors.New("malformed stream: ended without [DONE]")
-	}
-	return nil
 }
 
 // completion is a non-streamed text completion.
@@ -877,31 +828,4 @@ func runLoad(s *server, cfg config) tally {
 		total.merge(&tallies[i])
 	}
 	return total
-}
-
-// tailBuffer keeps the last max bytes written to it (about), for
-// failure messages; it is safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 2*b.max {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.buf) > b.max {
-		return string(b.buf[len(b.buf)-b.max:])
-	}
-	return string(b.buf)
 }
