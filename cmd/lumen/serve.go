@@ -328,7 +328,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		StatsHandler: otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithMeterProvider(tel.MeterProvider),
 			otelgrpc.WithPropagators(tel.Propagator),
-			otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return f.traceProbes || !probeRPC(info.FullMethodName) })),
+			otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return f.traceProbes || !semconv.IsProbeRPC(info.FullMethodName) })),
 	})
 	mux := http.NewServeMux()
 	var apiSrv *httpserver.Server
@@ -338,7 +338,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 			return otelhttp.NewHandler(h, "http",
 				otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
 				otelhttp.WithPropagators(tel.Propagator),
-				otelhttp.WithFilter(func(r *http.Request) bool { return f.traceProbes || !probePath(r.URL.Path) }),
+				otelhttp.WithFilter(func(r *http.Request) bool { return f.traceProbes || !semconv.IsProbePath(r.URL.Path) }),
 				// The Host header is the client's to choose: the bound
 				// address names the server on spans and metrics instead.
 				otelhttp.WithServerName(httpLis.Addr().String()),
@@ -654,16 +654,6 @@ func (a *apiSwitch) Models() []inference.Model {
 }
 
 var errNotLoaded = inference.ErrLoading
-
-// probePath reports whether an HTTP path is a health or readiness probe.
-func probePath(path string) bool { return path == "/healthz" || path == "/readyz" }
-
-// probeRPC reports whether a gRPC method is a health check or reflection.
-func probeRPC(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
-		strings.HasPrefix(method, "/grpc.reflection.v1.ServerReflection/") ||
-		strings.HasPrefix(method, "/grpc.reflection.v1alpha.ServerReflection/")
-}
 
 // printTryLines shows a newcomer how to call the server just started,
 // with commands that work as printed from where lumen was run.

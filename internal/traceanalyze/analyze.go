@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
@@ -202,18 +201,7 @@ func isBatch(s *Span) bool { return s.Name == semconv.SpanBatch }
 
 // isProbe reports whether s is the server span of a health check or a
 // gRPC reflection call: traffic of the infrastructure, not of users.
-func isProbe(s *Span) bool {
-	switch s.Name {
-	case "GET /healthz", "GET /readyz":
-		return true
-	}
-	for _, prefix := range []string{"grpc.health.v1.Health/", "grpc.reflection.v1.ServerReflection/", "grpc.reflection.v1alpha.ServerReflection/"} {
-		if strings.HasPrefix(s.Name, prefix) {
-			return true
-		}
-	}
-	return false
-}
+func isProbe(s *Span) bool { return semconv.IsProbeSpan(s.Name) }
 
 func (r *Report) criticalPaths(want string) {
 	var slowest *Trace
