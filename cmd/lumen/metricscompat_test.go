@@ -71,7 +71,7 @@ func TestModelServerMetrics(t *testing.T) {
 		t.Errorf("lumen_cache_config_info %v: %v %v, want 1", info, v, ok)
 	}
 
-	release := gate.arm(3)
+	release, _ := gate.arm(3)
 	defer release()
 	done := make(chan error, 1)
 	go func() {

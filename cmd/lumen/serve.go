@@ -97,6 +97,9 @@ type serveHooks struct {
 	// engine, when set, wraps the engine the scheduler drives (a test's
 	// gate on decode steps).
 	engine func(scheduler.Engine) scheduler.Engine
+	// generate, when set, sees the context of every Generate call the
+	// transports make (a test watching for a request's cancel).
+	generate func(ctx context.Context)
 }
 
 func runServe(ctx context.Context, args []string, e env) error {
@@ -323,7 +326,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	defer grpcLis.Close()
 
 	ready := &readiness{}
-	var api apiSwitch
+	api := apiSwitch{onGenerate: f.hooks.generate}
 	grpcSrv := grpcserver.New(grpcserver.Config{API: &api, Ready: ready, Keys: keys, Logger: log,
 		StatsHandler: otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.TracerProvider), otelgrpc.WithMeterProvider(tel.MeterProvider),
@@ -601,7 +604,8 @@ func modelID(path string) string {
 // apiSwitch lets the transports start before the model has loaded: until
 // set, every call fails as if draining (503 / UNAVAILABLE).
 type apiSwitch struct {
-	p atomic.Pointer[inference.Service]
+	p          atomic.Pointer[inference.Service]
+	onGenerate func(context.Context) // a test hook; nil in production
 }
 
 func (a *apiSwitch) set(s *inference.Service) { a.p.Store(s) }
@@ -610,6 +614,9 @@ func (a *apiSwitch) Generate(ctx context.Context, req inference.GenerateRequest)
 	s := a.p.Load()
 	if s == nil {
 		return nil, errNotLoaded
+	}
+	if a.onGenerate != nil {
+		a.onGenerate(ctx)
 	}
 	return s.Generate(ctx, req)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,20 @@ func startServeHooked(t *testing.T, hooks serveHooks, vars map[string]string, ex
 // startServeEnv is startServe with test hooks and the given environment.
 func startServeEnv(t *testing.T, hooks serveHooks, e env, extra ...string) (httpAddr, grpcAddr string) {
 	t.Helper()
+	httpAddr, grpcAddr, stop := launchServe(t, hooks, e, extra...)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return httpAddr, grpcAddr
+}
+
+// launchServe starts serve in process and returns once it serves; stop
+// stops it (as SIGTERM does: drain, then close) and returns what serve
+// returned. The caller calls stop; later calls return the same.
+func launchServe(t *testing.T, hooks serveHooks, e env, extra ...string) (httpAddr, grpcAddr string, stop func() error) {
+	t.Helper()
 	cfg, err := synth.Preset("tiny")
 	if err != nil {
 		t.Fatal(err)
@@ -54,15 +69,13 @@ func startServeEnv(t *testing.T, hooks serveHooks, e env, extra ...string) (http
 	case addrs := <-ready:
 		httpAddr, grpcAddr = addrs[0], addrs[1]
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve exited: %v", err)
 	}
-	t.Cleanup(func() {
+	return httpAddr, grpcAddr, sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
+		return <-done
 	})
-	return httpAddr, grpcAddr
 }
 
 func post(t *testing.T, url, key, body string) *http.Response {

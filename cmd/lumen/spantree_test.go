@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,27 +321,30 @@ type gatedEngine struct {
 	mu      sync.Mutex
 	armed   int           // steps to let through before holding; 0: never hold
 	release chan struct{} // closed to let the held step run
+	held    chan struct{} // closed when the held step starts waiting
 }
 
-// arm makes the after'th coming Decode wait for the returned release.
-func (g *gatedEngine) arm(after int) (release func()) {
+// arm makes the after'th coming Decode wait for the returned release;
+// held is closed once it waits (the steps before it have run).
+func (g *gatedEngine) arm(after int) (release func(), held <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.armed, g.release = after, make(chan struct{})
+	g.armed, g.release, g.held = after, make(chan struct{}), make(chan struct{})
 	ch := g.release
-	return sync.OnceFunc(func() { close(ch) })
+	return sync.OnceFunc(func() { close(ch) }), g.held
 }
 
 func (g *gatedEngine) Decode() error {
 	g.mu.Lock()
-	var wait chan struct{}
+	var wait, held chan struct{}
 	if g.armed > 0 {
 		if g.armed--; g.armed == 0 {
-			wait = g.release
+			wait, held = g.release, g.held
 		}
 	}
 	g.mu.Unlock()
 	if wait != nil {
+		close(held)
 		<-wait
 	}
 	return g.Engine.Decode()
@@ -349,9 +353,16 @@ func (g *gatedEngine) Decode() error {
 func TestSpanTreeThroughTransports(t *testing.T) {
 	log := newSpanLog()
 	gate := &gatedEngine{}
+	// watch, when set, sees each Generate's context.
+	var watch atomic.Pointer[func(context.Context)]
 	// Every step's batch span, so that links can be counted.
 	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log},
-		engine: func(e scheduler.Engine) scheduler.Engine { gate.Engine = e; return gate }}, nil, "--batch-span-rate", "0")
+		engine: func(e scheduler.Engine) scheduler.Engine { gate.Engine = e; return gate },
+		generate: func(ctx context.Context) {
+			if f := watch.Load(); f != nil {
+				(*f)(ctx)
+			}
+		}}, nil, "--batch-span-rate", "0")
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -455,69 +466,116 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 		checkTree(t, waitForTree(t, log, w), w)
 	})
 
-	t.Run("a cancelled stream's spans end with the reason", func(t *testing.T) {
-		c := newCaller(t)
-		greedy := float32(0) // no end-of-generation token on this prompt
-		ctx, cancel := context.WithCancel(withCaller(c))
-		defer cancel()
-		// The prompt's step runs, the first decode step waits until the
-		// server has seen the cancel: the request cannot end otherwise.
-		release := gate.arm(2)
-		defer release()
-		stream, err := client.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "A long story", MaxTokens: 120, Temperature: &greedy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		log.waitFor(t, "the cancelled call's transport span", func(spans []sdktrace.ReadOnlySpan) bool {
-			return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
-				return s.SpanContext().TraceID() == c.traceID && s.Name() == "lumen.v1.LumenService/GenerateStream"
-			})
-		})
-		release()
-		// The transport span may end first: the handler returns as soon
-		// as the caller is gone, the scheduler notices at its next step.
-		spans := log.waitFor(t, "the cancelled request span", func(spans []sdktrace.ReadOnlySpan) bool {
-			return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
-				return s.SpanContext().TraceID() == c.traceID && s.Name() == "text_completion tiny"
-			})
-		})
-		var req, decode sdktrace.ReadOnlySpan
-		for _, s := range spans {
-			if s.SpanContext().TraceID() != c.traceID {
-				continue
+	// A client that leaves mid-stream, over gRPC and over SSE: the
+	// request span records why, and ends before the transport span —
+	// the handler waits for the request's end before it returns.
+	for _, tc := range []struct {
+		name, transport, operation string
+		// start begins a stream of up to 120 greedy tokens (no
+		// end-of-generation token comes that soon on this prompt) and
+		// returns the function that leaves.
+		start func(t *testing.T, c caller) (leave func())
+	}{
+		{"gRPC stream", "lumen.v1.LumenService/GenerateStream", "text_completion tiny", func(t *testing.T, c caller) func() {
+			greedy := float32(0)
+			ctx, cancel := context.WithCancel(withCaller(c))
+			t.Cleanup(cancel)
+			if _, err := client.GenerateStream(ctx, &lumenv1.GenerateStreamRequest{Prompt: "A long story", MaxTokens: 120, Temperature: &greedy}); err != nil {
+				t.Fatal(err)
 			}
-			switch s.Name() {
-			case "text_completion tiny":
-				req = s
-			case semconv.SpanDecode:
-				decode = s
+			return cancel
+		}},
+		{"SSE chat", "POST /v1/chat/completions", "chat tiny", func(t *testing.T, c caller) func() {
+			req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions", strings.NewReader(
+				`{"messages":[{"role":"user","content":"A long story"}],"max_tokens":120,"temperature":0,"stream":true}`))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if req == nil || decode == nil {
-			t.Fatalf("cancelled request left no request/decode span:\n%s", describeSpans(spans))
-		}
-		ra := attrs(req)
-		if got := ra[semconv.AttrCancelReason].AsString(); got != "client cancelled" {
-			t.Errorf("%s = %q, want client cancelled (first message %q)", semconv.AttrCancelReason, got, first.GetText())
-		}
-		if got := ra[semconv.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != "cancelled" {
-			t.Errorf("finish reasons = %q, want [cancelled]", got)
-		}
-		if out := ra[semconv.AttrOutputTokens].AsInt64(); out < 1 || out >= 120 {
-			t.Errorf("cancelled request produced %d tokens, want between 1 and 119", out)
-		}
-		if !slices.ContainsFunc(decode.Events(), func(e sdktrace.Event) bool { return e.Name == "cancelled" }) {
-			t.Error("decode span has no cancelled event")
-		}
-		if decode.EndTime() != req.EndTime() {
-			t.Errorf("decode ends %v, request %v", decode.EndTime(), req.EndTime())
-		}
-	})
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("traceparent", c.traceparent())
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { resp.Body.Close() })
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			return func() { resp.Body.Close() }
+		}},
+	} {
+		t.Run("a cancelled "+tc.name+"'s spans end with the reason, within the transport's", func(t *testing.T) {
+			c := newCaller(t)
+			// The prompt's step runs (a first token is out), the next step
+			// waits until the server has seen the caller leave: the
+			// request cannot end otherwise.
+			release, held := gate.arm(2)
+			defer release()
+			left := make(chan struct{})
+			see := func(ctx context.Context) {
+				go func() { <-ctx.Done(); close(left) }()
+			}
+			watch.Store(&see)
+			defer watch.Store(nil)
+			leave := tc.start(t, c)
+			select {
+			case <-held:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request's second step never came")
+			}
+			leave()
+			select {
+			case <-left:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the server never saw the caller leave")
+			}
+			release()
+			spans := log.waitFor(t, "the cancelled call's transport span", func(spans []sdktrace.ReadOnlySpan) bool {
+				return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
+					return s.SpanContext().TraceID() == c.traceID && s.Name() == tc.transport
+				})
+			})
+			var transport, req, decode sdktrace.ReadOnlySpan
+			for _, s := range spans {
+				if s.SpanContext().TraceID() != c.traceID {
+					continue
+				}
+				switch s.Name() {
+				case tc.transport:
+					transport = s
+				case tc.operation:
+					req = s
+				case semconv.SpanDecode:
+					decode = s
+				}
+			}
+			if req == nil || decode == nil {
+				t.Fatalf("when the transport span ended, the cancelled request had no request/decode span:\n%s", describeSpans(spans))
+			}
+			if req.EndTime().After(transport.EndTime()) {
+				t.Errorf("request span ends %v after its transport span", req.EndTime().Sub(transport.EndTime()))
+			}
+			ra := attrs(req)
+			if got := ra[semconv.AttrCancelReason].AsString(); got != "client cancelled" {
+				t.Errorf("%s = %q, want client cancelled", semconv.AttrCancelReason, got)
+			}
+			if got := ra[semconv.AttrErrorType].AsString(); got != "cancelled" {
+				t.Errorf("%s = %q, want cancelled", semconv.AttrErrorType, got)
+			}
+			if got := ra[semconv.AttrFinishReasons].AsStringSlice(); len(got) != 1 || got[0] != "cancelled" {
+				t.Errorf("finish reasons = %q, want [cancelled]", got)
+			}
+			if out := ra[semconv.AttrOutputTokens].AsInt64(); out < 1 || out >= 120 {
+				t.Errorf("cancelled request produced %d tokens, want between 1 and 119", out)
+			}
+			if !slices.ContainsFunc(decode.Events(), func(e sdktrace.Event) bool { return e.Name == "cancelled" }) {
+				t.Error("decode span has no cancelled event")
+			}
+			if decode.EndTime() != req.EndTime() {
+				t.Errorf("decode ends %v, request %v", decode.EndTime(), req.EndTime())
+			}
+		})
+	}
 }
 
 // With --trace-content the request span carries the prompt as the model

@@ -196,6 +196,8 @@ type Stream struct {
 	// ToolFormat is how the model writes tool calls when the request lets
 	// it call tools; "" otherwise (the text is all content).
 	ToolFormat toolcall.Format
+
+	cancel context.CancelCauseFunc // nil for streams built outside Generate
 }
 
 // Tenant is the caller's tenant: the tenant.id baggage member (which the
@@ -542,14 +544,18 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		})
 		sr.KeepText = s.cfg.Tracer.ContentLimit()
 	}
+	// The stream's own cancel lets Close stop the request whatever the
+	// transport's reason to leave early.
+	ctx, cancel := context.WithCancelCause(ctx)
 	events, err := s.cfg.Scheduler.Submit(ctx, sr)
 	if err != nil {
+		cancel(nil)
 		if s.cfg.Tracer != nil {
 			s.cfg.Tracer.Abort(ctx, err)
 		}
 		return nil, err
 	}
-	st := &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events}
+	st := &Stream{ID: id, Model: s.cfg.Model.ID, PromptTokens: len(toks), Events: events, cancel: cancel}
 	if useTools {
 		st.ToolFormat = format
 	}

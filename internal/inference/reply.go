@@ -3,6 +3,7 @@ package inference
 import (
 	"time"
 
+	"github.com/lumenllm/lumen/internal/recorder"
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
@@ -41,3 +42,8 @@ const MaxTopLogprobs = scheduler.MaxTopLogprobs
 // Millis is the one conversion of a duration to the milliseconds that
 // replies, spans and metrics report, so that they agree to the digit.
 func Millis(d time.Duration) float64 { return scheduler.Millis(d) }
+
+// ErrorType is a failed request's error.type, a low-cardinality kind
+// (queue_full, shutdown, …): the one the request span records, for a
+// transport marking its own span.
+func ErrorType(err error) string { return recorder.ErrorType(err) }

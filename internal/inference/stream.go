@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
@@ -11,6 +12,41 @@ import (
 // ErrNoResult: a stream closed without its final event, which breaks the
 // scheduler's contract (a server error, never the client's).
 var ErrNoResult = errors.New("stream ended without a result")
+
+// ErrStreamClosed is the cause a stream's request is cancelled with when
+// the transport closes it before its end.
+var ErrStreamClosed = errors.New("stream closed before its end")
+
+// CloseWait bounds how long Close waits for a cancelled request's final
+// event: the scheduler drops a cancelled request before its next step, so
+// only an engine step that never returns makes Close give up.
+const CloseWait = 30 * time.Second
+
+// Close ends the stream. A request still running is cancelled (cause
+// ErrStreamClosed), and Close waits, at most CloseWait, for its final
+// event: the scheduler reports a request (its spans end, its metrics
+// count) before that event, so a transport that defers Close after
+// Generate ends its own span after the request's — children end within
+// their parents even when the client leaves. A stream read to its end
+// closes at once. Close is safe to call more than once.
+func (st *Stream) Close() {
+	if st.cancel == nil {
+		return
+	}
+	st.cancel(ErrStreamClosed)
+	timer := time.NewTimer(CloseWait)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-st.Events:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			return
+		}
+	}
+}
 
 // Recv returns the stream's next event. The last event has Done set and a
 // Result; a failed request's last event comes back as its error (Result

@@ -3,7 +3,9 @@ package inference
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lumenllm/lumen/internal/scheduler"
 )
@@ -44,5 +46,53 @@ func TestRecv(t *testing.T) {
 	cancel()
 	if _, err := (&Stream{Events: make(chan scheduler.Event)}).Recv(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Recv after the client left = %v, want context.Canceled", err)
+	}
+}
+
+// TestCloseWaitsForTheEnd: Close cancels a running request and returns
+// only once the scheduler has reported it (its final event), so the
+// transport's span cannot end before the request's.
+func TestCloseWaitsForTheEnd(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan scheduler.Event, 2)
+	var reported atomic.Bool
+	go func() {
+		// The scheduler: a request runs until its context ends, then is
+		// reported (spans end) and sends its final event.
+		<-ctx.Done()
+		if cause := context.Cause(ctx); !errors.Is(cause, ErrStreamClosed) {
+			t.Errorf("request cancelled with %v, want ErrStreamClosed", cause)
+		}
+		time.Sleep(20 * time.Millisecond) // the rest of an engine step
+		reported.Store(true)
+		ch <- scheduler.Event{Done: true, Result: &scheduler.Result{Finish: scheduler.FinishCancelled}, Err: ctx.Err()}
+		close(ch)
+	}()
+	st := &Stream{Events: ch, cancel: cancel}
+	st.Close()
+	if !reported.Load() {
+		t.Fatal("Close returned before the request was reported")
+	}
+	st.Close() // a second Close returns at once
+}
+
+// TestCloseAfterTheEnd: a stream read to its end closes without waiting
+// and releases its context.
+func TestCloseAfterTheEnd(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan scheduler.Event, 1)
+	ch <- scheduler.Event{Done: true, Result: &scheduler.Result{Finish: scheduler.FinishStop}}
+	close(ch)
+	st := &Stream{Events: ch, cancel: cancel}
+	if _, err := st.Recv(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	st.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close of a finished stream took %v", d)
+	}
+	if ctx.Err() == nil {
+		t.Error("Close left the stream's context running")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,6 +12,7 @@ import (
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/reqerr"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // toStatus is the one place that turns an error into the status a client
@@ -52,4 +54,13 @@ func toStatus(err error) error {
 	default: // reqerr.ErrEngine and anything unforeseen
 		return status.Error(codes.Internal, err.Error())
 	}
+}
+
+// failed is toStatus for a generation call, which also names the
+// failure's kind (error.type, as on the request span) on the call's
+// span: the status code alone does not tell a shutdown from an engine
+// failure.
+func failed(ctx context.Context, err error) error {
+	trace.SpanFromContext(ctx).SetAttributes(semconv.AttrErrorType.String(inference.ErrorType(err)))
+	return toStatus(err)
 }

@@ -33,18 +33,20 @@ type service struct {
 func (s *service) Generate(ctx context.Context, req *lumenv1.GenerateRequest) (*lumenv1.GenerateResponse, error) {
 	in, err := generateRequest(req)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, failed(ctx, err)
 	}
 	gen, err := s.api.Generate(ctx, in)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, failed(ctx, err)
 	}
+	// The request's spans end before this call's, however it ends.
+	defer gen.Close()
 	var text strings.Builder
 	var logprobs []*lumenv1.TokenLogprob
 	for {
 		ev, err := gen.Recv(ctx)
 		if err != nil {
-			return nil, toStatus(err)
+			return nil, failed(ctx, err)
 		}
 		text.WriteString(ev.Text)
 		logprobs = append(logprobs, tokenLogprobs(ev.Tokens)...)
@@ -87,21 +89,22 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 	ctx := stream.Context()
 	in, err := generateRequest(unaryRequest(req))
 	if err != nil {
-		return toStatus(err)
+		return failed(ctx, err)
 	}
 	// The scheduler watches ctx: when the client cancels, grpc cancels it
 	// and the request stops.
 	gen, err := s.api.Generate(ctx, in)
 	if err != nil {
-		return toStatus(err)
+		return failed(ctx, err)
 	}
+	defer gen.Close()
 	// With tools, text that may open a call is held back until it is
 	// known to be text or is parsed into calls at the end.
 	split := gen.ReplyStream()
 	for {
 		ev, err := gen.Recv(ctx)
 		if err != nil {
-			return toStatus(err)
+			return failed(ctx, err)
 		}
 		text := ev.Text
 		if split != nil {
@@ -121,7 +124,7 @@ func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc
 			continue
 		}
 		if err := stream.Send(msg); err != nil {
-			return toStatus(err)
+			return failed(ctx, err)
 		}
 		if ev.Done {
 			return nil

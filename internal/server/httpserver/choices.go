@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"sync"
 
 	"github.com/lumenllm/lumen/internal/inference"
 )
@@ -98,8 +99,10 @@ func expand(base inference.GenerateRequest, n int) []inference.GenerateRequest {
 }
 
 // startAll submits every request under ctx, or none: when one is refused
-// the handler's cancel (deferred by the caller) ends those submitted, and
-// the error response is written. err is a failure building the requests.
+// those submitted are closed, and the error response is written. err is
+// a failure building the requests. The caller defers closeAll on the
+// streams, so that every request ends (and its spans with it) before the
+// handler returns and the transport's span ends.
 func (s *Server) startAll(ctx context.Context, w http.ResponseWriter, r *http.Request, reqs []inference.GenerateRequest, err error) ([]*inference.Stream, bool) {
 	if err != nil {
 		s.writeError(w, r, err)
@@ -109,12 +112,23 @@ func (s *Server) startAll(ctx context.Context, w http.ResponseWriter, r *http.Re
 	for _, req := range reqs {
 		st, err := s.cfg.API.Generate(ctx, req)
 		if err != nil {
+			closeAll(streams)
 			s.writeError(w, r, err)
 			return nil, false
 		}
 		streams = append(streams, st)
 	}
 	return streams, true
+}
+
+// closeAll closes every stream (see inference.Stream.Close): those still
+// running are cancelled together, then each is waited for.
+func closeAll(streams []*inference.Stream) {
+	var wg sync.WaitGroup
+	for _, st := range streams {
+		wg.Go(st.Close)
+	}
+	wg.Wait()
 }
 
 // fanIn hands each event of the streams to onEvent as it arrives, with

@@ -62,6 +62,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer st.Close()
 	if !opts.Stream {
 		out, res, err := collect(r.Context(), st)
 		if err != nil {

@@ -189,6 +189,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer closeAll(streams)
 	m := newMeta("cmpl-", streams[0])
 	chunk := func(i int, text string, finish *string) completion {
 		return completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model,
@@ -301,6 +302,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer closeAll(streams)
 	m := newMeta("chatcmpl-", streams[0])
 	if !opts.Stream {
 		resp := chatCompletion{ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model}

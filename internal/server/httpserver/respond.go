@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/inference"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // marshal encodes v without HTML escaping: generated text is full of '<'
@@ -230,6 +232,11 @@ func (s *Server) streamFailed(sw *streamWriter, r *http.Request, err error, sse 
 		return
 	}
 	a := s.classifyAndLog(r, err)
+	// The 200 went out before the failure: the transport's span must say
+	// it failed, as the request span does.
+	span := trace.SpanFromContext(r.Context())
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(semconv.AttrErrorType.String(inference.ErrorType(err)))
 	if sw.send(errorBody{Error: a.detail}) == nil && sse {
 		_ = sw.raw([]byte("[DONE]"))
 	}

@@ -317,6 +317,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	defer st.Close()
 	base := responseObject{
 		ID: withPrefix("resp_", st.ID), Object: "response", CreatedAt: time.Now().Unix(), Status: "in_progress", Model: st.Model,
 		Output: []responseItem{}, Instructions: body.Instructions, MaxOutputTokens: body.MaxOutputTokens,

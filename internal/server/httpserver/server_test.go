@@ -12,12 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
 	"github.com/lumenllm/lumen/internal/auth"
 	"github.com/lumenllm/lumen/internal/chat"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/reqerr"
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -401,6 +405,52 @@ func TestStreamFailsMidway(t *testing.T) {
 	resp = do(t, ts, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}]}`)
 	if resp.status != http.StatusInternalServerError || strings.Contains(string(resp.body), "secret") {
 		t.Errorf("non-streaming: status %d body %s", resp.status, resp.body)
+	}
+}
+
+// TestStreamFailureMarksTransportSpan: a stream cut by the server after
+// its 200 (shutdown here) leaves the transport's span with status Error
+// and the failure's error.type — the status code alone says success.
+func TestStreamFailureMarksTransportSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	fake := newFake()
+	fake.doneErr = fmt.Errorf("drain: %w", reqerr.ErrShutdown)
+	fake.result.Finish = inference.FinishCancelled
+	ts, _ := serve(t, Config{API: fake, Middleware: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, span := tp.Tracer("test").Start(r.Context(), "transport")
+			defer span.End()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}})
+	for _, tt := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"stream":true}`},
+		{"/v1/completions", `{"prompt":"Hi","stream":true}`},
+		{"/generate", `{"prompt":"Hi","stream":true}`},
+	} {
+		before := len(rec.Ended())
+		resp := do(t, ts, "POST", tt.path, tt.body)
+		if resp.status != http.StatusOK || !strings.Contains(string(resp.body), "error") {
+			t.Fatalf("%s: status %d, body %s: want a 200 ending in an error event", tt.path, resp.status, resp.body)
+		}
+		ended := rec.Ended()
+		if len(ended) != before+1 {
+			t.Fatalf("%s: %d spans ended, want 1", tt.path, len(ended)-before)
+		}
+		span := ended[len(ended)-1]
+		if span.Status().Code != codes.Error {
+			t.Errorf("%s: transport span status %v, want Error", tt.path, span.Status())
+		}
+		var kind string
+		for _, kv := range span.Attributes() {
+			if kv.Key == semconv.AttrErrorType {
+				kind = kv.Value.AsString()
+			}
+		}
+		if kind != semconv.ErrorShutdown {
+			t.Errorf("%s: error.type = %q, want %q", tt.path, kind, semconv.ErrorShutdown)
+		}
 	}
 }
 
