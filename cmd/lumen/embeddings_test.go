@@ -70,7 +70,8 @@ func TestEmbeddingsEndToEnd(t *testing.T) {
 	}
 
 	// Traced like generation: a request span per call, its operation
-	// embeddings, with the queue and the computing pass as children.
+	// embeddings, with preparing (tokenization), the queue and the
+	// computing pass as children.
 	spans := log.waitFor(t, "two embeddings spans", func(spans []sdktrace.ReadOnlySpan) bool {
 		n := 0
 		for _, s := range spans {
@@ -98,8 +99,8 @@ func TestEmbeddingsEndToEnd(t *testing.T) {
 			}
 		}
 		slices.Sort(children)
-		if fmt.Sprint(children) != "[embed queue]" {
-			t.Errorf("span %s has children %v, want embed and queue", s.Name(), children)
+		if fmt.Sprint(children) != "[embed prepare queue]" {
+			t.Errorf("span %s has children %v, want embed, prepare and queue", s.Name(), children)
 		}
 	}
 

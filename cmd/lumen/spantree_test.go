@@ -186,7 +186,8 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	for _, list := range children {
 		slices.SortFunc(list, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
 	}
-	// caller → transport span (server kind) → request span → queue, prefill, decode.
+	// caller → transport span (server kind) → request span → prepare
+	// (→ template, tokenize), queue, prefill, decode.
 	top := children[w.caller.spanID]
 	if len(top) != 1 || top[0].Name() != w.transport || top[0].SpanKind() != trace.SpanKindServer {
 		t.Fatalf("children of the caller's span: want one server span %q; trace:\n%s", w.transport, describeSpans(inTrace))
@@ -202,13 +203,26 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	for _, s := range phases {
 		names = append(names, s.Name())
 	}
-	if !slices.Equal(names, []string{semconv.SpanQueue, semconv.SpanPrefill, semconv.SpanDecode}) {
-		t.Fatalf("children of the request span: %q, want queue, prefill, decode", names)
+	if !slices.Equal(names, []string{semconv.SpanPrepare, semconv.SpanQueue, semconv.SpanPrefill, semconv.SpanDecode}) {
+		t.Fatalf("children of the request span: %q, want prepare, queue, prefill, decode", names)
 	}
-	if len(inTrace) != 5 {
-		t.Errorf("trace has %d spans, want 5:\n%s", len(inTrace), describeSpans(inTrace))
+	prepare, queue, prefill, decode := phases[0], phases[1], phases[2], phases[3]
+	// prepare: the chat template (chat requests only), then tokenization.
+	wantPrep := []string{semconv.SpanTokenize}
+	if strings.HasPrefix(w.operation, semconv.OperationChat+" ") {
+		wantPrep = []string{semconv.SpanTemplate, semconv.SpanTokenize}
 	}
-	queue, prefill, decode := phases[0], phases[1], phases[2]
+	prep := children[prepare.SpanContext().SpanID()]
+	names = names[:0]
+	for _, s := range prep {
+		names = append(names, s.Name())
+	}
+	if !slices.Equal(names, wantPrep) {
+		t.Errorf("children of prepare: %q, want %q", names, wantPrep)
+	}
+	if want := 6 + len(wantPrep); len(inTrace) != want {
+		t.Errorf("trace has %d spans, want %d:\n%s", len(inTrace), want, describeSpans(inTrace))
+	}
 
 	// Durations add up: every span inside its parent, phases tiling the
 	// request span, queue + prefill = time to first token.
@@ -222,9 +236,17 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 	for _, p := range phases {
 		within(p, req)
 	}
-	if !queue.EndTime().Equal(prefill.StartTime()) || !prefill.EndTime().Equal(decode.StartTime()) || !decode.EndTime().Equal(req.EndTime()) {
-		t.Errorf("phases do not tile the request: queue ends %v, prefill %v–%v, decode %v–%v, request ends %v",
-			queue.EndTime(), prefill.StartTime(), prefill.EndTime(), decode.StartTime(), decode.EndTime(), req.EndTime())
+	for i, p := range prep {
+		within(p, prepare)
+		if i > 0 && p.StartTime().Before(prep[i-1].EndTime()) {
+			t.Errorf("%s starts before %s ends", p.Name(), prep[i-1].Name())
+		}
+	}
+	if !req.StartTime().Equal(prepare.StartTime()) || !prepare.EndTime().Equal(queue.StartTime()) ||
+		!queue.EndTime().Equal(prefill.StartTime()) || !prefill.EndTime().Equal(decode.StartTime()) || !decode.EndTime().Equal(req.EndTime()) {
+		t.Errorf("phases do not tile the request [%v, %v]: prepare %v–%v, queue %v–%v, prefill %v–%v, decode %v–%v",
+			req.StartTime(), req.EndTime(), prepare.StartTime(), prepare.EndTime(), queue.StartTime(), queue.EndTime(),
+			prefill.StartTime(), prefill.EndTime(), decode.StartTime(), decode.EndTime())
 	}
 	ra := attrs(req)
 	ttft := time.Duration(ra[semconv.AttrTTFTMs].AsFloat64() * float64(time.Millisecond))

@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -38,6 +39,7 @@ type Embeddings struct {
 // Embed tokenizes the inputs and has the scheduler embed them (through
 // its queue, like generation). Errors are as Generate's.
 func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, error) {
+	info := recorder.RequestInfo{Received: time.Now()} // as in Generate
 	if err := s.checkModel(req.Model); err != nil {
 		return nil, err
 	}
@@ -73,7 +75,9 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 		if total > s.cfg.Limits.MaxPromptBytes {
 			return nil, reqerr.Invalid("input", "totals more than %d bytes", s.cfg.Limits.MaxPromptBytes)
 		}
-		toks, err := s.cfg.Tokenizer.Tokenize(in.Text, true, false)
+		var toks []int32
+		var err error
+		timed(&info.Tokenize, func() { toks, err = s.cfg.Tokenizer.Tokenize(in.Text, true, false) })
 		if err != nil {
 			return nil, reqerr.Invalid(field, "cannot be tokenized: %v", err)
 		}
@@ -86,10 +90,9 @@ func (s *Service) Embed(ctx context.Context, req EmbedRequest) (*Embeddings, err
 	}
 	if s.cfg.Tracer != nil {
 		host, port := serverAddrOf(ctx)
-		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
-			Operation: semconv.OperationEmbeddings, Model: s.cfg.Model.ID, Tenant: Tenant(ctx), User: req.User,
-			ServerAddress: host, ServerPort: port,
-		})
+		info.Operation, info.Model, info.Tenant, info.User = semconv.OperationEmbeddings, s.cfg.Model.ID, Tenant(ctx), req.User
+		info.ServerAddress, info.ServerPort = host, port
+		ctx = s.cfg.Tracer.StartRequest(ctx, info)
 	}
 	events, err := s.cfg.Scheduler.Submit(ctx, sr)
 	if err != nil {

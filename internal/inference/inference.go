@@ -282,8 +282,19 @@ func ValidateSampling(p scheduler.SamplingParams) error {
 	return nil
 }
 
-// prompt renders and tokenizes the request's input.
-func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, string, error) {
+// timed runs f and widens p to cover it.
+func timed(p *recorder.Phase, f func()) {
+	start := time.Now()
+	f()
+	if p.Start.IsZero() {
+		p.Start = start
+	}
+	p.End = time.Now()
+}
+
+// prompt renders and tokenizes the request's input, noting when it ran
+// the chat template and the tokenizer in prep.
+func (s *Service) prompt(ctx context.Context, req GenerateRequest, prep *recorder.RequestInfo) ([]int32, string, error) {
 	if len(req.Tools.Tools) > 0 && len(req.Messages) == 0 {
 		return nil, "", reqerr.Invalid("tools", "need messages (a chat request)")
 	}
@@ -341,12 +352,16 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		if len(tools) > 0 && !s.cfg.ToolFormat.RendersTools {
 			msgs, tools = withInstructions(msgs, s.cfg.ToolFormat.Format.Instructions(tools)), nil
 		}
-		rendered, err := s.cfg.Chat.Render(ctx, msgs, tools, true)
+		var rendered string
+		var err error
+		timed(&prep.Template, func() { rendered, err = s.cfg.Chat.Render(ctx, msgs, tools, true) })
 		if err != nil {
 			return nil, "", renderError(ctx, err)
 		}
 		if control := s.control(); control.mentionedIn(msgs) {
-			toks, text, err := s.protectedTokens(ctx, msgs, tools, rendered, control.tokens)
+			var toks []int32
+			var text string
+			timed(&prep.Tokenize, func() { toks, text, err = s.protectedTokens(ctx, msgs, tools, rendered, control.tokens) })
 			if err != nil {
 				return nil, "", err
 			}
@@ -355,7 +370,11 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 		// The template writes the model's control tokens as text.
 		text, parseSpecial = rendered, true
 	case req.Suffix != "":
-		return s.fimPrompt(req)
+		var toks []int32
+		var text string
+		var err error
+		timed(&prep.Tokenize, func() { toks, text, err = s.fimPrompt(req) })
+		return toks, text, err
 	case req.Prompt != "":
 		if err := checkText("prompt", req.Prompt, lim.MaxPromptBytes); err != nil {
 			return nil, "", err
@@ -364,7 +383,9 @@ func (s *Service) prompt(ctx context.Context, req GenerateRequest) ([]int32, str
 	default:
 		return nil, "", reqerr.Invalid("prompt", "is empty")
 	}
-	toks, err := s.cfg.Tokenizer.Tokenize(text, true, parseSpecial)
+	var toks []int32
+	var err error
+	timed(&prep.Tokenize, func() { toks, err = s.cfg.Tokenizer.Tokenize(text, true, parseSpecial) })
 	if err != nil {
 		return nil, "", reqerr.Invalid("prompt", "cannot be tokenized: %v", err)
 	}
@@ -434,6 +455,10 @@ func dedupBOS(toks []int32) []int32 {
 // (bad input), ErrUnknownModel, reqerr.ErrQueueFull or
 // reqerr.ErrDraining.
 func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, error) {
+	// The request span starts here, once the request is known to be
+	// valid: its prepare child covers validation, the chat template and
+	// tokenization, up to the submission.
+	info := recorder.RequestInfo{Received: time.Now()}
 	if err := s.checkModel(req.Model); err != nil {
 		return nil, err
 	}
@@ -484,7 +509,7 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 		}
 		req.Sampling.Grammar, req.Sampling.Triggers = c.Grammar, c.Triggers
 	}
-	toks, promptText, err := s.prompt(ctx, req)
+	toks, promptText, err := s.prompt(ctx, req, &info)
 	if err != nil {
 		return nil, err
 	}
@@ -536,12 +561,11 @@ func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, e
 			toolNames = append(toolNames, t.Name)
 		}
 		host, port := serverAddrOf(ctx)
-		ctx = s.cfg.Tracer.StartRequest(ctx, recorder.RequestInfo{
-			Operation: op, Model: s.cfg.Model.ID, MaxTokens: maxTokens, Sampling: req.Sampling,
-			Tenant: Tenant(ctx), Prompt: promptText, User: req.User,
-			OutputType: req.Constraint.OutputType(), Tools: toolNames, SeedGiven: seedGiven,
-			ServerAddress: host, ServerPort: port,
-		})
+		info.Operation, info.Model, info.MaxTokens, info.Sampling = op, s.cfg.Model.ID, maxTokens, req.Sampling
+		info.Tenant, info.Prompt, info.User = Tenant(ctx), promptText, req.User
+		info.OutputType, info.Tools, info.SeedGiven = req.Constraint.OutputType(), toolNames, seedGiven
+		info.ServerAddress, info.ServerPort = host, port
+		ctx = s.cfg.Tracer.StartRequest(ctx, info)
 		sr.KeepText = s.cfg.Tracer.ContentLimit()
 	}
 	// The stream's own cancel lets Close stop the request whatever the
@@ -649,7 +673,7 @@ func (s *Service) RenderChat(ctx context.Context, model string, messages []chat.
 	if err := validateTools(t); err != nil {
 		return "", nil, err
 	}
-	toks, text, err := s.prompt(ctx, GenerateRequest{Messages: messages, Tools: t})
+	toks, text, err := s.prompt(ctx, GenerateRequest{Messages: messages, Tools: t}, &recorder.RequestInfo{})
 	if err != nil {
 		return "", nil, err
 	}

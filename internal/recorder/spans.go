@@ -40,7 +40,16 @@ type RequestInfo struct {
 	// request (server.address, server.port); "" and 0 when unknown.
 	ServerAddress string
 	ServerPort    int
+	// Received is when the inference layer took the request up: the
+	// request span starts there, and its prepare child runs from there
+	// to the submission. Template and Tokenize are when the chat template
+	// (zero for a plain prompt) and the tokenizer ran, within it.
+	Received           time.Time
+	Template, Tokenize Phase
 }
+
+// Phase is when a piece of a request's work ran.
+type Phase struct{ Start, End time.Time }
 
 // GrammarOverruleShare is the share of a request's tokens overruled by
 // its grammar from which the request span gets a grammar_overruled event.
@@ -153,8 +162,11 @@ func (t *Tracer) StartRequest(ctx context.Context, info RequestInfo) context.Con
 	if t.opts.RecordContent && info.Prompt != "" {
 		attrs = append(attrs, semconv.AttrPrompt.String(truncate(info.Prompt, t.opts.ContentMax, false)))
 	}
-	ctx, _ = t.tracer.Start(ctx, info.Operation+" "+info.Model,
-		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}
+	if !info.Received.IsZero() {
+		opts = append(opts, trace.WithTimestamp(info.Received))
+	}
+	ctx, _ = t.tracer.Start(ctx, info.Operation+" "+info.Model, opts...)
 	return context.WithValue(ctx, infoKey{}, info)
 }
 
@@ -172,6 +184,9 @@ func (t *Tracer) ContentLimit() int {
 // shutdown), recording why.
 func (t *Tracer) Abort(ctx context.Context, err error) {
 	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		t.prepareSpan(ctx, time.Now())
+	}
 	recordError(span, err)
 	span.SetStatus(codes.Error, err.Error())
 	span.End()
@@ -335,6 +350,7 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 	start := func(name string, at time.Time, attrs ...attribute.KeyValue) trace.Span {
 		return startLinked(name, at, nil, attrs...)
 	}
+	t.prepareSpan(ctx, tm.Enqueued)
 	admitted := tm.Admitted
 	if admitted.IsZero() {
 		admitted = tm.Finished
@@ -378,6 +394,28 @@ func (t *Tracer) childSpans(ctx context.Context, r scheduler.Result) {
 		semconv.AttrMeanBatch.Float64(tm.MeanBatch()), semconv.AttrStepsUnlinked.Int(links.decodeMore), t.gpu)
 	setOutcome(d, r, ctx)
 	d.End(trace.WithTimestamp(tm.Finished))
+}
+
+// prepareSpan records the request's prepare child, from its Received to
+// end (the submission), with template and tokenize children where they
+// ran. Nothing without a Received.
+func (t *Tracer) prepareSpan(ctx context.Context, end time.Time) {
+	info, _ := ctx.Value(infoKey{}).(RequestInfo)
+	if info.Received.IsZero() {
+		return
+	}
+	pctx, p := t.tracer.Start(ctx, semconv.SpanPrepare, trace.WithTimestamp(info.Received), trace.WithSpanKind(trace.SpanKindInternal))
+	for _, ph := range []struct {
+		name string
+		at   Phase
+	}{{semconv.SpanTemplate, info.Template}, {semconv.SpanTokenize, info.Tokenize}} {
+		if ph.at.Start.IsZero() {
+			continue
+		}
+		_, c := t.tracer.Start(pctx, ph.name, trace.WithTimestamp(ph.at.Start), trace.WithSpanKind(trace.SpanKindInternal))
+		c.End(trace.WithTimestamp(ph.at.End))
+	}
+	p.End(trace.WithTimestamp(end))
 }
 
 // Step records one engine step as its own root span, linked to the

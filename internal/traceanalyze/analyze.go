@@ -73,10 +73,11 @@ type Bottleneck struct {
 	Traces int `json:"traces"`
 }
 
-// Phases splits request time into queue, prefill and decode, from each
-// request span's child spans of those names.
+// Phases splits request time into prepare, queue, prefill and decode,
+// from each request span's child spans of those names.
 type Phases struct {
 	Requests int       `json:"requests"`
+	Prepare  PhaseStat `json:"prepare"`
 	Queue    PhaseStat `json:"queue"`
 	Prefill  PhaseStat `json:"prefill"`
 	Decode   PhaseStat `json:"decode"`
@@ -85,7 +86,7 @@ type Phases struct {
 // PhaseStat is one phase summed over all requests.
 type PhaseStat struct {
 	Total Dur `json:"total_ms"`
-	// Share is Total over the three phases' totals together.
+	// Share is Total over the phases' totals together.
 	Share float64 `json:"share"`
 	// Mean is Total over all requests (a request without the phase, such
 	// as one cancelled in the queue, counts as zero), to the nanosecond.
@@ -139,8 +140,11 @@ type Request struct {
 	Duration     Dur       `json:"duration_ms"`
 	InputTokens  int64     `json:"input_tokens"`
 	OutputTokens int64     `json:"output_tokens"`
-	Queue        Dur       `json:"queue_ms"`
-	Prefill      Dur       `json:"prefill_ms"`
+	// Prepare is validation, chat template and tokenization (the
+	// prepare span; zero in traces of Lumen before it had one).
+	Prepare Dur `json:"prepare_ms"`
+	Queue   Dur `json:"queue_ms"`
+	Prefill Dur `json:"prefill_ms"`
 	Decode       Dur       `json:"decode_ms"`
 	Error        bool      `json:"error,omitempty"`
 	// ErrorType is error.type: set on failed, refused and cancelled
@@ -316,6 +320,8 @@ func (r *Report) requests(prices *Prices) {
 		q.OutputTokens, _ = s.Int(string(semconv.AttrOutputTokens))
 		for _, c := range children[[2]string{s.TraceID, s.SpanID}] {
 			switch c.Name {
+			case semconv.SpanPrepare:
+				q.Prepare += Dur(c.Duration())
 			case semconv.SpanQueue:
 				q.Queue += Dur(c.Duration())
 			case semconv.SpanPrefill:
@@ -383,7 +389,7 @@ func (p *Phases) add(q Request) {
 		stat *PhaseStat
 		d    Dur
 		has  bool
-	}{{&p.Queue, q.Queue, q.Queue > 0}, {&p.Prefill, q.Prefill, q.Prefill > 0}, {&p.Decode, q.Decode, q.Decode > 0}} {
+	}{{&p.Prepare, q.Prepare, q.Prepare > 0}, {&p.Queue, q.Queue, q.Queue > 0}, {&p.Prefill, q.Prefill, q.Prefill > 0}, {&p.Decode, q.Decode, q.Decode > 0}} {
 		ph.stat.Total += ph.d
 		if ph.has {
 			ph.stat.Count++
@@ -392,8 +398,8 @@ func (p *Phases) add(q Request) {
 }
 
 func (p *Phases) finish() {
-	all := p.Queue.Total + p.Prefill.Total + p.Decode.Total
-	for _, s := range []*PhaseStat{&p.Queue, &p.Prefill, &p.Decode} {
+	all := p.Prepare.Total + p.Queue.Total + p.Prefill.Total + p.Decode.Total
+	for _, s := range []*PhaseStat{&p.Prepare, &p.Queue, &p.Prefill, &p.Decode} {
 		if all > 0 {
 			s.Share = float64(s.Total) / float64(all)
 		}

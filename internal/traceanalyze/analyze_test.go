@@ -377,21 +377,27 @@ func TestFailuresListed(t *testing.T) {
 
 // For the selected request that queued, the report names the requests
 // that held the slots during its wait and how much of the wait each spent
-// in prefill and in decode.
+// in prefill and in decode. The phases tile each request span: prepare
+// first (where there is one), then queue, prefill and decode.
 func TestQueueingExplained(t *testing.T) {
-	req := func(trace string, start, queue, prefill, end float64) []Span {
-		return []Span{
-			span(trace, trace+"r", "", "text_completion tiny", start, end, "gen_ai.operation.name", "text_completion"),
+	// req's queue starts at start; its request span, prepare earlier.
+	req := func(trace string, prepare, start, queue, prefill, end float64) []Span {
+		spans := []Span{
+			span(trace, trace+"r", "", "text_completion tiny", start-prepare, end, "gen_ai.operation.name", "text_completion"),
 			span(trace, trace+"q", trace+"r", "queue", start, start+queue),
 			span(trace, trace+"p", trace+"r", "prefill", start+queue, start+queue+prefill),
 			span(trace, trace+"d", trace+"r", "decode", start+queue+prefill, end),
 		}
+		if prepare > 0 {
+			spans = append(spans, span(trace, trace+"x", trace+"r", "prepare", start-prepare, start))
+		}
+		return spans
 	}
 	var spans []Span
-	spans = append(spans, req("A", 0, 10, 2, 30)...) // waits [0, 10]
-	spans = append(spans, req("B", 0, 0, 3, 8)...)   // prefill 3, decode 5 of it
-	spans = append(spans, req("C", 0, 0, 1, 20)...)  // prefill 1, decode 9 of it
-	spans = append(spans, req("D", 25, 0, 1, 28)...) // after it
+	spans = append(spans, req("A", 2, 0, 10, 2, 30)...) // waits [0, 10]
+	spans = append(spans, req("B", 0.5, 0, 0, 3, 8)...) // prefill 3, decode 5 of it
+	spans = append(spans, req("C", 0, 0, 0, 1, 20)...)  // prefill 1, decode 9 of it
+	spans = append(spans, req("D", 0, 25, 0, 1, 28)...) // after it
 	r, err := Analyze(spans, Options{})
 	if err != nil {
 		t.Fatal(err)

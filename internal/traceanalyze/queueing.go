@@ -41,14 +41,15 @@ func (r *Report) queueing(id string) *Queueing {
 		return nil
 	}
 	q := r.RequestList[i]
-	// The queue span opens the request; prefill follows it, then decode.
-	waitFrom, waitTo := q.Start, q.Start.Add(q.Queue.Std())
+	// The phases tile the request: prepare, queue, prefill, decode.
+	waitFrom := q.Start.Add(q.Prepare.Std())
+	waitTo := waitFrom.Add(q.Queue.Std())
 	out := &Queueing{TraceID: q.TraceID, Request: q.Name, Wait: q.Queue}
 	for j, o := range r.RequestList {
 		if j == i {
 			continue
 		}
-		prefillFrom := o.Start.Add(o.Queue.Std())
+		prefillFrom := o.Start.Add((o.Prepare + o.Queue).Std())
 		decodeFrom := prefillFrom.Add(o.Prefill.Std())
 		h := Holder{
 			TraceID: o.TraceID, Request: o.Name,

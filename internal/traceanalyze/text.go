@@ -79,7 +79,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, row := range []struct {
 			name string
 			s    PhaseStat
-		}{{"queue", ph.Queue}, {"prefill", ph.Prefill}, {"decode", ph.Decode}} {
+		}{{"prepare", ph.Prepare}, {"queue", ph.Queue}, {"prefill", ph.Prefill}, {"decode", ph.Decode}} {
+			if row.name == "prepare" && row.s.Count == 0 {
+				continue // traces from before the prepare span
+			}
 			t = append(t, []string{row.name, fmtMs(row.s.Total), pct(row.s.Share), fmtMs(row.s.Mean), fmt.Sprint(row.s.Count)})
 		}
 		t.write(ew)

@@ -12,9 +12,14 @@ import "go.opentelemetry.io/otel/attribute"
 // OpenTelemetry semantic conventions for generative AI; lumen.* keys are
 // ours.
 const (
-	SpanQueue   = "queue"
-	SpanPrefill = "prefill"
-	SpanDecode  = "decode"
+	// SpanPrepare is a request's work before its submission: validation,
+	// the chat template (SpanTemplate) and tokenization (SpanTokenize).
+	SpanPrepare  = "prepare"
+	SpanTemplate = "template"
+	SpanTokenize = "tokenize"
+	SpanQueue    = "queue"
+	SpanPrefill  = "prefill"
+	SpanDecode   = "decode"
 	// SpanEmbed is an embeddings request's computing pass.
 	SpanEmbed = "embed"
 	// SpanBatch is the root span of one engine step; sampling strategies
