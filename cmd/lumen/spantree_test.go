@@ -313,6 +313,9 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, w wantTree) sdktrace
 		if s.Name() == semconv.SpanBatch && (s.Parent().IsValid() || s.SpanContext().TraceID() == w.caller.traceID) {
 			t.Fatalf("batch span is not a root of its own trace: parent %v", s.Parent())
 		}
+		if s.Name() == semconv.SpanBatch && !s.SpanContext().TraceFlags().IsRandom() {
+			t.Errorf("batch trace %s: flags %s, want the random flag on a trace Lumen starts", s.SpanContext().TraceID(), s.SpanContext().TraceFlags())
+		}
 	}
 	pre, dec := linkedBatches(spans, req.SpanContext())
 	pa, da := attrs(prefill), attrs(decode)

@@ -18,7 +18,9 @@ import (
 // TestW3CTraceContextCases: the W3C Trace Context suite's header cases
 // that the propagator leaves to its carrier, over both transports: a
 // tracestate in several headers is one list, empty members are skipped,
-// and two traceparents start a new trace.
+// and two traceparents start a new trace; and Level 2's random flag,
+// set on every trace Lumen starts and kept as the caller sent it on one
+// it continues.
 func TestW3CTraceContextCases(t *testing.T) {
 	log := newSpanLog()
 	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}}, nil)
@@ -36,13 +38,16 @@ func TestW3CTraceContextCases(t *testing.T) {
 		tracestates  []string
 		continued    bool
 		wantState    string
+		random       bool // the request span's trace flags have random set
 	}{
-		{"tracestate in three headers", []string{tp}, []string{"foo=1,bar=2", "rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE"}, true, "foo=1,bar=2,rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"},
-		{"empty member skipped", []string{tp}, []string{"foo=1, ,bar=2"}, true, "foo=1,bar=2"},
-		{"two traceparents", []string{tp, tp2}, []string{"foo=1"}, false, ""},
+		{"tracestate in three headers", []string{tp}, []string{"foo=1,bar=2", "rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE"}, true, "foo=1,bar=2,rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", false},
+		{"empty member skipped", []string{tp}, []string{"foo=1, ,bar=2"}, true, "foo=1,bar=2", false},
+		{"two traceparents", []string{tp, tp2}, []string{"foo=1"}, false, "", true},
+		{"no traceparent: a new random trace", nil, nil, false, "", true},
+		{"caller's random flag kept", []string{strings.TrimSuffix(tp, "01") + "03"}, nil, true, "", true},
 	}
 	// check looks at the newest request span, that of the n'th request.
-	check := func(t *testing.T, name string, continued bool, wantState string, n int) {
+	check := func(t *testing.T, name string, continued bool, wantState string, random bool, n int) {
 		t.Helper()
 		spans := log.waitFor(t, name, func(spans []sdktrace.ReadOnlySpan) bool {
 			c := 0
@@ -67,6 +72,9 @@ func TestW3CTraceContextCases(t *testing.T) {
 		if got := sc.TraceState().String(); got != wantState {
 			t.Errorf("%s: tracestate %q, want %q", name, got, wantState)
 		}
+		if sc.TraceFlags().IsRandom() != random || !sc.IsSampled() {
+			t.Errorf("%s: trace flags %s, want sampled and random: %v", name, sc.TraceFlags(), random)
+		}
 	}
 	n := 0
 	for _, tt := range cases {
@@ -88,7 +96,7 @@ func TestW3CTraceContextCases(t *testing.T) {
 			}
 			resp.Body.Close()
 			n++
-			check(t, tt.name, tt.continued, tt.wantState, n)
+			check(t, tt.name, tt.continued, tt.wantState, tt.random, n)
 		})
 		t.Run("grpc/"+tt.name, func(t *testing.T) {
 			var kv []string
@@ -103,7 +111,7 @@ func TestW3CTraceContextCases(t *testing.T) {
 				t.Fatal(err)
 			}
 			n++
-			check(t, tt.name, tt.continued, tt.wantState, n)
+			check(t, tt.name, tt.continued, tt.wantState, tt.random, n)
 		})
 	}
 }

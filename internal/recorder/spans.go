@@ -16,6 +16,7 @@ import (
 	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/scheduler"
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
+	"github.com/lumenllm/lumen/internal/telemetry/w3c"
 )
 
 // RequestInfo is what the inference layer knows as a request starts.
@@ -431,8 +432,10 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 			semconv.AttrSlot.Int(s.Slot), semconv.AttrBatchPrefill.Int(s.PrefillTokens), attribute.Bool("lumen.decode", s.Decode),
 		}})
 	}
-	_, span := t.tracer.Start(context.Background(), semconv.SpanBatch,
-		trace.WithNewRoot(), trace.WithTimestamp(si.Start), trace.WithLinks(links...),
+	// A root of its own trace (the context has no parent), marked random
+	// (WithNewRoot would drop the flag).
+	_, span := t.tracer.Start(w3c.RandomRoot(context.Background()), semconv.SpanBatch,
+		trace.WithTimestamp(si.Start), trace.WithLinks(links...),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(
 			semconv.AttrBatchSize.Int(len(si.Seqs)),

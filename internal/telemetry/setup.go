@@ -41,6 +41,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/lumenllm/lumen/internal/telemetry/w3c"
 )
 
 // Exporter names accepted by Config.Exporter and OTEL_TRACES_EXPORTER.
@@ -241,7 +243,8 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	propagator := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	// New roots get the W3C Level 2 random flag, which the SDK leaves out.
+	propagator := w3c.RandomRoots(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 
 	disabled, err := envBool(getenv, "OTEL_SDK_DISABLED")
 	if err != nil {
