@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -46,18 +46,8 @@ func TestShutdownMarksSpans(t *testing.T) {
 	release, held := gate.arm(2)
 	defer release()
 	sse, rpc := newCaller(t), newCaller(t)
-	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions", strings.NewReader(
-		`{"messages":[{"role":"user","content":"Tell a long story"}],"max_tokens":90,"ignore_eos":true,"stream":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("traceparent", sse.traceparent())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := sse.post(t, "http://"+httpAddr+"/v1/chat/completions",
+		`{"messages":[{"role":"user","content":"Tell a long story"}],"max_tokens":90,"ignore_eos":true,"stream":true}`)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("SSE status %d: %s", resp.StatusCode, b)
@@ -105,18 +95,8 @@ func TestShutdownMarksSpans(t *testing.T) {
 		{sse, "POST /v1/chat/completions", "chat tiny"},
 		{rpc, "lumen.v1.LumenService/GenerateStream", "text_completion tiny"},
 	} {
-		var transport, request sdktrace.ReadOnlySpan
-		for _, s := range log.Ended() {
-			if s.SpanContext().TraceID() != tc.who.traceID {
-				continue
-			}
-			switch s.Name() {
-			case tc.transport:
-				transport = s
-			case tc.operation:
-				request = s
-			}
-		}
+		named := spansByName(log.Ended(), tc.who.traceID)
+		transport, request := named[tc.transport], named[tc.operation]
 		if transport == nil || request == nil {
 			t.Errorf("%s: no transport or request span:\n%s", tc.transport, describeSpans(log.Ended()))
 			continue

@@ -96,6 +96,28 @@ func newCaller(t *testing.T) caller {
 
 func (c caller) traceparent() string { return fmt.Sprintf("00-%s-%s-01", c.traceID, c.spanID) }
 
+// post POSTs a JSON body to url as the caller (its traceparent, and the
+// headers kv as name, value pairs); the response body is closed at the
+// test's end.
+func (c caller) post(t *testing.T, url, body string, kv ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", c.traceparent())
+	for i := 0; i+1 < len(kv); i += 2 {
+		req.Header.Set(kv[i], kv[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // wantTree is the span story one request must leave.
 type wantTree struct {
 	caller        caller
@@ -142,24 +164,25 @@ func linkedBatches(spans []sdktrace.ReadOnlySpan, sc trace.SpanContext) (prefill
 	return prefill, decode
 }
 
+// spansByName indexes by name the spans of one trace (the last of a name).
+func spansByName(spans []sdktrace.ReadOnlySpan, id trace.TraceID) map[string]sdktrace.ReadOnlySpan {
+	out := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		if s.SpanContext().TraceID() == id {
+			out[s.Name()] = s
+		}
+	}
+	return out
+}
+
 // waitForTree waits until the request's spans have all ended, the
 // transport span included, and every engine step it took part in has
 // its batch span.
 func waitForTree(t *testing.T, log *spanLog, w wantTree) []sdktrace.ReadOnlySpan {
 	t.Helper()
 	return log.waitFor(t, "the span tree of "+w.transport, func(spans []sdktrace.ReadOnlySpan) bool {
-		var transport, decode sdktrace.ReadOnlySpan
-		for _, s := range spans {
-			if s.SpanContext().TraceID() != w.caller.traceID {
-				continue
-			}
-			switch s.Name() {
-			case w.transport:
-				transport = s
-			case semconv.SpanDecode:
-				decode = s
-			}
-		}
+		named := spansByName(spans, w.caller.traceID)
+		transport, decode := named[w.transport], named[semconv.SpanDecode]
 		if transport == nil || decode == nil {
 			return false
 		}
@@ -437,19 +460,9 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 
 	t.Run("HTTP SSE chat, tenant from header", func(t *testing.T) {
 		c := newCaller(t)
-		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions", strings.NewReader(
-			fmt.Sprintf(`{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":%d,"stream":true,"stream_options":{"include_usage":true}}`, maxTokens)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("traceparent", c.traceparent())
-		req.Header.Set(semconv.HeaderTenant, "globex")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp := c.post(t, "http://"+httpAddr+"/v1/chat/completions",
+			fmt.Sprintf(`{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":%d,"stream":true,"stream_options":{"include_usage":true}}`, maxTokens),
+			semconv.HeaderTenant, "globex")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
@@ -511,18 +524,8 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 			return cancel
 		}},
 		{"SSE chat", "POST /v1/chat/completions", "chat tiny", func(t *testing.T, c caller) func() {
-			req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions", strings.NewReader(
-				`{"messages":[{"role":"user","content":"A long story"}],"max_tokens":120,"temperature":0,"stream":true}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("traceparent", c.traceparent())
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { resp.Body.Close() })
+			resp := c.post(t, "http://"+httpAddr+"/v1/chat/completions",
+				`{"messages":[{"role":"user","content":"A long story"}],"max_tokens":120,"temperature":0,"stream":true}`)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
@@ -560,20 +563,8 @@ func TestSpanTreeThroughTransports(t *testing.T) {
 					return s.SpanContext().TraceID() == c.traceID && s.Name() == tc.transport
 				})
 			})
-			var transport, req, decode sdktrace.ReadOnlySpan
-			for _, s := range spans {
-				if s.SpanContext().TraceID() != c.traceID {
-					continue
-				}
-				switch s.Name() {
-				case tc.transport:
-					transport = s
-				case tc.operation:
-					req = s
-				case semconv.SpanDecode:
-					decode = s
-				}
-			}
+			named := spansByName(spans, c.traceID)
+			transport, req, decode := named[tc.transport], named[tc.operation], named[semconv.SpanDecode]
 			if req == nil || decode == nil {
 				t.Fatalf("when the transport span ended, the cancelled request had no request/decode span:\n%s", describeSpans(spans))
 			}
@@ -664,18 +655,7 @@ func TestTraceContentThroughTransports(t *testing.T) {
 
 	t.Run("HTTP chat", func(t *testing.T) {
 		c := newCaller(t)
-		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/chat/completions",
-			strings.NewReader(`{"messages":[{"role":"user","content":"Hi"}],"max_tokens":24,"temperature":0}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("traceparent", c.traceparent())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp := c.post(t, "http://"+httpAddr+"/v1/chat/completions", `{"messages":[{"role":"user","content":"Hi"}],"max_tokens":24,"temperature":0}`)
 		var body struct {
 			Choices []struct {
 				Message struct{ Content string } `json:"message"`
@@ -724,17 +704,7 @@ func TestJSONLogLinesCarryTraceIDs(t *testing.T) {
 	httpAddr, _ := startServeEnv(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{log}},
 		env{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}, "--log-format", "json")
 	c := newCaller(t)
-	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/generate", strings.NewReader(`{"prompt":"Hello","max_tokens":4}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("traceparent", c.traceparent())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	c.post(t, "http://"+httpAddr+"/generate", `{"prompt":"Hello","max_tokens":4}`).Body.Close()
 	spans := log.waitFor(t, "the request span", func(spans []sdktrace.ReadOnlySpan) bool {
 		return slices.ContainsFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
 			return s.SpanContext().TraceID() == c.traceID && s.Name() == "text_completion tiny"
