@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -20,13 +21,14 @@ import (
 	"github.com/lumenllm/lumen/internal/benchtracing"
 	"github.com/lumenllm/lumen/internal/grpcclient"
 	"github.com/lumenllm/lumen/internal/loadgen"
+	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
 // runBenchTracing runs 'lumen bench tracing'.
 func runBenchTracing(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("bench tracing",
 		"Measures what tracing costs: aggregate output tokens/s of an in-process server with tracing off\n"+
-			"(OTEL_SDK_DISABLED=true) and on (100% sampling, exported to a RUNNING OTLP gRPC receiver such as\n"+
+			"(the SDK disabled) and on (100% sampling, exported to a RUNNING OTLP gRPC receiver such as\n"+
 			"Jaeger), at each concurrency. Both servers stay up; they are measured in turns, each pair in the\n"+
 			"opposite order to the one before (off,on then on,off) to cancel drift, and it prints the on/off ratio.",
 		e.stderr)
@@ -60,6 +62,11 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 	if *rounds < 1 || *perWorker < 1 || *promptTokens < 1 || *maxTokens < 1 || *threads < 1 || *ctxSize < 1 {
 		return usageError{"bench tracing: --rounds, --requests-per-worker, --prompt-tokens, --max-tokens, --threads and --ctx-size must be positive"}
 	}
+	// Both servers read the process environment's OTEL_* variables, and
+	// this one would make "on" another "off".
+	if v := strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")); strings.EqualFold(v, "true") {
+		return errors.New("bench tracing: OTEL_SDK_DISABLED=true would disable tracing in the \"on\" server too; unset it")
+	}
 	// A receiver that is not there would make "on" measure dropped spans.
 	if err := waitListening(ctx, *endpoint, *receiverWait); err != nil {
 		return fmt.Errorf("bench tracing: no OTLP receiver at %s (start one first, e.g. make bench-tracing): %w", *endpoint, err)
@@ -87,6 +94,9 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 	fmt.Fprintf(e.stdout, "bench tracing: %s, %d threads, %d slots; %d rounds × concurrency %s × {off, on}; %d requests per worker, %d-token prompts, %d output tokens, greedy, gRPC streaming\n",
 		filepath.Base(path), *threads, slices.Max(concs), *rounds, *concList, *perWorker, *promptTokens, *maxTokens)
 	fmt.Fprintf(e.stdout, "  off: %s\n  on:  %s\n", off.What, on.What)
+	if vars := otelVariables(); len(vars) > 0 {
+		fmt.Fprintf(e.stdout, "  note: this environment's %s reach the on server where its mode sets nothing (OTLP headers, compression, resource attributes, span limits)\n", strings.Join(vars, ", "))
+	}
 	fmt.Fprintln(e.stdout, "  both servers stay up for the whole run; only one is loaded at a time, and each pair of measurements alternates which goes first")
 	return benchtracing.Run(ctx, e.stdout, benchtracing.Config{
 		Concurrency: concs,
@@ -94,21 +104,35 @@ func runBenchTracing(ctx context.Context, args []string, e env) error {
 		Load:        loadgen.Config{PromptTokens: *promptTokens, MaxTokens: *maxTokens, Seed: 1},
 		PerWorker:   *perWorker,
 		Start: func(ctx context.Context, m benchtracing.Mode) (*benchtracing.Server, error) {
-			return startTracingServer(ctx, append(slices.Clone(serveArgs), m.Args...), m.Env)
+			return startTracingServer(ctx, append(slices.Clone(serveArgs), m.Args...), m.Telemetry)
 		},
 	}, off, on)
 }
 
-// startTracingServer starts an in-process lumen serve with args and env
-// (its whole environment) and returns once it serves.
-func startTracingServer(ctx context.Context, args []string, vars map[string]string) (*benchtracing.Server, error) {
+// otelVariables are the names of the OTEL_* variables set in the process
+// environment, sorted.
+func otelVariables() []string {
+	var names []string
+	for _, kv := range os.Environ() {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OTEL_") && v != "" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// startTracingServer starts an in-process lumen serve with args, its
+// telemetry config adjusted by tel, and returns once it serves. The
+// server sees no LUMEN_* variables: only args configure it.
+func startTracingServer(ctx context.Context, args []string, tel func(*telemetry.Config)) (*benchtracing.Server, error) {
 	spans, logs := &benchtracing.SpanCounter{}, &lockedBuffer{}
 	ready := make(chan [2]string, 1)
 	serveCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		e := env{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return vars[k] }}
-		done <- runServeHooked(serveCtx, args, e, serveHooks{ready: ready, spanProcessors: []sdktrace.SpanProcessor{spans}})
+		e := env{stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
+		done <- runServeHooked(serveCtx, args, e, serveHooks{ready: ready, spanProcessors: []sdktrace.SpanProcessor{spans}, telemetry: tel})
 	}()
 	var httpAddr, grpcAddr string
 	select {

@@ -76,7 +76,7 @@ func TestBenchTracingSmoke(t *testing.T) {
 	} else if per, _ := strconv.ParseFloat(spans[2], 64); per < 5 {
 		t.Errorf("%s spans per request, want at least 5", spans[2])
 	}
-	if !strings.Contains(out, "off: OTEL_SDK_DISABLED=true") || !strings.Contains(out, "on:  every span sampled") {
+	if !strings.Contains(out, "off: the SDK disabled (as by OTEL_SDK_DISABLED=true)") || !strings.Contains(out, "on:  every span sampled (an always-on sampler") {
 		t.Errorf("the report does not say what off and on mean")
 	}
 
@@ -116,5 +116,15 @@ func TestBenchTracingFlags(t *testing.T) {
 				t.Errorf("err = %v (usage error: %v), want one naming %q (usage error: %v)", err, errors.As(err, &ue), tt.want, tt.usage)
 			}
 		})
+	}
+}
+
+// Both servers read the process environment's OTEL_* variables, so
+// OTEL_SDK_DISABLED=true would leave nothing to compare.
+func TestBenchTracingRefusesDisabledSDK(t *testing.T) {
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	_, _, err := runCLI(t, "bench", "tracing", "--otlp-endpoint", "127.0.0.1:1", "--receiver-wait", "0s")
+	if err == nil || !strings.Contains(err.Error(), "OTEL_SDK_DISABLED=true would disable") {
+		t.Errorf("err = %v, want one naming OTEL_SDK_DISABLED", err)
 	}
 }

@@ -15,16 +15,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/grpcclient"
 	"github.com/lumenllm/lumen/internal/recorder"
+	"github.com/lumenllm/lumen/internal/scheduler"
 )
 
 // A real Jaeger (v2: the OpenTelemetry Collector with Jaeger's storage and
@@ -429,10 +433,13 @@ type rpcResult struct {
 func TestTracingEndToEndJaeger(t *testing.T) {
 	otlp, queryURL := startJaeger(t)
 	const service = "lumen-e2e"
-	_, grpcAddr := startServeHooked(t, serveHooks{}, map[string]string{
-		"OTEL_BSP_SCHEDULE_DELAY": "100", // export within 100ms of a span's end
-		"OTEL_SERVICE_NAME":       service,
-	}, "--otlp-endpoint", otlp, "--batch-span-rate", "0") // every step's batch span
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100") // export within 100ms of a span's end
+	t.Setenv("OTEL_SERVICE_NAME", service)
+	gate := &gatedEngine{}
+	// One slot and one queue place, so that a third request is refused.
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{engine: func(e scheduler.Engine) scheduler.Engine { gate.Engine = e; return gate }}, nil,
+		"--otlp-endpoint", otlp, "--batch-span-rate", "0", // every step's batch span
+		"--parallel", "1", "--max-queue", "1")
 	client, err := grpcclient.New(grpcclient.Config{Addr: grpcAddr})
 	if err != nil {
 		t.Fatal(err)
@@ -442,11 +449,12 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 	const maxTokens = 6
 	tests := []struct {
 		name       string
-		traceID    string // the caller's trace, continued by the server
-		callerSpan string // the caller's span, the server span's parent
-		rpcSpan    string // otelgrpc's server span
-		request    string // the request span
-		operation  string // gen_ai.operation.name
+		traceID    string   // the caller's trace, continued by the server
+		callerSpan string   // the caller's span, the server span's parent
+		rpcSpan    string   // otelgrpc's server span
+		request    string   // the request span
+		operation  string   // gen_ai.operation.name
+		prepare    []string // the prepare span's children
 		call       func(ctx context.Context) (rpcResult, error)
 	}{
 		{
@@ -456,6 +464,7 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 			rpcSpan:    "lumen.v1.LumenService/Generate",
 			request:    "text_completion tiny",
 			operation:  "text_completion",
+			prepare:    []string{"tokenize"},
 			call: func(ctx context.Context) (rpcResult, error) {
 				resp, err := client.Generate(ctx, &lumenv1.GenerateRequest{
 					Prompt: "Once upon a time", MaxTokens: maxTokens, Temperature: proto.Float32(0)})
@@ -472,6 +481,7 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 			rpcSpan:    "lumen.v1.LumenService/GenerateStream",
 			request:    "chat tiny",
 			operation:  "chat",
+			prepare:    []string{"template", "tokenize"},
 			call: func(ctx context.Context) (rpcResult, error) {
 				last, err := client.Stream(ctx, &lumenv1.GenerateStreamRequest{
 					Messages:  []*lumenv1.ChatMessage{{Role: "user", Content: "Hello"}},
@@ -499,8 +509,8 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 				t.Fatalf("reply: finish %v, usage %v; want %d completion tokens", res.finish, res.usage, maxTokens)
 			}
 
-			tr := waitForJaegerTrace(t, queryURL, tt.traceID, hasSpans(tt.rpcSpan, tt.request, "queue", "prefill", "decode"))
-			want := []string{tt.rpcSpan, tt.request, "queue", "prefill", "decode"}
+			want := append([]string{tt.rpcSpan, tt.request, "prepare", "queue", "prefill", "decode"}, tt.prepare...)
+			tr := waitForJaegerTrace(t, queryURL, tt.traceID, hasSpans(want...))
 			slices.Sort(want)
 			if got := tr.spanNames(); !slices.Equal(got, want) {
 				t.Errorf("trace spans %q, want exactly %q", got, want)
@@ -536,7 +546,7 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 				}
 			}
 			slices.Sort(children)
-			if want := []string{"decode", "prefill", "queue"}; !slices.Equal(children, want) {
+			if want := []string{"decode", "prefill", "prepare", "queue"}; !slices.Equal(children, want) {
 				t.Errorf("children of %s: %q, want %q", tt.request, children, want)
 			}
 			if !within(req, rpc) {
@@ -625,6 +635,61 @@ func TestTracingEndToEndJaeger(t *testing.T) {
 			})
 		})
 	}
+
+	// A refused request shows as an error in Jaeger: its request span
+	// (under the caller's span, with its prepare child) has status Error
+	// and error.type queue_full, and the gRPC span names the same kind.
+	t.Run("refused: queue full", func(t *testing.T) {
+		release, held := gate.arm(1)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer release() // before waiting for the held requests
+		hold := func() {
+			wg.Go(func() {
+				if _, err := client.Generate(context.Background(), &lumenv1.GenerateRequest{Prompt: "Hold", MaxTokens: 2}); err != nil {
+					t.Errorf("held request: %v", err)
+				}
+			})
+		}
+		hold() // takes the slot; its first step is held
+		<-held
+		hold() // takes the queue place
+		waitSubmitted(t, httpAddr, 2)
+		const traceID, callerSpan = "7e1b2a9d4c3f5e6a8b0c1d2e3f4a5b6c", "1a2b3c4d5e6f7a8b"
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+		_, err := client.Generate(ctx, &lumenv1.GenerateRequest{Prompt: "Refuse me", MaxTokens: 2})
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("third request: %v, want RESOURCE_EXHAUSTED", err)
+		}
+		release()
+		const rpcName, reqName = "lumen.v1.LumenService/Generate", "text_completion tiny"
+		tr := waitForJaegerTrace(t, queryURL, traceID, hasSpans(rpcName, reqName, "prepare", "tokenize"))
+		byName := map[string]jaegerSpan{}
+		for _, s := range tr.Spans {
+			byName[s.OperationName] = s
+		}
+		rpc, req := byName[rpcName], byName[reqName]
+		if rpc.parent() != callerSpan || req.parent() != rpc.SpanID || byName["prepare"].parent() != req.SpanID {
+			t.Errorf("tree: %s under %q, %s under %q, prepare under %q; want caller → rpc → request → prepare",
+				rpcName, rpc.parent(), reqName, req.parent(), byName["prepare"].parent())
+		}
+		for _, w := range []struct {
+			span      jaegerSpan
+			key, want string
+		}{
+			{req, "otel.status_code", "ERROR"},
+			{req, "error.type", "queue_full"},
+			{rpc, "rpc.response.status_code", "RESOURCE_EXHAUSTED"},
+			{rpc, "error.type", "queue_full"},
+		} {
+			if v, ok := w.span.tag(w.key); !ok || tagString(v) != w.want {
+				t.Errorf("%s: %s = %v (present %v), want %s", w.span.OperationName, w.key, v, ok, w.want)
+			}
+		}
+		if v, ok := req.tag("error"); !ok || v != true {
+			t.Errorf("%s: error tag = %v (present %v), want true", reqName, v, ok)
+		}
+	})
 }
 
 // within says whether s lies inside parent's time span (Jaeger keeps

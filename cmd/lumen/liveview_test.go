@@ -353,7 +353,8 @@ func TestLiveViewInBrowser(t *testing.T) {
 	})
 
 	t.Run("says when tracing is off", func(t *testing.T) {
-		offAddr, _ := startLiveServe(t, map[string]string{"OTEL_SDK_DISABLED": "true"})
+		t.Setenv("OTEL_SDK_DISABLED", "true")
+		offAddr, _ := startLiveServe(t, nil)
 		run("open the page of a server without tracing", chromedp.Navigate("http://"+offAddr+"/"),
 			chromedp.WaitVisible(chromedp.CSS(`#notice[data-kind="tracing-off"]`)))
 		// The scheduler's figures need no spans.
@@ -375,7 +376,8 @@ func TestLiveViewInBrowser(t *testing.T) {
 // --live-view=false; and a page that knows when tracing is off.
 func TestLiveViewRoutes(t *testing.T) {
 	t.Run("tracing off", func(t *testing.T) {
-		httpAddr, _ := startLiveServe(t, map[string]string{"OTEL_SDK_DISABLED": "true"})
+		t.Setenv("OTEL_SDK_DISABLED", "true")
+		httpAddr, _ := startLiveServe(t, nil)
 		base := "http://" + httpAddr
 		for _, c := range []struct {
 			method, path string

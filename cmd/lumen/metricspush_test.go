@@ -99,7 +99,8 @@ func TestServePushesMetricsOverOTLP(t *testing.T) {
 	rec := &metricsReceiver{}
 	collector := httptest.NewServer(rec)
 	t.Cleanup(collector.Close)
-	httpAddr, grpcAddr := startServeHooked(t, serveHooks{}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "100"},
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "100") // ms: the SDK's reader pushes that often
+	httpAddr, grpcAddr := startServeHooked(t, serveHooks{}, nil,
 		"--trace-exporter", "none", "--metrics-exporter", "otlp-http", "--otlp-endpoint", collector.URL)
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -97,6 +97,9 @@ type serveHooks struct {
 	// engine, when set, wraps the engine the scheduler drives (a test's
 	// gate on decode steps).
 	engine func(scheduler.Engine) scheduler.Engine
+	// telemetry, when set, adjusts the telemetry config just before
+	// Setup (`lumen bench tracing`'s modes: disabled, always sampled).
+	telemetry func(*telemetry.Config)
 	// generate, when set, sees the context of every Generate call the
 	// transports make (a test watching for a request's cancel).
 	generate func(ctx context.Context)
@@ -253,12 +256,13 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	// The /metrics registry exists first: an OTLP metrics push carries it.
 	metrics := recorder.NewMetrics(recorder.MetricsConfig{MaxTenants: f.maxTenants, Compat: f.metricsCompat, ModelName: name})
-	tel, err := telemetry.Setup(ctx, telemetry.Config{
+	// The OTEL_* variables are read from the process environment by the
+	// SDK, the exporters and telemetry itself; flags win over them.
+	telCfg := telemetry.Config{
 		ServiceVersion:  version,
 		Exporter:        f.traceExport,
 		Endpoint:        f.otlpEndpoint,
 		SamplingConfig:  f.samplingFile,
-		Getenv:          e.getenv,
 		ConsoleWriter:   e.stderr,
 		SpanProcessors:  processors,
 		BatchSpanRate:   batchSpanRate(f.batchRate),
@@ -266,7 +270,11 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 		MetricsGatherer: metrics.Registry(),
 		ExtraResource:   []attribute.KeyValue{semconv.AttrModel.String(name), semconv.AttrDevice.String(pl.device.ID())},
 		Logger:          log,
-	})
+	}
+	if f.hooks.telemetry != nil {
+		f.hooks.telemetry(&telCfg)
+	}
+	tel, err := telemetry.Setup(ctx, telCfg)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
@@ -411,6 +419,7 @@ func serve(ctx context.Context, f serveFlags, e env) error {
 	}
 	tracer := recorder.NewTracer(tel.TracerProvider, metrics, recorder.TracerOptions{
 		Device: c.Device().ID(), RecordContent: f.traceContent, ContentMax: f.contentMax, KVSize: c.Size(), Logger: log,
+		BatchTracerProvider: tel.BatchTracerProvider,
 	})
 	var eng scheduler.Engine = batcher
 	if f.hooks.engine != nil {

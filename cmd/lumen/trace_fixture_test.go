@@ -108,12 +108,12 @@ func startTracedServe(t *testing.T, collector string) (httpAddr, grpcAddr string
 		"--batch-span-rate", "0"} // every engine step's batch span
 	// Small export batches, so the fixture has several lines, as a
 	// Collector's file exporter writes over time.
-	vars := map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "16"}
+	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
 	ready := make(chan [2]string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServeHooked(ctx, args, env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }},
+		done <- runServeHooked(ctx, args, env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }},
 			serveHooks{ready: ready, engine: func(e scheduler.Engine) scheduler.Engine { return &patientEngine{Engine: e} }})
 	}()
 	select {

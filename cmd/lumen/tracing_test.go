@@ -50,11 +50,10 @@ var traceIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // lumen_spans_dropped_total.
 func TestTracingCollectorDown(t *testing.T) {
 	ended := &benchtracing.SpanCounter{}
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")  // ms: export soon after spans end
+	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "200") // ms: give up on the dead collector soon
 	httpAddr, grpcAddr := startServeHooked(t, serveHooks{spanProcessors: []sdktrace.SpanProcessor{ended}},
-		map[string]string{
-			"OTEL_BSP_SCHEDULE_DELAY": "50",  // ms: export soon after spans end
-			"OTEL_BSP_EXPORT_TIMEOUT": "200", // ms: give up on the dead collector soon
-		}, "--otlp-endpoint", closedPort(t))
+		nil, "--otlp-endpoint", closedPort(t))
 	client, err := grpcclient.New(grpcclient.Config{Addr: grpcAddr})
 	if err != nil {
 		t.Fatal(err)

@@ -19,31 +19,45 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/lumenllm/lumen/internal/loadgen"
+	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
-// Mode is one side of the comparison: how its server is configured. The
-// server sees only Env as its environment, so the caller's OTEL_* and
-// LUMEN_* variables cannot blur the comparison.
+// Mode is one side of the comparison: how its server is configured.
+// Telemetry adjusts the server's telemetry.Config just before Setup, so
+// the mode is set in Go, winning over the caller's environment where it
+// sets something (the caller's LUMEN_* variables are not the server's
+// either). The caller's other OTEL_* variables, such as
+// OTEL_EXPORTER_OTLP_HEADERS or OTEL_EXPORTER_OTLP_COMPRESSION, do reach
+// the "on" server, and OTEL_SDK_DISABLED=true would disable it too: the
+// CLI refuses that.
 type Mode struct {
 	Name string
 	// What says what the mode means, for the report.
-	What string
-	Env  map[string]string
-	Args []string // serve flags
+	What      string
+	Telemetry func(*telemetry.Config)
+	Args      []string // serve flags
 }
 
 // Modes are the two sides: off (the SDK disabled) and on (every span,
-// batch spans included, sampled and exported to endpoint over OTLP gRPC).
+// batch spans included, sampled and exported to endpoint over OTLP gRPC,
+// and no metrics push, with the export queue's default batching,
+// whatever OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_TRACES_SAMPLER
+// and OTEL_BSP_* say).
 func Modes(endpoint string) (off, on Mode) {
 	off = Mode{
-		Name: "off",
-		What: "OTEL_SDK_DISABLED=true: a no-op tracer provider, so no span is created, sampled or exported",
-		Env:  map[string]string{"OTEL_SDK_DISABLED": "true"},
+		Name:      "off",
+		What:      "the SDK disabled (as by OTEL_SDK_DISABLED=true): a no-op tracer provider, so no span is created, sampled or exported",
+		Telemetry: func(c *telemetry.Config) { c.Disabled = true },
 	}
 	on = Mode{
 		Name: "on",
-		What: "every span sampled (OTEL_TRACES_SAMPLER=always_on, --batch-span-rate 0: every engine step's batch span too) and exported over OTLP gRPC to " + endpoint + " with the default batching",
-		Env:  map[string]string{"OTEL_TRACES_SAMPLER": "always_on"},
+		What: "every span sampled (an always-on sampler, --batch-span-rate 0: every engine step's batch span too) and exported over OTLP gRPC to " + endpoint + " with the default batching",
+		Telemetry: func(c *telemetry.Config) {
+			c.Exporter, c.MetricsExporter = telemetry.ExporterOTLPGRPC, telemetry.ExporterNone
+			c.Sampler = sdktrace.AlwaysSample()
+			c.MaxQueueSize, c.MaxExportBatchSize = telemetry.DefaultMaxQueueSize, telemetry.DefaultMaxExportBatchSize
+			c.BatchTimeout, c.ExportTimeout = telemetry.DefaultBatchTimeout, telemetry.DefaultExportTimeout
+		},
 		Args: []string{"--otlp-endpoint", endpoint, "--batch-span-rate", "0"},
 	}
 	return off, on

@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/lumenllm/lumen/internal/loadgen"
+	"github.com/lumenllm/lumen/internal/telemetry"
 )
 
 // fakeTarget streams MaxTokens one-character pieces, perToken apart, and
@@ -133,5 +137,32 @@ func TestRunFailsOnAFailedRequest(t *testing.T) {
 	}
 	if !f.stopped["off"] || !f.stopped["on"] {
 		t.Errorf("stopped %v, want both", f.stopped)
+	}
+}
+
+// The modes set the server's telemetry in Go: off is disabled, as with
+// OTEL_SDK_DISABLED=true; on exports traces over OTLP gRPC and no
+// metrics, samples every root span and pins the export queue to its
+// defaults, so the caller's OTEL_* variables cannot change that.
+func TestModesTelemetry(t *testing.T) {
+	off, on := Modes("127.0.0.1:4317")
+	var offCfg, onCfg telemetry.Config
+	off.Telemetry(&offCfg)
+	on.Telemetry(&onCfg)
+	if !offCfg.Disabled || offCfg.Sampler != nil {
+		t.Errorf("off: Disabled %v, Sampler %v; want disabled and no sampler", offCfg.Disabled, offCfg.Sampler)
+	}
+	if onCfg.Exporter != telemetry.ExporterOTLPGRPC || onCfg.MetricsExporter != telemetry.ExporterNone {
+		t.Errorf("on: exporters %q and %q, want otlp-grpc and none", onCfg.Exporter, onCfg.MetricsExporter)
+	}
+	if onCfg.Disabled || onCfg.Sampler == nil || onCfg.Sampler.Description() != sdktrace.AlwaysSample().Description() {
+		t.Errorf("on: Disabled %v, Sampler %v; want an always-on sampler", onCfg.Disabled, onCfg.Sampler)
+	}
+	if onCfg.MaxQueueSize != telemetry.DefaultMaxQueueSize || onCfg.MaxExportBatchSize != telemetry.DefaultMaxExportBatchSize ||
+		onCfg.BatchTimeout != telemetry.DefaultBatchTimeout || onCfg.ExportTimeout != telemetry.DefaultExportTimeout {
+		t.Errorf("on: queue %d, batch %d, timeouts %v and %v; want the defaults", onCfg.MaxQueueSize, onCfg.MaxExportBatchSize, onCfg.BatchTimeout, onCfg.ExportTimeout)
+	}
+	if !strings.Contains(on.What, "127.0.0.1:4317") || !slices.Contains(on.Args, "127.0.0.1:4317") {
+		t.Errorf("on: What %q, Args %q; want both naming the endpoint", on.What, on.Args)
 	}
 }

@@ -65,6 +65,11 @@ type TracerOptions struct {
 	ContentMax    int
 	// KVSize is the KV cache size, for batch spans.
 	KVSize int
+	// BatchTracerProvider starts the batch spans (one root span per
+	// engine step, semconv.SpanBatch), which are sampled on their own
+	// terms (telemetry.Telemetry.BatchTracerProvider). Nil: the tracer
+	// provider that starts the request spans.
+	BatchTracerProvider trace.TracerProvider
 	// Logger gets one line per finished or refused request, logged with
 	// the request's context (see LogHandler for its trace_id and
 	// span_id). Nil discards them.
@@ -75,6 +80,7 @@ type TracerOptions struct {
 // metrics. It implements scheduler.Observer.
 type Tracer struct {
 	tracer  trace.Tracer
+	batch   trace.Tracer // starts batch spans
 	metrics *Metrics
 	opts    TracerOptions
 	gpu     attribute.KeyValue // gpu.id, derived once from opts.Device
@@ -110,7 +116,9 @@ func (l *stepLinks) add(sc trace.SpanContext, prefill bool) {
 
 var _ scheduler.Observer = (*Tracer)(nil)
 
-// NewTracer builds a Tracer; metrics may be nil.
+// NewTracer builds a Tracer whose request spans (and their children)
+// are started by tp and batch spans by opts.BatchTracerProvider (tp when
+// nil); metrics may be nil.
 func NewTracer(tp trace.TracerProvider, m *Metrics, opts TracerOptions) *Tracer {
 	if opts.ContentMax <= 0 {
 		opts.ContentMax = DefaultContentMax
@@ -118,7 +126,12 @@ func NewTracer(tp trace.TracerProvider, m *Metrics, opts TracerOptions) *Tracer 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tracer{tracer: tp.Tracer("github.com/lumenllm/lumen"), metrics: m, opts: opts, gpu: gpuID(opts.Device)}
+	const scope = "github.com/lumenllm/lumen"
+	batchTP := opts.BatchTracerProvider
+	if batchTP == nil {
+		batchTP = tp
+	}
+	return &Tracer{tracer: tp.Tracer(scope), batch: batchTP.Tracer(scope), metrics: m, opts: opts, gpu: gpuID(opts.Device)}
 }
 
 type infoKey struct{}
@@ -434,7 +447,7 @@ func (t *Tracer) Step(si scheduler.StepInfo) {
 	}
 	// A root of its own trace (the context has no parent), marked random
 	// (WithNewRoot would drop the flag).
-	_, span := t.tracer.Start(w3c.RandomRoot(context.Background()), semconv.SpanBatch,
+	_, span := t.batch.Start(w3c.RandomRoot(context.Background()), semconv.SpanBatch,
 		trace.WithTimestamp(si.Start), trace.WithLinks(links...),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(

@@ -219,6 +219,34 @@ func TestBatchSpanIsRootLinkedToRequests(t *testing.T) {
 	}
 }
 
+// Batch spans are started by the batch tracer provider when there is
+// one; request spans and their children never are.
+func TestBatchSpansUseTheBatchTracerProvider(t *testing.T) {
+	rec, batchRec := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	batchTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(batchRec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()); batchTP.Shutdown(context.Background()) })
+	tr := NewTracer(tp, nil, TracerOptions{BatchTracerProvider: batchTP})
+	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})
+	now := time.Now()
+	tr.Step(scheduler.StepInfo{Start: now, End: now.Add(time.Millisecond), DecodeTokens: 1,
+		Seqs: []scheduler.StepSeq{{ID: "a", Ctx: ctx, Decode: true}}})
+	tr.Finished(ctx, result("a", scheduler.FinishStop))
+	names := func(r *tracetest.SpanRecorder) []string {
+		var ns []string
+		for _, s := range r.Ended() {
+			ns = append(ns, s.Name())
+		}
+		return ns
+	}
+	if got := names(batchRec); !slices.Equal(got, []string{semconv.SpanBatch}) {
+		t.Errorf("batch tracer provider ended %q, want only the batch span", got)
+	}
+	if got := names(rec); slices.Contains(got, semconv.SpanBatch) || !slices.Contains(got, "chat m") {
+		t.Errorf("request tracer provider ended %q, want the request's spans and no batch span", got)
+	}
+}
+
 func TestErrorSpanStatus(t *testing.T) {
 	tr, rec, _ := newRecorded(t, TracerOptions{})
 	ctx := tr.StartRequest(context.Background(), RequestInfo{Operation: semconv.OperationChat, Model: "m"})

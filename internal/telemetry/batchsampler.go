@@ -5,9 +5,6 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
 // DefaultBatchSpanRate is the most batch spans sampled per second when
@@ -15,8 +12,11 @@ import (
 // below a GPU's step rate.
 const DefaultBatchSpanRate = 100
 
-// batchSampler decides batch spans (roots named semconv.SpanBatch) on their own
-// terms, so that one span per engine step cannot flood the exporter:
+// batchSampler decides the root spans of the batch tracer provider
+// (Telemetry.BatchTracerProvider), which are batch spans, one per engine
+// step, on their own terms, so that they cannot flood the exporter and
+// whatever samples request spans (the SDK's OTEL_TRACES_SAMPLER,
+// Config.Sampler, a strategies file) does not decide them:
 //
 //   - a batch span is sampled only if at least one request linked to it
 //     is sampled: batch spans exist to explain sampled requests;
@@ -25,15 +25,15 @@ const DefaultBatchSpanRate = 100
 //   - then by a token bucket of rate spans per second (no bucket when
 //     rate is negative).
 //
-// Every other span is decided by next.
+// Setup wraps it in sdktrace.ParentBased: a span with a parent follows
+// it.
 type batchSampler struct {
-	next    sdktrace.Sampler
 	file    *FileSampler // nil without a strategies file
 	limiter *rateLimiter // nil: unlimited
 }
 
-func newBatchSampler(next sdktrace.Sampler, file *FileSampler, rate float64, now func() time.Time) *batchSampler {
-	s := &batchSampler{next: next, file: file}
+func newBatchSampler(file *FileSampler, rate float64, now func() time.Time) *batchSampler {
+	s := &batchSampler{file: file}
 	if rate == 0 {
 		rate = DefaultBatchSpanRate
 	}
@@ -44,9 +44,6 @@ func newBatchSampler(next sdktrace.Sampler, file *FileSampler, rate float64, now
 }
 
 func (s *batchSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
-	if p.Name != semconv.SpanBatch || trace.SpanContextFromContext(p.ParentContext).IsValid() {
-		return s.next.ShouldSample(p)
-	}
 	drop := sdktrace.SamplingResult{Decision: sdktrace.Drop}
 	linked := false
 	for _, l := range p.Links {
@@ -72,5 +69,9 @@ func (s *batchSampler) Description() string {
 	if s.limiter != nil {
 		limit = fmt.Sprintf("%g/s", s.limiter.rate)
 	}
-	return fmt.Sprintf("BatchSpans{linked to a sampled request, %s}+%s", limit, s.next.Description())
+	desc := fmt.Sprintf("BatchSpans{linked to a sampled request, %s}", limit)
+	if s.file != nil {
+		desc += "+" + s.file.Description()
+	}
+	return desc
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lumenllm/lumen/internal/telemetry/semconv"
@@ -26,7 +27,7 @@ func batchParams(links ...trace.Link) sdktrace.SamplingParameters {
 }
 
 func TestBatchSamplerFollowsLinkedRequests(t *testing.T) {
-	s := newBatchSampler(sdktrace.AlwaysSample(), nil, -1, time.Now)
+	s := newBatchSampler(nil, -1, time.Now)
 	tests := []struct {
 		name  string
 		links []trace.Link
@@ -41,19 +42,45 @@ func TestBatchSamplerFollowsLinkedRequests(t *testing.T) {
 			t.Errorf("%s: decision %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	// Other spans are the next sampler's business.
-	never := newBatchSampler(sdktrace.NeverSample(), nil, -1, time.Now)
-	if got := never.ShouldSample(rootParams("chat m", traceIDs(1)[0])).Decision; got != sdktrace.Drop {
-		t.Errorf("request span: %v, want the next sampler's Drop", got)
+}
+
+// Batch spans come from a tracer provider of their own: the request
+// sampler does not decide them, and they do not decide requests.
+func TestSetupBatchTracerProvider(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tel := mustSetup(t, Config{Sampler: sdktrace.NeverSample(), BatchSpanRate: -1, SpanProcessors: []sdktrace.SpanProcessor{rec}})
+	if rootSampled(tel, "chat m") {
+		t.Error("request span sampled under a never sampler")
 	}
-	if got := never.ShouldSample(batchParams(link(true))).Decision; got != sdktrace.RecordAndSample {
-		t.Errorf("batch span of a sampled request under a never sampler: %v, want sampled", got)
+	batch := func(l trace.Link) bool {
+		_, span := tel.BatchTracerProvider.Tracer("test").Start(context.Background(), semconv.SpanBatch,
+			trace.WithNewRoot(), trace.WithLinks(l))
+		defer span.End()
+		return span.SpanContext().IsSampled()
+	}
+	if !batch(link(true)) {
+		t.Error("batch span of a sampled request not sampled under a never request sampler")
+	}
+	if batch(link(false)) {
+		t.Error("batch span of an unsampled request sampled")
+	}
+	// Its sampled spans reach the processors it shares with the main
+	// provider.
+	if n := len(rec.Ended()); n != 1 || rec.Ended()[0].Name() != semconv.SpanBatch {
+		t.Errorf("processors saw %d spans, want the sampled batch span", n)
+	}
+	// An OTEL_TRACES_SAMPLER that drops requests leaves nothing for
+	// batch spans to follow: the request spans stay unsampled.
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	tel = mustSetup(t, Config{})
+	if rootSampled(tel, "chat m") {
+		t.Error("request span sampled under OTEL_TRACES_SAMPLER=always_off")
 	}
 }
 
 func TestBatchSamplerRateLimit(t *testing.T) {
 	clock := newFakeClock()
-	s := newBatchSampler(sdktrace.AlwaysSample(), nil, 2, clock.Now)
+	s := newBatchSampler(nil, 2, clock.Now)
 	sampled := func(n int) int {
 		k := 0
 		for range n {
@@ -78,7 +105,7 @@ func TestBatchSamplerRateLimit(t *testing.T) {
 	if got := sampled(10); got != 2 {
 		t.Errorf("after unsampled batches: %d sampled, want 2", got)
 	}
-	if d := newBatchSampler(sdktrace.AlwaysSample(), nil, 0, clock.Now).limiter.rate; d != DefaultBatchSpanRate {
+	if d := newBatchSampler(nil, 0, clock.Now).limiter.rate; d != DefaultBatchSpanRate {
 		t.Errorf("zero rate: limiter %v/s, want the default %v", d, DefaultBatchSpanRate)
 	}
 }
@@ -90,7 +117,7 @@ func TestBatchSamplerFileStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newBatchSampler(sdktrace.ParentBased(fs), fs, -1, time.Now)
+	s := newBatchSampler(fs, -1, time.Now)
 	ids := traceIDs(4000)
 	n := 0
 	for _, id := range ids {

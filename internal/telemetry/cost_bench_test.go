@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -25,8 +26,8 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkTracingCost measures what tracing adds to serving, per engine
-// step and per request, with tracing off (OTEL_SDK_DISABLED: a no-op
-// provider) and on (everything sampled, batch spans unlimited, exported
+// step and per request, with tracing off (as with OTEL_SDK_DISABLED: a
+// no-op provider) and on (everything sampled, batch spans unlimited, exported
 // over OTLP/gRPC to an in-process receiver). The work measured is what
 // the scheduler goroutine calls between decode steps (Tracer.Step,
 // Tracer.Finished, with their metrics) plus the request span's start in
@@ -40,7 +41,7 @@ func cpuTime(b *testing.B) time.Duration {
 // so µs per step is the overhead's share of a step in thousandths.
 func BenchmarkTracingCost(b *testing.B) {
 	for _, mode := range []string{"off", "on"} {
-		var tp trace.TracerProvider = noop.NewTracerProvider()
+		var tp, batchTP trace.TracerProvider = noop.NewTracerProvider(), noop.NewTracerProvider()
 		var flush func(context.Context) error
 		var dropped func() int64
 		var rec *otlpReceiver
@@ -48,16 +49,15 @@ func BenchmarkTracingCost(b *testing.B) {
 			var addr string
 			addr, rec = startReceiver(b)
 			tel, err := Setup(context.Background(), Config{
-				Exporter: ExporterOTLPGRPC, Endpoint: addr, Sampler: "always_on", BatchSpanRate: -1,
-				Getenv: func(string) string { return "" },
+				Exporter: ExporterOTLPGRPC, Endpoint: addr, Sampler: sdktrace.AlwaysSample(), BatchSpanRate: -1,
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { tel.Shutdown(context.Background()) })
-			tp, flush, dropped = tel.TracerProvider, tel.ForceFlush, tel.DroppedSpans
+			tp, batchTP, flush, dropped = tel.TracerProvider, tel.BatchTracerProvider, tel.ForceFlush, tel.DroppedSpans
 		}
-		tr := recorder.NewTracer(tp, recorder.NewMetrics(recorder.MetricsConfig{}), recorder.TracerOptions{Device: "cpu", KVSize: 4096})
+		tr := recorder.NewTracer(tp, recorder.NewMetrics(recorder.MetricsConfig{}), recorder.TracerOptions{Device: "cpu", KVSize: 4096, BatchTracerProvider: batchTP})
 		info := recorder.RequestInfo{Operation: semconv.OperationCompletion, Model: "bench", MaxTokens: 64, Tenant: "t1",
 			Sampling: scheduler.SamplingParams{Temperature: 0.7, TopP: 0.9, TopK: 40, Seed: 1}}
 

@@ -4,52 +4,47 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// buildSpanLimits returns the SDK defaults with the attribute value length
-// limit from cfg or the environment.
-func buildSpanLimits(cfg Config, getenv func(string) string) (sdktrace.SpanLimits, error) {
-	length := cfg.MaxAttributeValueLength
-	if length == 0 {
-		for _, key := range []string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"} {
-			n, ok, err := envInt(getenv, key)
-			if err != nil {
-				return sdktrace.SpanLimits{}, err
-			}
-			if ok {
-				length = n
-				break
-			}
-		}
+// buildSpanLimits returns the SDK's span limits, which it reads from
+// OTEL_SPAN_*, OTEL_ATTRIBUTE_*, OTEL_EVENT_* and OTEL_LINK_*, with
+// Lumen's attribute value length: cfg's, else 4096 unless a length
+// variable is set (the SDK's default is unlimited). A variable the SDK
+// cannot read as an integer is its business: it keeps its default.
+func buildSpanLimits(cfg Config) sdktrace.SpanLimits {
+	limits := sdktrace.NewSpanLimits()
+	switch {
+	case cfg.MaxAttributeValueLength > 0:
+		limits.AttributeValueLengthLimit = cfg.MaxAttributeValueLength
+	case cfg.MaxAttributeValueLength < 0:
+		limits.AttributeValueLengthLimit = -1
+	case !envSet("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") && !envSet("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+		limits.AttributeValueLengthLimit = DefaultMaxAttributeValueLength
 	}
-	if length == 0 {
-		length = DefaultMaxAttributeValueLength
-	}
-	if length < 0 {
-		length = -1
-	}
-	return sdktrace.SpanLimits{
-		AttributeValueLengthLimit:   length,
-		AttributeValueDepthLimit:    sdktrace.DefaultAttributeValueDepthLimit,
-		AttributeCountLimit:         sdktrace.DefaultAttributeCountLimit,
-		EventCountLimit:             sdktrace.DefaultEventCountLimit,
-		LinkCountLimit:              sdktrace.DefaultLinkCountLimit,
-		AttributePerEventCountLimit: sdktrace.DefaultAttributePerEventCountLimit,
-		AttributePerLinkCountLimit:  sdktrace.DefaultAttributePerLinkCountLimit,
-	}, nil
+	return limits
+}
+
+// envSet says whether key is set to something, as the SDK sees it (an
+// empty value is unset).
+func envSet(key string) bool {
+	v, ok := os.LookupEnv(key)
+	return ok && v != ""
 }
 
 // resolveQueueOptions applies cfg, then the OTEL_BSP_* variables, then the
-// defaults.
-func resolveQueueOptions(cfg Config, getenv func(string) string) (queueOptions, error) {
+// defaults. The variables are the SDK batch span processor's, which Lumen
+// does not use (its export queue counts what it drops), so it reads them
+// itself.
+func resolveQueueOptions(cfg Config) (queueOptions, error) {
 	count := func(v int, key string, def int) (int, error) {
 		if v > 0 {
 			return v, nil
 		}
-		n, ok, err := envInt(getenv, key)
+		n, ok, err := envInt(key)
 		if err != nil {
 			return 0, err
 		}
@@ -88,8 +83,8 @@ func resolveQueueOptions(cfg Config, getenv func(string) string) (queueOptions, 
 
 // envBool reads a boolean variable: "true" or "false" in any case, empty
 // meaning false.
-func envBool(getenv func(string) string, key string) (bool, error) {
-	v := strings.TrimSpace(getenv(key))
+func envBool(key string) (bool, error) {
+	v := strings.TrimSpace(os.Getenv(key))
 	switch strings.ToLower(v) {
 	case "":
 		return false, nil
@@ -103,8 +98,8 @@ func envBool(getenv func(string) string, key string) (bool, error) {
 }
 
 // envInt reads an integer variable; ok is false when it is unset.
-func envInt(getenv func(string) string, key string) (n int, ok bool, err error) {
-	v := strings.TrimSpace(getenv(key))
+func envInt(key string) (n int, ok bool, err error) {
+	v := strings.TrimSpace(os.Getenv(key))
 	if v == "" {
 		return 0, false, nil
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -17,42 +16,44 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// exportTarget is the resolved exporter: its kind and, for OTLP, the full
-// endpoint URL whose scheme says plaintext (http) or TLS (https).
+// exportTarget is the resolved exporter. For OTLP, either endpointURL is
+// the collector from Config.Endpoint, passed as an option (so it wins
+// over the environment), or it is empty and the exporter reads its
+// OTEL_EXPORTER_OTLP_* endpoint variables itself; insecure adds
+// plaintext on top. endpoint is what the startup log shows.
 type exportTarget struct {
-	kind string
-	url  string
+	kind        string
+	endpoint    string
+	endpointURL string
+	insecure    bool
 }
 
-// resolveExporter decides the exporter and the OTLP endpoint from cfg and
-// the environment.
-func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, error) {
+// resolveExporter decides the trace exporter from cfg and the
+// environment: which kind (the SDK has no rule for that without
+// autoexport) and, for OTLP, the options it gets.
+func resolveExporter(cfg Config) (exportTarget, error) {
 	kind, source := strings.ToLower(strings.TrimSpace(cfg.Exporter)), "trace exporter"
 	if kind == "" {
-		kind, source = strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))), "OTEL_TRACES_EXPORTER"
+		kind, source = strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))), "OTEL_TRACES_EXPORTER"
 		if strings.Contains(kind, ",") {
 			return exportTarget{}, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER=%q: only one exporter is supported", kind)
 		}
 	}
 	if kind == "" {
 		kind = ExporterNone
-		if cfg.Endpoint != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+		if cfg.Endpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
 			kind = ExporterOTLP
 		}
 	}
 	if kind == ExporterOTLP {
 		var err error
-		if kind, err = otlpProtocol(getenv, signalTraces); err != nil {
+		if kind, err = otlpProtocol(signalTraces); err != nil {
 			return exportTarget{}, err
 		}
 	}
 	switch kind {
 	case ExporterOTLPGRPC, ExporterOTLPHTTP:
-		u, err := resolveEndpoint(cfg, getenv, kind == ExporterOTLPHTTP, signalTraces)
-		if err != nil {
-			return exportTarget{}, err
-		}
-		return exportTarget{kind: kind, url: u}, nil
+		return otlpTarget(cfg, kind, signalTraces)
 	case ExporterConsole, ExporterNone:
 		return exportTarget{kind: kind}, nil
 	default:
@@ -63,10 +64,10 @@ func resolveExporter(cfg Config, getenv func(string) string) (exportTarget, erro
 // otlpProtocol is the exporter that "otlp" means for signal:
 // OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL,
 // says gRPC or HTTP; gRPC when neither is set.
-func otlpProtocol(getenv func(string) string, signal string) (string, error) {
-	proto := getenv("OTEL_EXPORTER_OTLP_" + strings.ToUpper(signal) + "_PROTOCOL")
+func otlpProtocol(signal string) (string, error) {
+	proto := os.Getenv("OTEL_EXPORTER_OTLP_" + strings.ToUpper(signal) + "_PROTOCOL")
 	if proto == "" {
-		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
 	switch strings.ToLower(strings.TrimSpace(proto)) {
 	case "", "grpc":
@@ -85,35 +86,37 @@ const (
 	signalMetrics = "metrics"
 )
 
-// resolveEndpoint returns the OTLP endpoint of signal as a URL. For gRPC
-// only its scheme and host matter; for HTTP it is the full URL. The
-// configured endpoint (--otlp-endpoint) is the collector for every
-// signal: for metrics, a path it has is a prefix (a trailing /v1/traces
-// is swapped for /v1/metrics).
-func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool, signal string) (string, error) {
-	sig := strings.ToUpper(signal)
+// otlpTarget is the OTLP exporter of kind for signal: at Config.Endpoint
+// when it is set, else wherever the exporter's variables say.
+func otlpTarget(cfg Config, kind, signal string) (exportTarget, error) {
+	httpProto := kind == ExporterOTLPHTTP
+	if strings.TrimSpace(cfg.Endpoint) != "" {
+		u, err := flagEndpoint(cfg.Endpoint, cfg.Insecure, httpProto, signal)
+		if err != nil {
+			return exportTarget{}, err
+		}
+		return exportTarget{kind: kind, endpoint: u, endpointURL: u}, nil
+	}
+	shown, loopback, err := envEndpoint(httpProto, signal)
+	if err != nil {
+		return exportTarget{}, err
+	}
+	return exportTarget{kind: kind, endpoint: shown, insecure: loopback || cfg.Insecure}, nil
+}
+
+// flagEndpoint returns the collector of --otlp-endpoint as the URL for
+// signal. For gRPC only its scheme and host matter; for HTTP it is the
+// full URL. The flag names the collector of every signal: for metrics, a
+// path it has is a prefix (a trailing /v1/traces is swapped for
+// /v1/metrics). A host:port is plaintext on loopback or with insecure,
+// TLS otherwise.
+func flagEndpoint(raw string, insecure, httpProto bool, signal string) (string, error) {
+	const source = "OTLP endpoint"
+	raw = strings.TrimSpace(raw)
 	defaultPort := "4317"
 	if httpProto {
 		defaultPort = "4318"
 	}
-	const (
-		fromConfig = iota
-		fromSignalEnv
-		fromBaseEnv
-		fromDefault
-	)
-	candidates := []struct{ raw, source string }{
-		fromConfig:    {cfg.Endpoint, "OTLP endpoint"},
-		fromSignalEnv: {getenv("OTEL_EXPORTER_OTLP_" + sig + "_ENDPOINT"), "OTEL_EXPORTER_OTLP_" + sig + "_ENDPOINT"},
-		fromBaseEnv:   {getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"},
-		fromDefault:   {"localhost:" + defaultPort, "default OTLP endpoint"},
-	}
-	from := fromConfig
-	for strings.TrimSpace(candidates[from].raw) == "" {
-		from++
-	}
-	raw, source := strings.TrimSpace(candidates[from].raw), candidates[from].source
-
 	var scheme, host, path string
 	if strings.Contains(raw, "://") {
 		u, err := url.Parse(raw)
@@ -152,47 +155,67 @@ func resolveEndpoint(cfg Config, getenv func(string) string, httpProto bool, sig
 	if hostname == "" {
 		return "", fmt.Errorf("telemetry: %s %q: no host", source, raw)
 	}
-
 	if scheme == "" {
-		insecure := isLoopback(hostname)
-		for _, key := range []string{"OTEL_EXPORTER_OTLP_" + sig + "_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
-			if getenv(key) == "" {
-				continue
-			}
-			v, err := envBool(getenv, key)
-			if err != nil {
-				return "", err
-			}
-			insecure = insecure || v
-			break
-		}
 		scheme = "https"
-		if insecure {
+		if isLoopback(hostname) {
 			scheme = "http"
 		}
 	}
-	if cfg.Insecure {
+	if insecure {
 		scheme = "http"
 	}
 
-	if httpProto {
-		switch {
-		case from == fromSignalEnv:
-			// Used as is; a URL without a path posts to the root.
-			if path == "" {
-				path = "/"
-			}
-		case from == fromBaseEnv:
-			path = strings.TrimSuffix(path, "/") + "/v1/" + signal
-		case path == "" || path == "/":
-			path = "/v1/" + signal
-		case signal != signalTraces:
-			path = strings.TrimSuffix(strings.TrimSuffix(path, "/v1/"+signalTraces), "/") + "/v1/" + signal
-		}
-	} else {
+	switch {
+	case !httpProto:
 		path = ""
+	case path == "" || path == "/":
+		path = "/v1/" + signal
+	case signal != signalTraces:
+		path = strings.TrimSuffix(strings.TrimSuffix(path, "/v1/"+signalTraces), "/") + "/v1/" + signal
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// envEndpoint looks at the endpoint the OTLP exporter of signal will read
+// for itself, OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT, else
+// OTEL_EXPORTER_OTLP_ENDPOINT, else its default (localhost), and returns
+// it for the log and whether it names a loopback host without an https
+// scheme (Lumen then adds plaintext, which the exporter would not: it
+// uses TLS unless the scheme is http or an _INSECURE variable says
+// otherwise). It refuses a value the exporter would ignore in favour of
+// its default (one it cannot parse as a URL, such as 10.0.0.5:4317) or,
+// for HTTP, could not post to (one without an http or https scheme).
+func envEndpoint(httpProto bool, signal string) (shown string, loopback bool, err error) {
+	key := "OTEL_EXPORTER_OTLP_" + strings.ToUpper(signal) + "_ENDPOINT"
+	raw := strings.TrimSpace(os.Getenv(key))
+	if raw == "" {
+		key = "OTEL_EXPORTER_OTLP_ENDPOINT"
+		raw = strings.TrimSpace(os.Getenv(key))
+	}
+	if raw == "" {
+		if httpProto {
+			return "http://localhost:4318/v1/" + signal, true, nil
+		}
+		return "http://localhost:4317", true, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false, fmt.Errorf("telemetry: %s=%q is not a URL the exporter can read (write http://host:port or https://host:port): %w", key, raw, err)
+	}
+	hasScheme := strings.Contains(raw, "://")
+	if httpProto && (!hasScheme || (u.Scheme != "http" && u.Scheme != "https")) {
+		return "", false, fmt.Errorf("telemetry: %s=%q: OTLP/HTTP needs a URL with an http or https scheme", key, raw)
+	}
+	if !hasScheme {
+		// A bare host:port, which only the gRPC exporter takes (as a
+		// target, with TLS unless an _INSECURE variable says otherwise).
+		host := raw
+		if h, _, err := net.SplitHostPort(raw); err == nil {
+			host = h
+		}
+		return raw, isLoopback(host), nil
+	}
+	return raw, u.Scheme != "https" && isLoopback(u.Hostname()), nil
 }
 
 func validPort(p string) bool {
@@ -209,7 +232,7 @@ func isLoopback(host string) bool {
 }
 
 // newSpanExporter builds the exporter for target; nil for "none".
-func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer, timeout time.Duration) (sdktrace.SpanExporter, error) {
+func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer) (sdktrace.SpanExporter, error) {
 	var (
 		exp sdktrace.SpanExporter
 		err error
@@ -224,16 +247,25 @@ func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(console), stdouttrace.WithPrettyPrint())
 	case ExporterOTLPGRPC:
 		// grpc.NewClient underneath: the connection is made lazily, and no
-		// WithBlock dial option is ever passed.
-		exp, err = otlptracegrpc.New(ctx,
-			otlptracegrpc.WithEndpointURL(target.url),
-			otlptracegrpc.WithTimeout(timeout),
-		)
+		// WithBlock dial option is ever passed. Each export is bounded by
+		// the export queue's timeout (its context).
+		var opts []otlptracegrpc.Option
+		if target.endpointURL != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(target.endpointURL))
+		}
+		if target.insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		exp, err = otlptracegrpc.New(ctx, opts...)
 	case ExporterOTLPHTTP:
-		exp, err = otlptracehttp.New(ctx,
-			otlptracehttp.WithEndpointURL(target.url),
-			otlptracehttp.WithTimeout(timeout),
-		)
+		var opts []otlptracehttp.Option
+		if target.endpointURL != "" {
+			opts = append(opts, otlptracehttp.WithEndpointURL(target.endpointURL))
+		}
+		if target.insecure {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		}
+		exp, err = otlptracehttp.New(ctx, opts...)
 	default:
 		return nil, fmt.Errorf("telemetry: unknown exporter %q", target.kind)
 	}

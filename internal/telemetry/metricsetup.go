@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	promBridge "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -24,20 +24,14 @@ import (
 // ExporterOTLPGRPC, ExporterOTLPHTTP and ExporterNone.
 const MetricsExporterPrometheus = "prometheus"
 
-// Defaults of the OTLP metrics push (the OpenTelemetry specification's).
-const (
-	DefaultMetricsInterval = 60 * time.Second
-	DefaultMetricsTimeout  = 30 * time.Second
-)
-
 // resolveMetricsExporter decides whether metrics are pushed over OTLP,
 // and where. Pushing is opt-in (unlike the specification's default of
 // otlp): Prometheus scrapes /metrics, and Jaeger, the usual trace
 // receiver, does not accept metrics.
-func resolveMetricsExporter(cfg Config, getenv func(string) string) (exportTarget, error) {
+func resolveMetricsExporter(cfg Config) (exportTarget, error) {
 	value, source := cfg.MetricsExporter, "metrics exporter"
 	if strings.TrimSpace(value) == "" {
-		value, source = getenv("OTEL_METRICS_EXPORTER"), "OTEL_METRICS_EXPORTER"
+		value, source = os.Getenv("OTEL_METRICS_EXPORTER"), "OTEL_METRICS_EXPORTER"
 	}
 	// A list: "prometheus,otlp" pushes too; "prometheus" or "none" alone
 	// does not.
@@ -56,46 +50,14 @@ func resolveMetricsExporter(cfg Config, getenv func(string) string) (exportTarge
 	}
 	if kind == ExporterOTLP {
 		var err error
-		if kind, err = otlpProtocol(getenv, signalMetrics); err != nil {
+		if kind, err = otlpProtocol(signalMetrics); err != nil {
 			return exportTarget{}, err
 		}
 	}
 	if kind == ExporterNone {
 		return exportTarget{kind: ExporterNone}, nil
 	}
-	u, err := resolveEndpoint(cfg, getenv, kind == ExporterOTLPHTTP, signalMetrics)
-	if err != nil {
-		return exportTarget{}, err
-	}
-	return exportTarget{kind: kind, url: u}, nil
-}
-
-// metricsTiming is the push interval and export timeout: Config, then
-// OTEL_METRIC_EXPORT_INTERVAL / OTEL_METRIC_EXPORT_TIMEOUT
-// (milliseconds), then the defaults.
-func metricsTiming(cfg Config, getenv func(string) string) (interval, timeout time.Duration, err error) {
-	pick := func(set time.Duration, key string, def time.Duration) (time.Duration, error) {
-		if set > 0 {
-			return set, nil
-		}
-		n, ok, err := envInt(getenv, key)
-		switch {
-		case err != nil:
-			return 0, err
-		case !ok:
-			return def, nil
-		case n <= 0:
-			return 0, fmt.Errorf("telemetry: %s=%d: want a positive number of milliseconds", key, n)
-		}
-		return time.Duration(n) * time.Millisecond, nil
-	}
-	if interval, err = pick(cfg.MetricsInterval, "OTEL_METRIC_EXPORT_INTERVAL", DefaultMetricsInterval); err != nil {
-		return 0, 0, err
-	}
-	if timeout, err = pick(0, "OTEL_METRIC_EXPORT_TIMEOUT", DefaultMetricsTimeout); err != nil {
-		return 0, 0, err
-	}
-	return interval, timeout, nil
+	return otlpTarget(cfg, kind, signalMetrics)
 }
 
 // meterSetup is the meter provider and how to stop and flush it.
@@ -112,36 +74,52 @@ type meterSetup struct {
 // and, through the Prometheus bridge, everything on cfg.MetricsGatherer
 // (the /metrics registry). Without one, a no-op provider: nothing is
 // recorded that nobody reads.
-func newMeterProvider(ctx context.Context, cfg Config, getenv func(string) string, res *resource.Resource, logger *slog.Logger) (meterSetup, error) {
+func newMeterProvider(ctx context.Context, cfg Config, res *resource.Resource, logger *slog.Logger) (meterSetup, error) {
 	none := func(context.Context) error { return nil }
-	target, err := resolveMetricsExporter(cfg, getenv)
+	target, err := resolveMetricsExporter(cfg)
 	if err != nil {
 		return meterSetup{}, err
 	}
 	if target.kind == ExporterNone {
 		return meterSetup{provider: metricnoop.NewMeterProvider(), target: target, shutdown: none, flush: none}, nil
 	}
-	interval, timeout, err := metricsTiming(cfg, getenv)
-	if err != nil {
-		return meterSetup{}, err
-	}
 	// No retries: a push that fails is replaced by the next one, which
 	// carries the same cumulative values, so retrying would only hold up
 	// Shutdown (its final push) for the whole timeout while the collector
-	// is down.
+	// is down. Everything else not set here (headers, certificates,
+	// timeout, compression, the endpoint without --otlp-endpoint) the
+	// exporter reads from OTEL_EXPORTER_OTLP[_METRICS]_*.
 	var exp sdkmetric.Exporter
 	switch target.kind {
 	case ExporterOTLPGRPC:
-		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(target.url), otlpmetricgrpc.WithTimeout(timeout),
-			otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false}))
+		opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false})}
+		if target.endpointURL != "" {
+			opts = append(opts, otlpmetricgrpc.WithEndpointURL(target.endpointURL))
+		}
+		if target.insecure {
+			opts = append(opts, otlpmetricgrpc.WithInsecure())
+		}
+		exp, err = otlpmetricgrpc.New(ctx, opts...)
 	case ExporterOTLPHTTP:
-		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(target.url), otlpmetrichttp.WithTimeout(timeout),
-			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}))
+		opts := []otlpmetrichttp.Option{otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false})}
+		if target.endpointURL != "" {
+			opts = append(opts, otlpmetrichttp.WithEndpointURL(target.endpointURL))
+		}
+		if target.insecure {
+			opts = append(opts, otlpmetrichttp.WithInsecure())
+		}
+		exp, err = otlpmetrichttp.New(ctx, opts...)
 	}
 	if err != nil {
 		return meterSetup{}, fmt.Errorf("telemetry: create %s metrics exporter: %w", target.kind, err)
 	}
-	readerOpts := []sdkmetric.PeriodicReaderOption{sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(timeout)}
+	// The reader's interval and timeout are the SDK's, from
+	// OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT (60s and
+	// 30s by default), unless cfg sets the interval.
+	var readerOpts []sdkmetric.PeriodicReaderOption
+	if cfg.MetricsInterval > 0 {
+		readerOpts = append(readerOpts, sdkmetric.WithInterval(cfg.MetricsInterval))
+	}
 	if cfg.MetricsGatherer != nil {
 		readerOpts = append(readerOpts, sdkmetric.WithProducer(promBridge.NewMetricProducer(promBridge.WithGatherer(cfg.MetricsGatherer))))
 	}

@@ -14,6 +14,9 @@ import (
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 )
 
+// Whether metrics are pushed, and the endpoint the startup log shows (as
+// for traces); TestMetricsExporterReadsEnvironment follows the variables
+// to a receiver.
 func TestMetricsExporterResolution(t *testing.T) {
 	tests := []exporterCase{
 		{"nothing set", Config{}, nil, ExporterNone, ""},
@@ -25,10 +28,10 @@ func TestMetricsExporterResolution(t *testing.T) {
 		{"flag wins", Config{MetricsExporter: "none"}, map[string]string{"OTEL_METRICS_EXPORTER": "otlp"}, ExporterNone, ""},
 		{"metrics endpoint wins", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://m:4317"}, ExporterOTLPGRPC, "http://m:4317"},
 		{"trace endpoint variable is not the metrics one", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4317"}, ExporterOTLPGRPC, "http://localhost:4317"},
-		{"metrics insecure variable", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "c:4317", "OTEL_EXPORTER_OTLP_METRICS_INSECURE": "true"}, ExporterOTLPGRPC, "http://c:4317"},
+		{"env host:port as written", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "c:4317"}, ExporterOTLPGRPC, "c:4317"},
 		{"http protocol", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ExporterOTLPHTTP, "http://localhost:4318/v1/metrics"},
 		{"metrics protocol wins", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"}, ExporterOTLPGRPC, "http://localhost:4317"},
-		{"http base endpoint", Config{MetricsExporter: "otlp-http"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c.example/prefix/"}, ExporterOTLPHTTP, "https://c.example/prefix/v1/metrics"},
+		{"http base endpoint as written", Config{MetricsExporter: "otlp-http"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c.example/prefix/"}, ExporterOTLPHTTP, "https://c.example/prefix/"},
 		{"http metrics endpoint as is", Config{MetricsExporter: "otlp-http"}, map[string]string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "https://c.example/custom"}, ExporterOTLPHTTP, "https://c.example/custom"},
 		{"flag endpoint's traces path becomes metrics", Config{MetricsExporter: "otlp-http", Endpoint: "https://c.example/otlp/v1/traces"}, nil, ExporterOTLPHTTP, "https://c.example/otlp/v1/metrics"},
 		{"flag endpoint's other path is a prefix", Config{MetricsExporter: "otlp-http", Endpoint: "https://c.example/otlp"}, nil, ExporterOTLPHTTP, "https://c.example/otlp/v1/metrics"},

@@ -4,74 +4,52 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
-// buildSampler returns the provider's sampler and, when a strategies file
-// is used, the FileSampler deciding its root spans.
-func buildSampler(cfg Config, getenv func(string) string, service string) (sdktrace.Sampler, *FileSampler, error) {
+// buildSampler returns the request spans' sampler and, when a strategies
+// file is used, the FileSampler deciding their roots (and, through the
+// batch sampler, batch spans). A nil sampler leaves the choice to the SDK,
+// which reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+func buildSampler(cfg Config, service string) (sdktrace.Sampler, *FileSampler, error) {
 	if cfg.SamplingConfig != "" {
-		if cfg.Sampler != "" {
-			return nil, nil, fmt.Errorf("telemetry: a sampling config file (%s) and a sampler (%s) are mutually exclusive", cfg.SamplingConfig, cfg.Sampler)
+		if cfg.Sampler != nil {
+			return nil, nil, fmt.Errorf("telemetry: a sampling config file (%s) and a sampler (%s) are mutually exclusive", cfg.SamplingConfig, cfg.Sampler.Description())
 		}
 		fs, err := NewFileSampler(FileSamplerConfig{Path: cfg.SamplingConfig, ServiceName: service})
 		if err != nil {
 			return nil, nil, err
 		}
-		return newBatchSampler(sdktrace.ParentBased(fs), fs, cfg.BatchSpanRate, time.Now), fs, nil
+		return sdktrace.ParentBased(fs), fs, nil
 	}
-	name, arg, source := cfg.Sampler, cfg.SamplerArg, "sampler"
-	if name == "" {
-		name, source = getenv("OTEL_TRACES_SAMPLER"), "OTEL_TRACES_SAMPLER"
-		if arg == "" {
-			arg = getenv("OTEL_TRACES_SAMPLER_ARG")
-		}
+	if cfg.Sampler != nil {
+		return cfg.Sampler, nil, nil
 	}
-	s, err := namedSampler(name, arg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("telemetry: %s: %w", source, err)
-	}
-	return newBatchSampler(s, nil, cfg.BatchSpanRate, time.Now), nil, nil
+	return nil, nil, checkEnvSampler()
 }
 
-// namedSampler maps an OTEL_TRACES_SAMPLER value and its argument to a
-// sampler; the empty name is parentbased_always_on.
-func namedSampler(name, arg string) (sdktrace.Sampler, error) {
-	ratio := func() (float64, error) {
-		arg = strings.TrimSpace(arg)
-		if arg == "" {
-			return 1, nil
+// checkEnvSampler refuses an OTEL_TRACES_SAMPLER[_ARG] that the SDK would
+// not use. The SDK builds the sampler itself, but on a name it does not
+// know it reports the error to the global OpenTelemetry error handler
+// (which Lumen leaves as it is, a log line) and samples with the default,
+// parentbased_always_on, and on a ratio it cannot read it samples
+// everything: a misspelt always_off or a ratio written as "1%" would
+// quietly record every request. Only the names and the ratio's range are
+// checked; the sampler is still the SDK's.
+func checkEnvSampler() error {
+	name := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER")))
+	switch name {
+	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
+		return nil
+	case "traceidratio", "parentbased_traceidratio":
+		arg := strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
+		if r, err := strconv.ParseFloat(arg, 64); arg != "" && (err != nil || r < 0 || r > 1) {
+			return fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER_ARG=%q: the ratio of %s is not a number in [0, 1]", arg, name)
 		}
-		r, err := strconv.ParseFloat(arg, 64)
-		if err != nil || r < 0 || r > 1 {
-			return 0, fmt.Errorf("ratio %q is not a number in [0, 1]", arg)
-		}
-		return r, nil
-	}
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
-	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
-	case "parentbased_traceidratio":
-		r, err := ratio()
-		if err != nil {
-			return nil, err
-		}
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
-	case "always_on":
-		return sdktrace.AlwaysSample(), nil
-	case "always_off":
-		return sdktrace.NeverSample(), nil
-	case "traceidratio":
-		r, err := ratio()
-		if err != nil {
-			return nil, err
-		}
-		return sdktrace.TraceIDRatioBased(r), nil
+		return nil
 	default:
-		return nil, fmt.Errorf("unsupported sampler %q (want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", name)
+		return fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER=%q unsupported (want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", name)
 	}
 }

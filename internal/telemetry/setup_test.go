@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,19 +21,21 @@ import (
 	otelsemconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/lumenllm/lumen/internal/telemetry/semconv"
 )
 
-// env returns a Getenv reading only vars, so the test's own environment
-// does not leak in.
-func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+// setenv sets vars for the rest of the test (TestMain has unset every
+// other OTEL_* variable).
+func setenv(t *testing.T, vars map[string]string) {
+	t.Helper()
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
 }
 
 func mustSetup(t *testing.T, cfg Config) *Telemetry {
 	t.Helper()
-	if cfg.Getenv == nil {
-		cfg.Getenv = env(nil)
-	}
 	tel, err := Setup(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
@@ -52,7 +55,7 @@ func rootSampled(tel *Telemetry, name string) bool {
 }
 
 // exporterCase is one exporter-resolution expectation: what Setup makes
-// of cfg and env.
+// of cfg and env (set in the process environment for the case).
 type exporterCase struct {
 	name         string
 	cfg          Config
@@ -67,7 +70,7 @@ func checkExporters(t *testing.T, tests []exporterCase, got func(*Telemetry) (ex
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
+			setenv(t, tt.env)
 			exporter, endpoint := got(mustSetup(t, tt.cfg))
 			if exporter != tt.wantExporter || endpoint != tt.wantEndpoint {
 				t.Errorf("exporter %q at %q, want %q at %q", exporter, endpoint, tt.wantExporter, tt.wantEndpoint)
@@ -76,18 +79,24 @@ func checkExporters(t *testing.T, tests []exporterCase, got func(*Telemetry) (ex
 	}
 }
 
+// Which exporter, and the endpoint the startup log shows: the URL made
+// of the flag, else the endpoint variable as written (the exporter reads
+// it), else the exporter's default. Where the variables lead the
+// exporter is TestSetupExporterReadsEnvironment's business.
 func TestSetupExporterResolution(t *testing.T) {
 	tests := []exporterCase{
 		{"nothing set", Config{}, nil, ExporterNone, ""},
 		{"sdk disabled", Config{Exporter: "console"}, map[string]string{"OTEL_SDK_DISABLED": "true"}, ExporterDisabled, ""},
 		{"sdk disabled, any case", Config{}, map[string]string{"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "otlp"}, ExporterDisabled, ""},
+		{"disabled in config", Config{Disabled: true, Exporter: "otlp", Endpoint: "localhost:4317"}, nil, ExporterDisabled, ""},
 		{"sdk not disabled", Config{}, map[string]string{"OTEL_SDK_DISABLED": "false"}, ExporterNone, ""},
 		{"exporter none despite endpoint", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, ExporterNone, ""},
 		{"endpoint implies otlp", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, ExporterOTLPGRPC, "http://collector:4317"},
+		{"traces endpoint implies otlp", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317"}, ExporterOTLPGRPC, "http://collector:4317"},
 		{"flag endpoint implies otlp", Config{Endpoint: "localhost:9999"}, nil, ExporterOTLPGRPC, "http://localhost:9999"},
-		{"remote host without scheme is TLS", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}, ExporterOTLPGRPC, "https://collector:4317"},
-		{"insecure env", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"}, ExporterOTLPGRPC, "http://collector:4317"},
+		{"env host:port as written", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}, ExporterOTLPGRPC, "collector:4317"},
 		{"insecure flag", Config{Endpoint: "collector:4317", Insecure: true}, nil, ExporterOTLPGRPC, "http://collector:4317"},
+		{"flag host:port is TLS off loopback", Config{Endpoint: "collector:4317"}, map[string]string{"OTEL_EXPORTER_OTLP_INSECURE": "true"}, ExporterOTLPGRPC, "https://collector:4317"},
 		{"url without port", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example"}, ExporterOTLPGRPC, "https://collector.example"},
 		{"https url", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://localhost:4317"}, ExporterOTLPGRPC, "https://localhost:4317"},
 		{"default port", Config{Endpoint: "collector"}, nil, ExporterOTLPGRPC, "https://collector:4317"},
@@ -98,8 +107,8 @@ func TestSetupExporterResolution(t *testing.T) {
 		{"flag none wins", Config{Exporter: "none"}, map[string]string{"OTEL_TRACES_EXPORTER": "console"}, ExporterNone, ""},
 		{"otlp defaults to grpc on localhost", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, ExporterOTLPGRPC, "http://localhost:4317"},
 		{"http protocol", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ExporterOTLPHTTP, "http://localhost:4318/v1/traces"},
-		{"http base endpoint gets the traces path", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4318/prefix/"}, ExporterOTLPHTTP, "https://collector.example:4318/prefix/v1/traces"},
-		{"http traces endpoint used as is", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example/custom"}, ExporterOTLPHTTP, "https://collector.example/custom"},
+		{"http base endpoint as written", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4318/prefix/"}, ExporterOTLPHTTP, "https://collector.example:4318/prefix/"},
+		{"http traces endpoint as written", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector.example/custom"}, ExporterOTLPHTTP, "https://collector.example/custom"},
 		{"traces protocol wins", Config{}, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, ExporterOTLPGRPC, "http://localhost:4317"},
 		{"flag otlp-grpc beats protocol env", Config{Exporter: "otlp-grpc"}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ExporterOTLPGRPC, "http://localhost:4317"},
 		{"flag otlp-http host:port", Config{Exporter: "otlp-http", Endpoint: "localhost:4318"}, nil, ExporterOTLPHTTP, "http://localhost:4318/v1/traces"},
@@ -127,29 +136,25 @@ func TestSetupErrors(t *testing.T) {
 		{"bad scheme", Config{Endpoint: "ftp://collector:4317"}, nil, "scheme must be http or https"},
 		{"path without scheme", Config{Endpoint: "collector:4317/v1/traces"}, nil, "want host:port or a URL"},
 		{"bad port", Config{Endpoint: "collector:otlp"}, nil, "bad port"},
-		{"bad url port", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:0"}, "bad port"},
-		{"bad insecure", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_INSECURE": "yes"}, "OTEL_EXPORTER_OTLP_INSECURE"},
-		{"unknown sampler", Config{Sampler: "sometimes"}, nil, `sampler: unsupported sampler "sometimes"`},
-		{"unknown env sampler", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "OTEL_TRACES_SAMPLER: unsupported"},
+		{"env endpoint the exporter would ignore", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "10.0.0.5:4317"}, "OTEL_EXPORTER_OTLP_ENDPOINT=\"10.0.0.5:4317\" is not a URL"},
+		{"http env endpoint without scheme", Config{}, map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"}, "OTLP/HTTP needs a URL"},
+		{"unknown env sampler", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}, `OTEL_TRACES_SAMPLER="jaeger_remote" unsupported`},
 		{"ratio out of range", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "not a number in [0, 1]"},
-		{"file and sampler", Config{SamplingConfig: good, Sampler: "always_on"}, nil, "mutually exclusive"},
+		{"ratio not a number", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1%"}, "not a number in [0, 1]"},
+		{"file and sampler", Config{SamplingConfig: good, Sampler: sdktrace.AlwaysSample()}, nil, "mutually exclusive"},
 		{"missing sampling file", Config{SamplingConfig: missing}, nil, "no such file"},
 		{"bad sampling file", Config{SamplingConfig: bad}, nil, "outside [0, 1]"},
 		{"bad queue size", Config{}, map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "lots"}, "OTEL_BSP_MAX_QUEUE_SIZE"},
 		{"zero schedule delay", Config{}, map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "0"}, "must be positive"},
-		{"bad length limit", Config{}, map[string]string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "x"}, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"},
-		{"bad resource attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model"}, "not key=value"},
-		{"bad resource encoding", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model=%zz"}, "OTEL_RESOURCE_ATTRIBUTES"},
+		{"bad resource attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "model"}, "OTEL_RESOURCE_ATTRIBUTES"},
 		{"unknown metrics exporter", Config{MetricsExporter: "statsd"}, nil, `"statsd" unsupported`},
 		{"two otlp metrics exporters", Config{}, map[string]string{"OTEL_METRICS_EXPORTER": "otlp,otlp-http"}, "only one OTLP exporter"},
 		{"unknown metrics protocol", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, "unsupported OTLP protocol"},
-		{"metrics interval not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "1m"}, "OTEL_METRIC_EXPORT_INTERVAL"},
-		{"metrics interval not positive", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_INTERVAL": "0"}, "positive"},
-		{"metrics timeout not a number", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_METRIC_EXPORT_TIMEOUT": "x"}, "OTEL_METRIC_EXPORT_TIMEOUT"},
+		{"metrics env endpoint the exporter would ignore", Config{MetricsExporter: "otlp"}, map[string]string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "[::1]:4317"}, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
+			setenv(t, tt.env)
 			tel, err := Setup(context.Background(), tt.cfg)
 			if err == nil {
 				tel.Shutdown(context.Background())
@@ -175,16 +180,18 @@ func TestSetupSamplerPrecedence(t *testing.T) {
 		{"env always_off", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, false},
 		{"env parentbased_always_off", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, false},
 		{"env ratio 0", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, false},
-		{"flag beats env", Config{Sampler: "always_on"}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, true},
-		{"flag arg beats env arg", Config{Sampler: "traceidratio", SamplerArg: "0"}, map[string]string{"OTEL_TRACES_SAMPLER_ARG": "1"}, false},
-		{"env arg belongs to env sampler", Config{Sampler: "traceidratio"}, map[string]string{"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "0"}, true},
+		{"env ratio 1", Config{}, map[string]string{"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "1"}, true},
+		{"config beats env", Config{Sampler: sdktrace.AlwaysSample()}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, true},
+		{"config beats env, both ways", Config{Sampler: sdktrace.TraceIDRatioBased(0)}, map[string]string{"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "1"}, false},
 		{"file says no", Config{SamplingConfig: never}, nil, false},
 		{"file beats env sampler", Config{SamplingConfig: always}, map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, true},
 		{"file entry for the env service name", Config{SamplingConfig: always}, map[string]string{"OTEL_SERVICE_NAME": "other"}, false},
+		{"file entry for the resource's service name", Config{SamplingConfig: always}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=other"}, false},
+		{"file entry for the configured service name", Config{SamplingConfig: always, ServiceName: "lumen"}, map[string]string{"OTEL_SERVICE_NAME": "other"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Getenv = env(tt.env)
+			setenv(t, tt.env)
 			tt.cfg.ReloadInterval = -1
 			tel := mustSetup(t, tt.cfg)
 			if got := rootSampled(tel, "chat llama"); got != tt.sampled {
@@ -195,9 +202,23 @@ func TestSetupSamplerPrecedence(t *testing.T) {
 }
 
 func TestSetupDisabledIsNoop(t *testing.T) {
-	tel := mustSetup(t, Config{Exporter: "otlp", Endpoint: "localhost:1", Getenv: env(map[string]string{"OTEL_SDK_DISABLED": "true"})})
-	if _, ok := tel.TracerProvider.(noop.TracerProvider); !ok {
-		t.Errorf("TracerProvider is %T, want noop.TracerProvider", tel.TracerProvider)
+	t.Run("by config", func(t *testing.T) { testDisabledIsNoop(t, Config{Disabled: true}) })
+	t.Run("by OTEL_SDK_DISABLED", func(t *testing.T) {
+		t.Setenv("OTEL_SDK_DISABLED", "true")
+		testDisabledIsNoop(t, Config{})
+	})
+}
+
+func testDisabledIsNoop(t *testing.T, cfg Config) {
+	cfg.Exporter, cfg.Endpoint, cfg.MetricsExporter = "otlp", "localhost:1", "otlp"
+	tel := mustSetup(t, cfg)
+	for name, tp := range map[string]trace.TracerProvider{"TracerProvider": tel.TracerProvider, "BatchTracerProvider": tel.BatchTracerProvider} {
+		if _, ok := tp.(noop.TracerProvider); !ok {
+			t.Errorf("%s is %T, want noop.TracerProvider", name, tp)
+		}
+	}
+	if tel.Exporter != ExporterDisabled || tel.MetricsExporter != ExporterDisabled {
+		t.Errorf("exporters %q and %q, want %q", tel.Exporter, tel.MetricsExporter, ExporterDisabled)
 	}
 	_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "chat llama")
 	if span.IsRecording() {
@@ -221,7 +242,8 @@ func TestSetupDisabledIsNoop(t *testing.T) {
 }
 
 func TestSetupExporterNoneStillTraces(t *testing.T) {
-	tel := mustSetup(t, Config{Getenv: env(map[string]string{"OTEL_TRACES_EXPORTER": "none"})})
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	tel := mustSetup(t, Config{})
 	_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "chat llama")
 	defer span.End()
 	if !span.SpanContext().IsValid() || !span.SpanContext().IsSampled() {
@@ -231,7 +253,7 @@ func TestSetupExporterNoneStillTraces(t *testing.T) {
 
 func TestSetupExtraSpanProcessorsSeeSampledSpans(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	tel := mustSetup(t, Config{SpanProcessors: []sdktrace.SpanProcessor{rec}, Sampler: "traceidratio", SamplerArg: "0"})
+	tel := mustSetup(t, Config{SpanProcessors: []sdktrace.SpanProcessor{rec}, Sampler: sdktrace.TraceIDRatioBased(0)})
 	_, dropped := tel.TracerProvider.Tracer("test").Start(context.Background(), "unsampled")
 	dropped.End()
 	tel2 := mustSetup(t, Config{SpanProcessors: []sdktrace.SpanProcessor{rec}})
@@ -270,10 +292,17 @@ func TestBuildResource(t *testing.T) {
 			map[attribute.Key]string{otelsemconv.ServiceNameKey: "env-name"}},
 		{"service name from attributes", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-name, note=a%2Cb%20c"},
 			map[attribute.Key]string{otelsemconv.ServiceNameKey: "attr-name", "note": "a,b c"}},
+		// The SDK's rule: a value it cannot percent-decode is kept as written.
+		{"undecodable value", Config{}, map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "note=%zz"},
+			map[attribute.Key]string{otelsemconv.ServiceNameKey: "lumen", "note": "%zz"}},
+		{"extra resource beats env", Config{ExtraResource: []attribute.KeyValue{attribute.String("lumen.model", "m")}},
+			map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "lumen.model=env"},
+			map[attribute.Key]string{otelsemconv.ServiceNameKey: "lumen", "lumen.model": "m"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, name, err := buildResource(tt.cfg, env(tt.env))
+			setenv(t, tt.env)
+			res, name, err := buildResource(context.Background(), tt.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,6 +325,8 @@ func TestBuildResource(t *testing.T) {
 }
 
 func TestSetupConsoleExporter(t *testing.T) {
+	// The SDK's resource variable reaches exported spans.
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=console-test")
 	var out bytes.Buffer
 	tel := mustSetup(t, Config{
 		Exporter:                "console",
@@ -311,7 +342,7 @@ func TestSetupConsoleExporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := out.String()
-	for _, want := range []string{`"Name": "chat llama"`, `"lumen"`, `"llama-3-8b"`, `"0.1.0"`, `"abcdefgh"`} {
+	for _, want := range []string{`"Name": "chat llama"`, `"lumen"`, `"llama-3-8b"`, `"0.1.0"`, `"abcdefgh"`, `"console-test"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("console output lacks %s:\n%s", want, got)
 		}
@@ -343,7 +374,6 @@ func TestSetupUnreachableCollector(t *testing.T) {
 				Endpoint:           closedPort(t),
 				MaxQueueSize:       64,
 				MaxExportBatchSize: 16,
-				Getenv:             env(nil),
 			})
 			if err != nil {
 				t.Fatalf("Setup with an unreachable collector: %v", err)
@@ -424,4 +454,61 @@ func TestSetupPollsSamplingFile(t *testing.T) {
 			t.Errorf("failed reload not logged:\n%s", logs.String())
 		}
 	})
+}
+
+// countingProcessor counts the calls a tracer provider makes of it.
+type countingProcessor struct {
+	mu                     sync.Mutex
+	ended, flushes, closes int
+}
+
+func (p *countingProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (p *countingProcessor) OnEnd(sdktrace.ReadOnlySpan) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ended++
+}
+
+func (p *countingProcessor) ForceFlush(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushes++
+	return nil
+}
+
+func (p *countingProcessor) Shutdown(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closes++
+	return nil
+}
+
+// The two tracer providers share the span processors, which are flushed
+// and shut down once, by the main one; after Shutdown neither provider
+// ends spans into them.
+func TestSetupSharedSpanProcessors(t *testing.T) {
+	p := &countingProcessor{}
+	tel, err := Setup(context.Background(), Config{SpanProcessors: []sdktrace.SpanProcessor{p}, BatchSpanRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "chat llama")
+	span.End()
+	_, batch := tel.BatchTracerProvider.Tracer("test").Start(context.Background(), semconv.SpanBatch,
+		trace.WithNewRoot(), trace.WithLinks(trace.LinkFromContext(ctx)))
+	batch.End()
+	if err := tel.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, late := tel.BatchTracerProvider.Tracer("test").Start(context.Background(), semconv.SpanBatch,
+		trace.WithNewRoot(), trace.WithLinks(trace.LinkFromContext(ctx)))
+	late.End()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended != 2 || p.flushes != 1 || p.closes != 1 {
+		t.Errorf("processor saw %d spans, %d flushes, %d shutdowns; want 2, 1, 1", p.ended, p.flushes, p.closes)
+	}
 }
