@@ -142,11 +142,11 @@ type Request struct {
 	OutputTokens int64     `json:"output_tokens"`
 	// Prepare is validation, chat template and tokenization (the
 	// prepare span; zero in traces of Lumen before it had one).
-	Prepare Dur `json:"prepare_ms"`
-	Queue   Dur `json:"queue_ms"`
-	Prefill Dur `json:"prefill_ms"`
-	Decode       Dur       `json:"decode_ms"`
-	Error        bool      `json:"error,omitempty"`
+	Prepare Dur  `json:"prepare_ms"`
+	Queue   Dur  `json:"queue_ms"`
+	Prefill Dur  `json:"prefill_ms"`
+	Decode  Dur  `json:"decode_ms"`
+	Error   bool `json:"error,omitempty"`
 	// ErrorType is error.type: set on failed, refused and cancelled
 	// requests (queue_full, draining, cancelled, ...).
 	ErrorType string `json:"error_type,omitempty"`
