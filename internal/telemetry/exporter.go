@@ -249,23 +249,9 @@ func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer
 		// grpc.NewClient underneath: the connection is made lazily, and no
 		// WithBlock dial option is ever passed. Each export is bounded by
 		// the export queue's timeout (its context).
-		var opts []otlptracegrpc.Option
-		if target.endpointURL != "" {
-			opts = append(opts, otlptracegrpc.WithEndpointURL(target.endpointURL))
-		}
-		if target.insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		exp, err = otlptracegrpc.New(ctx, opts...)
+		exp, err = otlptracegrpc.New(ctx, options(target, otlptracegrpc.WithEndpointURL, otlptracegrpc.WithInsecure)...)
 	case ExporterOTLPHTTP:
-		var opts []otlptracehttp.Option
-		if target.endpointURL != "" {
-			opts = append(opts, otlptracehttp.WithEndpointURL(target.endpointURL))
-		}
-		if target.insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		}
-		exp, err = otlptracehttp.New(ctx, opts...)
+		exp, err = otlptracehttp.New(ctx, options(target, otlptracehttp.WithEndpointURL, otlptracehttp.WithInsecure)...)
 	default:
 		return nil, fmt.Errorf("telemetry: unknown exporter %q", target.kind)
 	}
@@ -273,4 +259,18 @@ func newSpanExporter(ctx context.Context, target exportTarget, console io.Writer
 		return nil, fmt.Errorf("telemetry: create %s exporter: %w", target.kind, err)
 	}
 	return exp, nil
+}
+
+// options are the target's options for one OTLP exporter package, built
+// with its constructors: the endpoint only when the flag named it (else
+// the exporter reads its variables), plaintext when Setup decided so.
+func options[O any](t exportTarget, withEndpointURL func(string) O, withInsecure func() O, base ...O) []O {
+	opts := base
+	if t.endpointURL != "" {
+		opts = append(opts, withEndpointURL(t.endpointURL))
+	}
+	if t.insecure {
+		opts = append(opts, withInsecure())
+	}
+	return opts
 }

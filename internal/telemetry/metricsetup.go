@@ -92,23 +92,11 @@ func newMeterProvider(ctx context.Context, cfg Config, res *resource.Resource, l
 	var exp sdkmetric.Exporter
 	switch target.kind {
 	case ExporterOTLPGRPC:
-		opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false})}
-		if target.endpointURL != "" {
-			opts = append(opts, otlpmetricgrpc.WithEndpointURL(target.endpointURL))
-		}
-		if target.insecure {
-			opts = append(opts, otlpmetricgrpc.WithInsecure())
-		}
-		exp, err = otlpmetricgrpc.New(ctx, opts...)
+		exp, err = otlpmetricgrpc.New(ctx, options(target, otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithInsecure,
+			otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false}))...)
 	case ExporterOTLPHTTP:
-		opts := []otlpmetrichttp.Option{otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false})}
-		if target.endpointURL != "" {
-			opts = append(opts, otlpmetrichttp.WithEndpointURL(target.endpointURL))
-		}
-		if target.insecure {
-			opts = append(opts, otlpmetrichttp.WithInsecure())
-		}
-		exp, err = otlpmetrichttp.New(ctx, opts...)
+		exp, err = otlpmetrichttp.New(ctx, options(target, otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithInsecure,
+			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}))...)
 	}
 	if err != nil {
 		return meterSetup{}, fmt.Errorf("telemetry: create %s metrics exporter: %w", target.kind, err)
