@@ -53,6 +53,7 @@ const (
 const (
 	RoleTransport = "transport"
 	RoleRequest   = "request"
+	RolePrepare   = "prepare"
 	RoleQueue     = "queue"
 	RolePrefill   = "prefill"
 	RoleDecode    = "decode"
@@ -375,6 +376,8 @@ func role(s sdktrace.ReadOnlySpan, isReq map[trace.SpanID]bool) string {
 	switch {
 	case isReq[s.SpanContext().SpanID()]:
 		return RoleRequest
+	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanPrepare:
+		return RolePrepare
 	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanQueue:
 		return RoleQueue
 	case isReq[s.Parent().SpanID()] && s.Name() == semconv.SpanPrefill:

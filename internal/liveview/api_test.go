@@ -73,7 +73,7 @@ func keysOf(m map[string]any) []string {
 
 func TestAPIShapes(t *testing.T) {
 	r := newRig(t, Config{Stats: func() scheduler.Stats { return scheduler.Stats{Queued: 1, KVUsed: 10, KVSize: 100} }})
-	ctx, transport := r.start(reqSpec{tenant: "acme"})
+	ctx, transport := r.start(reqSpec{tenant: "acme", prepare: true})
 	r.step(ctx)
 	sc := trace.SpanContextFromContext(ctx)
 	r.finish(ctx, transport, reqSpec{out: 4})
@@ -119,7 +119,7 @@ func TestAPIShapes(t *testing.T) {
 		for _, s := range d.Spans {
 			roles[s.Role] = s
 		}
-		for _, role := range []string{RoleTransport, RoleRequest, RoleQueue, RolePrefill, RoleDecode} {
+		for _, role := range []string{RoleTransport, RoleRequest, RolePrepare, RoleQueue, RolePrefill, RoleDecode} {
 			if _, ok := roles[role]; !ok {
 				t.Errorf("no %s span in %s", role, b)
 			}

@@ -103,6 +103,7 @@ type reqSpec struct {
 	finish            scheduler.FinishReason
 	out               int           // completion tokens
 	ttft              time.Duration // first token after enqueue; 0: none
+	prepare           bool          // with a prepare span (and tokenize)
 }
 
 // start starts a request under a transport server span, as otelhttp
@@ -115,7 +116,12 @@ func (r *rig) start(s reqSpec) (ctx context.Context, transport trace.Span) {
 	if s.model == "" {
 		s.model = "tiny"
 	}
-	ctx = r.tracer.StartRequest(ctx, recorder.RequestInfo{Operation: s.op, Model: s.model, Tenant: s.tenant, MaxTokens: 8})
+	info := recorder.RequestInfo{Operation: s.op, Model: s.model, Tenant: s.tenant, MaxTokens: 8}
+	if s.prepare {
+		now := time.Now()
+		info.Received, info.Tokenize = now, recorder.Phase{Start: now, End: now}
+	}
+	ctx = r.tracer.StartRequest(ctx, info)
 	return ctx, transport
 }
 
