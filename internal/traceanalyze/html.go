@@ -177,7 +177,7 @@ func waterfallOrder(t *Trace) ([]*Span, []int) {
 
 func spanClass(s *Span) string {
 	switch {
-	case s.Name == semconv.SpanQueue || s.Name == semconv.SpanPrefill || s.Name == semconv.SpanDecode:
+	case s.Name == semconv.SpanPrepare || s.Name == semconv.SpanQueue || s.Name == semconv.SpanPrefill || s.Name == semconv.SpanDecode:
 		return s.Name
 	case isBatch(s):
 		return "batch"

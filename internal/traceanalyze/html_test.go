@@ -168,3 +168,32 @@ func TestHTMLWithoutRequests(t *testing.T) {
 		t.Error("empty charts are not explained")
 	}
 }
+
+// The prepare phase has its bar colour and its row in the phase table.
+func TestHTMLShowsPrepare(t *testing.T) {
+	spans := []Span{
+		span("t", "r", "", "chat m", 0, 10, "gen_ai.operation.name", "chat"),
+		span("t", "x", "r", "prepare", 0, 2),
+		span("t", "q", "r", "queue", 2, 10),
+	}
+	r, err := Analyze(spans, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	prepareBars, prepareRow := 0, false
+	walk(parseHTML(t, buf.Bytes()), func(n *html.Node) {
+		if hasClass(n, "bar") && hasClass(n, "prepare") {
+			prepareBars++
+		}
+		if n.Type == html.TextNode && n.Data == "prepare" && n.Parent != nil && n.Parent.Data == "td" {
+			prepareRow = true
+		}
+	})
+	if prepareBars != 1 || !prepareRow {
+		t.Errorf("%d prepare bars (want 1), phase row %v", prepareBars, prepareRow)
+	}
+}
