@@ -13,6 +13,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/grpcclient"
+	"github.com/lumenllm/lumen/internal/grpcmsg"
 )
 
 const clientUsage = `usage:
@@ -136,7 +137,11 @@ func runClientGenerate(ctx context.Context, args []string, e env) error {
 	}
 
 	wrote := false
-	final, err := c.Stream(ctx, grpcclient.StreamRequest(req), func(m *lumenv1.GenerateStreamResponse) error {
+	sreq, err := grpcmsg.Stream(req)
+	if err != nil {
+		return err
+	}
+	final, err := c.Stream(ctx, sreq, func(m *lumenv1.GenerateStreamResponse) error {
 		if cf.json {
 			return writeJSON(e.stdout, m)
 		}

@@ -83,37 +83,6 @@ func (c *Client) Stream(ctx context.Context, req *lumenv1.GenerateStreamRequest,
 	}
 }
 
-// StreamRequest is r as a GenerateStreamRequest, which mirrors it field
-// for field.
-func StreamRequest(r *lumenv1.GenerateRequest) *lumenv1.GenerateStreamRequest {
-	return &lumenv1.GenerateStreamRequest{
-		Model:             r.GetModel(),
-		Prompt:            r.GetPrompt(),
-		Messages:          r.GetMessages(),
-		MaxTokens:         r.GetMaxTokens(),
-		Temperature:       r.Temperature,
-		TopK:              r.TopK,
-		TopP:              r.TopP,
-		MinP:              r.MinP,
-		RepetitionPenalty: r.RepetitionPenalty,
-		FrequencyPenalty:  r.FrequencyPenalty,
-		PresencePenalty:   r.PresencePenalty,
-		Seed:              r.Seed,
-		Stop:              r.GetStop(),
-		Grammar:           r.GetGrammar(),
-		JsonSchema:        r.GetJsonSchema(),
-		JsonObject:        r.GetJsonObject(),
-		Tools:             r.GetTools(),
-		ToolChoice:        r.GetToolChoice(),
-		ParallelToolCalls: r.ParallelToolCalls,
-		LogitBias:         r.GetLogitBias(),
-		IgnoreEos:         r.GetIgnoreEos(),
-		Logprobs:          r.GetLogprobs(),
-		TopLogprobs:       r.GetTopLogprobs(),
-		MinTokens:         r.GetMinTokens(),
-	}
-}
-
 // Describe rewrites a call's status error as "CODE: message" (for
 // example "Unauthenticated: missing or invalid API key"); other errors
 // pass through.

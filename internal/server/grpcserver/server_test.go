@@ -26,7 +26,6 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
@@ -745,39 +744,6 @@ func TestShutdown(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestStreamRequestMirrorsGenerateRequest(t *testing.T) {
-	// Every field is set, so a field added to GenerateStreamRequest but
-	// not here fails the count below.
-	full := &lumenv1.GenerateStreamRequest{
-		Model: "m", Prompt: "p", Messages: []*lumenv1.ChatMessage{{Role: "user", Content: "c"}}, MaxTokens: 3,
-		Temperature: proto.Float32(0.1), TopK: proto.Int32(2), TopP: proto.Float32(0.3), MinP: proto.Float32(0.4),
-		RepetitionPenalty: proto.Float32(0.5), FrequencyPenalty: proto.Float32(0.6), PresencePenalty: proto.Float32(0.7),
-		Seed: proto.Uint32(8), Stop: []string{"s"},
-		Grammar: "root ::= \"a\"", JsonSchema: "{}", JsonObject: true, Tools: []*lumenv1.Tool{{Name: "f"}},
-		ToolChoice: &lumenv1.ToolChoice{Mode: lumenv1.ToolChoice_MODE_REQUIRED}, ParallelToolCalls: proto.Bool(false),
-		LogitBias: map[int32]float32{1: 1}, IgnoreEos: true, Logprobs: true, TopLogprobs: 2, MinTokens: 1,
-	}
-	set := 0
-	full.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })
-	streamFields := full.ProtoReflect().Descriptor().Fields().Len()
-	unaryFields := (&lumenv1.GenerateRequest{}).ProtoReflect().Descriptor().Fields().Len()
-	if set != streamFields || unaryFields != streamFields {
-		t.Fatalf("test sets %d fields; GenerateStreamRequest has %d, GenerateRequest %d", set, streamFields, unaryFields)
-	}
-	det := proto.MarshalOptions{Deterministic: true}
-	want, err := det.Marshal(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := det.Marshal(unaryRequest(full))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("unaryRequest lost fields: %v from %v", unaryRequest(full), full)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	lumenv1 "github.com/lumenllm/lumen/gen/lumen/v1"
 	"github.com/lumenllm/lumen/internal/chat"
+	"github.com/lumenllm/lumen/internal/grpcmsg"
 	"github.com/lumenllm/lumen/internal/inference"
 	"github.com/lumenllm/lumen/internal/reqerr"
 	"github.com/lumenllm/lumen/internal/toolcall"
@@ -87,7 +88,12 @@ func tokenLogprobs(tokens []inference.TokenInfo) []*lumenv1.TokenLogprob {
 
 func (s *service) GenerateStream(req *lumenv1.GenerateStreamRequest, stream grpc.ServerStreamingServer[lumenv1.GenerateStreamResponse]) error {
 	ctx := stream.Context()
-	in, err := generateRequest(unaryRequest(req))
+	unary, err := grpcmsg.Unary(req)
+	if err != nil {
+		// Not for a decoded message: its strings are UTF-8.
+		return failed(ctx, reqerr.Invalid("request", "%v", err))
+	}
+	in, err := generateRequest(unary)
 	if err != nil {
 		return failed(ctx, err)
 	}
@@ -360,37 +366,6 @@ func valueOr[T any](p *T, def T) T {
 		return def
 	}
 	return *p
-}
-
-// unaryRequest views a stream request as the GenerateRequest it mirrors
-// field for field (a test checks that no field is missed).
-func unaryRequest(r *lumenv1.GenerateStreamRequest) *lumenv1.GenerateRequest {
-	return &lumenv1.GenerateRequest{
-		Model:             r.GetModel(),
-		Prompt:            r.GetPrompt(),
-		Messages:          r.GetMessages(),
-		MaxTokens:         r.GetMaxTokens(),
-		Temperature:       r.Temperature,
-		TopK:              r.TopK,
-		TopP:              r.TopP,
-		MinP:              r.MinP,
-		RepetitionPenalty: r.RepetitionPenalty,
-		FrequencyPenalty:  r.FrequencyPenalty,
-		PresencePenalty:   r.PresencePenalty,
-		Seed:              r.Seed,
-		Stop:              r.GetStop(),
-		Grammar:           r.GetGrammar(),
-		JsonSchema:        r.GetJsonSchema(),
-		JsonObject:        r.GetJsonObject(),
-		Tools:             r.GetTools(),
-		ToolChoice:        r.GetToolChoice(),
-		ParallelToolCalls: r.ParallelToolCalls,
-		LogitBias:         r.GetLogitBias(),
-		IgnoreEos:         r.GetIgnoreEos(),
-		Logprobs:          r.GetLogprobs(),
-		TopLogprobs:       r.GetTopLogprobs(),
-		MinTokens:         r.GetMinTokens(),
-	}
 }
 
 // messages converts chat messages.
