@@ -108,15 +108,20 @@ func BenchmarkTracingCost(b *testing.B) {
 			tr.Step(scheduler.StepInfo{Start: t0, End: t0.Add(50 * time.Millisecond), DecodeTokens: 8, KVUsed: 640, Device: "cpu", Seqs: seqs})
 		})
 		// A whole request's tracing: its span started, then ended with
-		// queue, prefill (two chunk events) and decode children, metrics
-		// and the access log line (discarded).
+		// prepare (and tokenize), queue, prefill (two chunk events) and
+		// decode children, metrics and the access log line (discarded).
 		at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 		ms := func(n int) time.Time { return at.Add(time.Duration(n) * time.Millisecond) }
 		res := scheduler.Result{ID: "cmpl-bench", Finish: scheduler.FinishLength, PromptTokens: 12, CompletionTokens: 5, Slot: 1,
 			Timings: scheduler.Timings{Enqueued: at, Admitted: ms(10), FirstToken: ms(30), Finished: ms(70), DecodeSteps: 4, DecodeBatchSum: 10,
 				PrefillChunks: []scheduler.Chunk{{Start: ms(10), End: ms(20), Tokens: 4}, {Start: ms(20), End: ms(30), Tokens: 4}}}}
+		// With its prepare phase as the inference layer records it: the
+		// prepare span and its tokenize child before the queue.
+		prepared := info
+		prepared.Received = at.Add(-2 * time.Millisecond)
+		prepared.Tokenize = recorder.Phase{Start: at.Add(-time.Millisecond), End: at}
 		run("request", func(int) {
-			tr.Finished(tr.StartRequest(context.Background(), info), res)
+			tr.Finished(tr.StartRequest(context.Background(), prepared), res)
 		})
 	}
 }
