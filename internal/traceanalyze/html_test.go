@@ -131,14 +131,7 @@ func TestHTMLEscapesSpanText(t *testing.T) {
 			"gen_ai.request.model", `</title><iframe src="https://evil.example/">`),
 		span("t", "q", "r", "queue", 0, 10),
 	}
-	r, err := Analyze(spans, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
-	}
+	buf := reportHTML(t, spans)
 	doc := parseHTML(t, buf.Bytes())
 	CheckSelfContained(t, doc) // no <script>, <img>, <iframe> made it in
 	var texts []string
@@ -156,14 +149,7 @@ func TestHTMLEscapesSpanText(t *testing.T) {
 }
 
 func TestHTMLWithoutRequests(t *testing.T) {
-	r, err := Analyze([]Span{batch("b", 0, 1, 1)}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
-	}
+	buf := reportHTML(t, []Span{batch("b", 0, 1, 1)})
 	if !strings.Contains(buf.String(), "no request spans") {
 		t.Error("empty charts are not explained")
 	}
@@ -176,14 +162,7 @@ func TestHTMLShowsPrepare(t *testing.T) {
 		span("t", "x", "r", "prepare", 0, 2),
 		span("t", "q", "r", "queue", 2, 10),
 	}
-	r, err := Analyze(spans, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := r.WriteHTML(&buf); err != nil {
-		t.Fatal(err)
-	}
+	buf := reportHTML(t, spans)
 	prepareBars, prepareRow := 0, false
 	walk(parseHTML(t, buf.Bytes()), func(n *html.Node) {
 		if hasClass(n, "bar") && hasClass(n, "prepare") {
@@ -196,4 +175,18 @@ func TestHTMLShowsPrepare(t *testing.T) {
 	if prepareBars != 1 || !prepareRow {
 		t.Errorf("%d prepare bars (want 1), phase row %v", prepareBars, prepareRow)
 	}
+}
+
+// reportHTML is the HTML report of spans.
+func reportHTML(t *testing.T, spans []Span) *bytes.Buffer {
+	t.Helper()
+	r, err := Analyze(spans, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
 }
