@@ -98,19 +98,19 @@ func expand(base inference.GenerateRequest, n int) []inference.GenerateRequest {
 	return out
 }
 
-// startAll submits every request under ctx, or none: when one is refused
+// startAll submits every request under r's context, or none: when one is refused
 // those submitted are closed, and the error response is written. err is
 // a failure building the requests. The caller defers closeAll on the
 // streams, so that every request ends (and its spans with it) before the
 // handler returns and the transport's span ends.
-func (s *Server) startAll(ctx context.Context, w http.ResponseWriter, r *http.Request, reqs []inference.GenerateRequest, err error) ([]*inference.Stream, bool) {
+func (s *Server) startAll(w http.ResponseWriter, r *http.Request, reqs []inference.GenerateRequest, err error) ([]*inference.Stream, bool) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return nil, false
 	}
 	streams := make([]*inference.Stream, 0, len(reqs))
 	for _, req := range reqs {
-		st, err := s.cfg.API.Generate(ctx, req)
+		st, err := s.cfg.API.Generate(r.Context(), req)
 		if err != nil {
 			closeAll(streams)
 			s.writeError(w, r, err)

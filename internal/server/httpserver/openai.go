@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -181,15 +180,14 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	for i := range reqs {
 		reqs[i].ID = id
 	}
-	// Cancelled when the handler returns: a choice still running after a
-	// sibling failed (or the client left) is stopped.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	streams, ok := s.startAll(ctx, w, r, reqs, err)
+	streams, ok := s.startAll(w, r, reqs, err)
 	if !ok {
 		return
 	}
+	// A choice still running when the handler returns (a sibling failed,
+	// the client left) is stopped, and its spans end first.
 	defer closeAll(streams)
+	ctx := r.Context()
 	m := newMeta("cmpl-", streams[0])
 	chunk := func(i int, text string, finish *string) completion {
 		return completion{ID: m.id, Object: "text_completion", Created: m.created, Model: m.model,
@@ -296,13 +294,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			reqs = expand(req, n)
 		}
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	streams, ok := s.startAll(ctx, w, r, reqs, err)
+	streams, ok := s.startAll(w, r, reqs, err)
 	if !ok {
 		return
 	}
 	defer closeAll(streams)
+	ctx := r.Context()
 	m := newMeta("chatcmpl-", streams[0])
 	if !opts.Stream {
 		resp := chatCompletion{ID: m.id, Object: "chat.completion", Created: m.created, Model: m.model}
@@ -410,7 +407,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // start submits req, unless building it failed (err), and reports whether
 // the handler may go on; on failure the error response is written.
 func (s *Server) start(w http.ResponseWriter, r *http.Request, req inference.GenerateRequest, err error) (*inference.Stream, bool) {
-	streams, ok := s.startAll(r.Context(), w, r, []inference.GenerateRequest{req}, err)
+	streams, ok := s.startAll(w, r, []inference.GenerateRequest{req}, err)
 	if !ok {
 		return nil, false
 	}
