@@ -410,9 +410,10 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		Propagator:          propagator,
 		Shutdown:            shutdown,
 		ForceFlush: func(ctx context.Context) error {
-			// The batch provider's processors are the main one's, so
-			// flushing the main provider flushes both.
-			if err := errors.Join(batchTP.ForceFlush(ctx), tp.ForceFlush(ctx), meters.flush(ctx)); err != nil {
+			// The batch provider's processors are the main one's (its
+			// own ForceFlush passes them by), so flushing the main
+			// provider flushes both.
+			if err := errors.Join(tp.ForceFlush(ctx), meters.flush(ctx)); err != nil {
 				return fmt.Errorf("telemetry: flush: %w", err)
 			}
 			return nil
