@@ -455,9 +455,9 @@ func dedupBOS(toks []int32) []int32 {
 // (bad input), ErrUnknownModel, reqerr.ErrQueueFull or
 // reqerr.ErrDraining.
 func (s *Service) Generate(ctx context.Context, req GenerateRequest) (*Stream, error) {
-	// The request span starts here, once the request is known to be
-	// valid: its prepare child covers validation, the chat template and
-	// tokenization, up to the submission.
+	// The request span, made only once the request is known to be valid,
+	// is dated from here: its prepare child covers validation, the chat
+	// template and tokenization, up to the submission.
 	info := recorder.RequestInfo{Received: time.Now()}
 	if err := s.checkModel(req.Model); err != nil {
 		return nil, err
